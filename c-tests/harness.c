@@ -1,0 +1,193 @@
+#include "harness.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+
+int h_failures;
+static int last_client_alert = -1;
+
+SSL_CTX *h_server_ctx(const char *cn)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    X509_NAME *name;
+    if (ctx == NULL || key == NULL || cert == NULL)
+        return NULL;
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_set_pubkey(cert, key);
+    name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_sign(cert, key, EVP_sha256());
+    SSL_CTX_use_certificate(ctx, cert);
+    SSL_CTX_use_PrivateKey(ctx, key);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+static void client_info(const SSL *ssl, int where, int ret)
+{
+    (void)ssl;
+    if ((where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
+        last_client_alert = ret & 0xff;
+}
+
+SSL_CTX *h_client_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_info_callback(ctx, client_info);
+    return ctx;
+}
+
+/* Moves every pending byte from one side's write BIO to the other's read BIO. */
+static void pump(BIO *from, BIO *to, int corrupt)
+{
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(from, buf, sizeof buf)) > 0) {
+        if (corrupt)
+            buf[n - 1] ^= 0x5a;
+        BIO_write(to, buf, n);
+    }
+}
+
+static int fatal(SSL *ssl, int rc)
+{
+    int e = SSL_get_error(ssl, rc);
+    return rc <= 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+}
+
+struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts *o)
+{
+    struct h_result r;
+    SSL *c = SSL_new(cctx), *s = SSL_new(listener);
+    BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem());
+    BIO *s_in = BIO_new(BIO_s_mem()), *s_out = BIO_new(BIO_s_mem());
+    int i, a = 0, b = 0;
+    char byte;
+
+    memset(&r, 0, sizeof r);
+    r.alert = -1;
+    last_client_alert = -1;
+    SSL_set_bio(c, c_in, c_out);
+    SSL_set_bio(s, s_in, s_out);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    if (o->version) {
+        SSL_set_min_proto_version(c, o->version);
+        SSL_set_max_proto_version(c, o->version);
+    }
+    if (o->sni)
+        SSL_set_tlsext_host_name(c, o->sni);
+    if (o->offer)
+        SSL_set_session(c, o->offer);
+
+    /* Errors are read right after each call: writing into a memory BIO clears its retry flag. */
+    for (i = 0; i < 50; i++) {
+        int dead_c = 0, dead_s = 0;
+        if (a != 1) {
+            a = SSL_do_handshake(c);
+            dead_c = fatal(c, a);
+        }
+        pump(c_out, s_in, 0);
+        if (b != 1) {
+            b = SSL_do_handshake(s);
+            dead_s = fatal(s, b);
+        }
+        pump(s_out, c_in, 0);
+        if ((a == 1 && b == 1) || dead_c || dead_s)
+            break;
+    }
+    r.ok = a == 1 && b == 1;
+    if (r.ok) {
+        /* Application data both ways: the client reads the server's byte, and with it any
+         * TLS 1.3 NewSessionTicket sent before it. */
+        SSL_write(s, "s", 1);
+        pump(s_out, c_in, 0);
+        SSL_read(c, &byte, 1);
+        SSL_write(c, "c", 1);
+        pump(c_out, s_in, o->corrupt_after);
+        if (SSL_read(s, &byte, 1) <= 0) {
+            pump(s_out, c_in, 0);
+            SSL_read(c, &byte, 1);
+        } else {
+            SSL_shutdown(c);
+            pump(c_out, s_in, 0);
+            SSL_shutdown(s);
+            pump(s_out, c_in, 0);
+            SSL_shutdown(c);
+        }
+    } else {
+        if (getenv("H_DEBUG"))
+            ERR_print_errors_fp(stderr);
+        pump(s_out, c_in, 0);
+        SSL_do_handshake(c);
+    }
+    r.alert = last_client_alert;
+    r.resumed = SSL_session_reused(s);
+    r.session = SSL_get1_session(c);
+    if (snicache_conn_info_get(s, &r.info) == SNICACHE_RESULT_OK) {
+        r.have_info = 1;
+        snprintf(r.vhost, sizeof r.vhost, "%.*s", (int)r.info.vhost_len, r.info.vhost);
+        if (r.info.reason)
+            snprintf(r.reason, sizeof r.reason, "%.*s", (int)r.info.reason_len, r.info.reason);
+    }
+    SSL_free(c);
+    SSL_free(s);
+    return r;
+}
+
+SSL_SESSION *h_session_with_hostname(SSL_SESSION *s, const char *hostname)
+{
+    SSL_SESSION *copy = SSL_SESSION_dup(s);
+    SSL_SESSION_set1_hostname(copy, hostname);
+    return copy;
+}
+
+snicache_config *h_config(const char **names, SSL_CTX **ctxs, int n)
+{
+    snicache_ssl_api api;
+    snicache_config *config = NULL;
+    int i;
+    snicache_ssl_api_init(&api);
+    CHECK_OK(snicache_config_new(&api, &config));
+    for (i = 0; i < n; i++)
+        CHECK_OK(snicache_config_add_vhost(config, names[i], ctxs[i], 0, i == 0 ? SNICACHE_VHOST_DEFAULT : 0));
+    return config;
+}
+
+snicache_stats h_stats(const snicache_cache *cache, const char *vhost)
+{
+    snicache_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_OK(snicache_cache_stats(cache, vhost, &st));
+    return st;
+}
+
+uint64_t h_refusals(const snicache_cache *cache, const char *vhost, const char *reason)
+{
+    uint64_t n = 0;
+    CHECK_OK(snicache_cache_refusals(cache, vhost, reason, &n));
+    return n;
+}
+
+int h_done(const char *name)
+{
+    if (h_failures) {
+        fprintf(stderr, "FAIL %s: %d check(s) failed\n", name, h_failures);
+        return 1;
+    }
+    printf("ok %s\n", name);
+    return 0;
+}

@@ -1,0 +1,331 @@
+//! One connection's decisions: routing its ClientHello, looking up the session it offers,
+//! storing the sessions it is issued, checking tickets, and invalidating after a fatal alert.
+//! Pure Rust: the C surface gathers the facts from the host and acts on the answers.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use super::policy::{Facts, MAX_LIFETIME};
+use super::stats::Event;
+use super::vhosts::{parse_server_name, RouteError, MAX_NAME};
+use super::{Engine, Level};
+use crate::record::{self, Meta};
+use crate::store::{Key, Lookup, Value};
+
+/// How the connection's resumption attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No session offered, or none found.
+    Full,
+    Resumed,
+    /// Refused by the policy rule with this index.
+    Refused(u16),
+}
+
+const ISSUED: usize = 4;
+
+/// Per-connection state, kept in the `SSL` object's ex_data.
+pub struct Conn {
+    pub vhost: u32,
+    sni: [u8; MAX_NAME],
+    sni_len: u8,
+    /// The ClientHello offered extended master secret; `None` when not seen.
+    pub client_ems: Option<bool>,
+    /// The stored session this connection resumed.
+    pub resumed: Option<Key>,
+    issued: [Option<Key>; ISSUED],
+    issued_next: usize,
+    pub outcome: Outcome,
+}
+
+impl Conn {
+    pub fn sni(&self) -> Option<&str> {
+        // Only validated ASCII host names are copied in.
+        (self.sni_len > 0)
+            .then(|| std::str::from_utf8(&self.sni[..self.sni_len as usize]).unwrap_or(""))
+    }
+
+    fn issued(&mut self, key: Key) {
+        self.issued[self.issued_next % ISSUED] = Some(key);
+        self.issued_next += 1;
+    }
+}
+
+/// Facts about the connection at lookup time that only the host library knows.
+pub struct HostFacts<'a> {
+    pub now: u64,
+    pub version: u16,
+    pub cipher_enabled: &'a dyn Fn(u16) -> bool,
+}
+
+/// A new session to store, described by the host library.
+pub struct NewSession<'a> {
+    pub id: &'a [u8],
+    pub created: u64,
+    pub version: u16,
+    pub cipher: u16,
+    pub ems: bool,
+    pub alpn: &'a [u8],
+    pub der: &'a [u8],
+    /// An in-process object to reuse on hits, and the memory it holds.
+    pub local: Option<(Arc<dyn Any + Send + Sync>, usize)>,
+}
+
+impl Engine {
+    /// Validates the SNI (`server_name_ext` is the raw extension body, `None` when absent) and
+    /// picks the vhost.
+    pub fn client_hello(
+        &self,
+        server_name_ext: Option<&[u8]>,
+        client_ems: Option<bool>,
+    ) -> Result<Conn, RouteError> {
+        let mut sni = [0u8; MAX_NAME];
+        let sni_len = match server_name_ext {
+            None => 0,
+            Some(ext) => parse_server_name(ext, &mut sni).inspect_err(|_| {
+                self.stats
+                    .listener
+                    .malformed_sni
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.log(Level::Info, || {
+                    "malformed server_name refused with illegal_parameter".into()
+                });
+            })?,
+        };
+        let name = std::str::from_utf8(&sni[..sni_len])
+            .ok()
+            .filter(|s| !s.is_empty());
+        let vhost = self.vhosts.route(name, self.strict_sni).inspect_err(|_| {
+            self.stats
+                .listener
+                .unknown_sni
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.log(Level::Info, || {
+                format!("unknown server name {name:?} refused with unrecognized_name")
+            });
+        })?;
+        Ok(Conn {
+            vhost,
+            sni,
+            sni_len: sni_len as u8,
+            client_ems,
+            resumed: None,
+            issued: [None; ISSUED],
+            issued_next: 0,
+            outcome: Outcome::Full,
+        })
+    }
+
+    fn lifetime(&self, vhost: u32) -> u32 {
+        self.vhosts.get(vhost).options.timeout.min(MAX_LIFETIME)
+    }
+
+    fn facts<'a>(&'a self, conn: &'a Conn, host: &'a HostFacts<'a>) -> Facts<'a> {
+        Facts {
+            vhost: self.vhosts.get(conn.vhost),
+            sni: conn.sni(),
+            now: host.now,
+            version: host.version,
+            client_ems: conn.client_ems,
+            cipher_enabled: host.cipher_enabled,
+        }
+    }
+
+    /// Runs the policy; counts and logs a refusal.
+    fn judge(&self, conn: &mut Conn, session: &Meta<'_>, host: &HostFacts<'_>) -> bool {
+        match self.policy.evaluate(session, &self.facts(conn, host)) {
+            Ok(()) => true,
+            Err(rule) => {
+                conn.outcome = Outcome::Refused(rule as u16);
+                self.stats.refuse(conn.vhost, rule);
+                self.log(Level::Info, || {
+                    format!(
+                        "vhost {} sni {:?}: resumption refused ({}); full handshake",
+                        self.vhosts.get(conn.vhost).name,
+                        conn.sni(),
+                        self.policy.name(rule)
+                    )
+                });
+                false
+            }
+        }
+    }
+
+    /// Looks up the session id the client offered. `Some` is the stored value the policy allows
+    /// (call `resumed` once the host accepted it); `None` means a full handshake (miss, refusal
+    /// or bad input, each counted).
+    pub fn lookup(&self, conn: &mut Conn, id: &[u8], host: &HostFacts<'_>) -> Option<Value> {
+        let Some(key) = Key::new(conn.vhost, id) else {
+            self.stats.count(conn.vhost, Event::BadId);
+            return None;
+        };
+        let value = match self.store.get(&key, host.now) {
+            Lookup::Hit(v) => v,
+            Lookup::Miss | Lookup::Expired => {
+                self.stats.count(conn.vhost, Event::Miss);
+                return None;
+            }
+        };
+        let Ok(rec) = record::decode(&value.bytes) else {
+            self.corrupt(conn.vhost, &key);
+            return None;
+        };
+        if !self.judge(conn, &rec.meta, host) {
+            return None;
+        }
+        conn.resumed = Some(key);
+        Some(value)
+    }
+
+    /// The host library took the session `lookup` allowed: count the hit and, on a single-use
+    /// vhost, remove the session so it never resumes again.
+    pub fn resumed(&self, conn: &mut Conn) {
+        conn.outcome = Outcome::Resumed;
+        self.stats.count(conn.vhost, Event::Hit);
+        if let Some(key) = conn.resumed {
+            if self.vhosts.get(conn.vhost).options.single_use && self.store.remove(&key) {
+                self.stats.count(conn.vhost, Event::SingleUse);
+            }
+        }
+    }
+
+    /// A stored record (or the session inside it) could not be decoded: drop it, count it.
+    pub fn corrupt(&self, vhost: u32, key: &Key) {
+        self.store.remove(key);
+        self.stats.count(vhost, Event::Corrupt);
+        self.log(Level::Warn, || {
+            format!(
+                "vhost {}: corrupt stored session dropped",
+                self.vhosts.get(vhost).name
+            )
+        });
+    }
+
+    fn meta<'a>(&'a self, conn: &'a Conn, s: &NewSession<'a>) -> Meta<'a> {
+        Meta {
+            vhost: &self.vhosts.get(conn.vhost).name,
+            sni: conn.sni(),
+            created: s.created,
+            timeout: self.lifetime(conn.vhost),
+            version: s.version,
+            cipher: s.cipher,
+            ems: s.ems,
+            invalidated: false,
+            alpn: s.alpn,
+        }
+    }
+
+    /// Stores a session issued on this connection under (vhost, id).
+    pub fn store_session(&self, conn: &mut Conn, s: NewSession<'_>) -> bool {
+        let Some(key) = Key::new(conn.vhost, s.id) else {
+            self.stats.count(conn.vhost, Event::BadId);
+            return false;
+        };
+        let meta = self.meta(conn, &s);
+        let expires = meta.expires_at();
+        let result = record::encode(&meta, s.der)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let mut value = Value::new(bytes);
+                if let Some((local, cost)) = s.local {
+                    value.local = Some(local);
+                    value.local_cost = cost;
+                }
+                self.store
+                    .put(key, value, expires)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(()) => {
+                self.stats.count(conn.vhost, Event::Store);
+                conn.issued(key);
+                true
+            }
+            Err(e) => {
+                self.stats.count(conn.vhost, Event::StoreError);
+                self.log(Level::Warn, || {
+                    format!(
+                        "vhost {}: session not stored: {e}",
+                        self.vhosts.get(conn.vhost).name
+                    )
+                });
+                false
+            }
+        }
+    }
+
+    /// The record to seal into a stateless ticket issued on this connection (OpenSSL app data).
+    pub fn ticket_appdata(&self, conn: &Conn, s: &NewSession<'_>) -> Vec<u8> {
+        record::encode(&self.meta(conn, s), &[]).unwrap_or_default()
+    }
+
+    /// Decides whether a decrypted stateless ticket carrying `appdata` may resume here.
+    pub fn check_ticket(
+        &self,
+        conn: &mut Conn,
+        appdata: Option<&[u8]>,
+        host: &HostFacts<'_>,
+    ) -> bool {
+        let Some(rec) = appdata.and_then(|a| record::decode(a).ok()) else {
+            self.stats.count(conn.vhost, Event::Corrupt);
+            self.log(Level::Info, || {
+                "ticket without snicache data refused; full handshake".into()
+            });
+            return false;
+        };
+        if !self.judge(conn, &rec.meta, host) {
+            return false;
+        }
+        self.stats.count(conn.vhost, Event::Hit);
+        conn.outcome = Outcome::Resumed;
+        true
+    }
+
+    /// A fatal alert ended the connection (RFC 5246 §7.2.2): the session it resumed and those it
+    /// was issued must never resume again. The resumed one becomes a tombstone that the
+    /// `invalidated` rule refuses, so every server sharing the store learns of it.
+    pub fn invalidate(&self, conn: &mut Conn, now: u64) {
+        if let Some(key) = conn.resumed.take() {
+            let vhost = self.vhosts.get(key.vhost);
+            let meta = Meta {
+                vhost: &vhost.name,
+                sni: conn.sni(),
+                created: now,
+                timeout: self.lifetime(key.vhost),
+                version: 0,
+                cipher: 0,
+                ems: false,
+                invalidated: true,
+                alpn: &[],
+            };
+            if let Ok(bytes) = record::encode(&meta, &[]) {
+                if self
+                    .store
+                    .put(key, Value::new(bytes), meta.expires_at())
+                    .is_err()
+                {
+                    self.store.remove(&key);
+                }
+            }
+            self.stats.count(key.vhost, Event::Invalidation);
+        }
+        for key in conn.issued.iter_mut().filter_map(Option::take) {
+            if self.store.remove(&key) {
+                self.stats.count(key.vhost, Event::Invalidation);
+            }
+        }
+        self.log(Level::Info, || {
+            format!(
+                "vhost {}: fatal alert; sessions of this connection invalidated",
+                self.vhosts.get(conn.vhost).name
+            )
+        });
+    }
+
+    /// Removes a session the host library dropped (expiry or its own alert handling).
+    pub fn remove(&self, vhost: u32, id: &[u8]) {
+        if let Some(key) = Key::new(vhost, id) {
+            self.store.remove(&key);
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The engine: virtual hosts, the resumption policy, per-connection decisions and stats, over a
+//! store. Safe Rust, no SSL objects: the C surface feeds it facts read through the host table.
+
+pub mod handshake;
+pub mod policy;
+pub mod stats;
+pub mod vhosts;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, Usage};
+use policy::Policy;
+use stats::{Event, Stats};
+use vhosts::VHosts;
+
+/// Log levels, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Where log lines go (the host's log through a C callback, or a Rust logger).
+pub trait Log: Send + Sync {
+    fn enabled(&self, level: Level) -> bool;
+    fn write(&self, level: Level, message: &str);
+}
+
+pub struct Engine {
+    pub vhosts: VHosts,
+    pub policy: Policy,
+    pub store: Box<dyn Store>,
+    pub stats: Stats,
+    /// Refuse unknown SNI with `unrecognized_name` instead of using the default vhost.
+    pub strict_sni: bool,
+    pub log: Option<Arc<dyn Log>>,
+}
+
+impl Engine {
+    pub fn new(
+        vhosts: VHosts,
+        policy: Policy,
+        store: Box<dyn Store>,
+        strict_sni: bool,
+        log: Option<Arc<dyn Log>>,
+    ) -> Engine {
+        let stats = Stats::new(vhosts.len(), policy.len());
+        Engine {
+            vhosts,
+            policy,
+            store,
+            stats,
+            strict_sni,
+            log,
+        }
+    }
+
+    /// Formats and writes a line only when the level is enabled.
+    pub fn log(&self, level: Level, message: impl FnOnce() -> String) {
+        if let Some(log) = &self.log {
+            if log.enabled(level) {
+                log.write(level, &message());
+            }
+        }
+    }
+
+    /// Stats for one vhost or, with `None`, all of them.
+    pub fn snapshot(&self, vhost: Option<u32>) -> Snapshot {
+        let e = |ev| self.stats.event(vhost, ev);
+        Snapshot {
+            hits: e(Event::Hit),
+            misses: e(Event::Miss),
+            stores: e(Event::Store),
+            store_errors: e(Event::StoreError),
+            corrupt: e(Event::Corrupt),
+            bad_ids: e(Event::BadId),
+            invalidations: e(Event::Invalidation),
+            refusals: self.stats.all_refusals(vhost),
+            usage: self.store.usage(vhost),
+        }
+    }
+
+    /// All stats as JSON: totals, listener counters, then each vhost with refusals by reason.
+    pub fn stats_json(&self) -> String {
+        let mut out = String::from("{");
+        let section = |out: &mut String, vhost: Option<u32>| {
+            let s = self.snapshot(vhost);
+            let _ = write!(
+                out,
+                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
+                s.hits, s.misses, s.stores, s.store_errors, s.corrupt, s.bad_ids, s.invalidations,
+                s.usage.evictions, s.usage.expirations, s.usage.entries, s.usage.bytes
+            );
+            for rule in 0..self.policy.len() {
+                let sep = if rule == 0 { "" } else { "," };
+                let _ = write!(
+                    out,
+                    "{sep}\"{}\":{}",
+                    json_escape(self.policy.name(rule)),
+                    self.stats.refusals(vhost, rule)
+                );
+            }
+            out.push('}');
+        };
+        out.push_str("\"total\":{");
+        section(&mut out, None);
+        let l = &self.stats.listener;
+        let _ = write!(
+            out,
+            "}},\"listener\":{{\"malformed_sni\":{},\"unknown_sni\":{}}},\"vhosts\":{{",
+            l.malformed_sni.load(std::sync::atomic::Ordering::Relaxed),
+            l.unknown_sni.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        for (i, v) in self.vhosts.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}\"{}\":{{", json_escape(&v.name));
+            section(&mut out, Some(v.index));
+            out.push('}');
+        }
+        out.push_str("}}");
+        out
+    }
+}
+
+fn json_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32).chars().collect(),
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// Counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub hits: u64,
+    pub misses: u64,
+    pub stores: u64,
+    pub store_errors: u64,
+    pub corrupt: u64,
+    pub bad_ids: u64,
+    pub invalidations: u64,
+    pub refusals: u64,
+    pub usage: Usage,
+}
+
+/// The session id context of a vhost: SHA-256 over its name, certificate and client-auth mode,
+/// so a change of any of them makes older sessions unusable (R2, R10; nginx does the same).
+pub fn session_id_context(name: &str, cert_der: &[u8], verify_mode: i32) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"snicache sid_ctx v1\0");
+    h.update(name.as_bytes());
+    h.update([0]);
+    h.update(cert_der);
+    h.update(verify_mode.to_be_bytes());
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::handshake::{HostFacts, NewSession, Outcome};
+    use crate::engine::vhosts::{RouteError, VHostOptions};
+    use crate::store::memory::MemoryStore;
+
+    fn engine(single_use: bool) -> Engine {
+        let mut v = VHosts::default();
+        let o = VHostOptions {
+            timeout: 300,
+            is_default: true,
+            single_use,
+            allow_no_ems: false,
+        };
+        v.add("a.test", 1, o).unwrap();
+        v.add(
+            "*.b.test",
+            2,
+            VHostOptions {
+                is_default: false,
+                ..o
+            },
+        )
+        .unwrap();
+        Engine::new(
+            v,
+            Policy::default(),
+            Box::new(MemoryStore::new(1 << 20, 1000, 2)),
+            false,
+            None,
+        )
+    }
+
+    fn sni_ext(name: &str) -> Vec<u8> {
+        let mut e = ((name.len() + 3) as u16).to_be_bytes().to_vec();
+        e.push(0);
+        e.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        e.extend_from_slice(name.as_bytes());
+        e
+    }
+
+    fn new_session(id: &[u8]) -> NewSession<'_> {
+        NewSession {
+            id,
+            created: 1000,
+            version: 0x0303,
+            cipher: 0xc02f,
+            ems: true,
+            alpn: b"",
+            der: b"DER",
+            local: None,
+        }
+    }
+
+    const ALL: &dyn Fn(u16) -> bool = &|_| true;
+
+    fn at(now: u64) -> HostFacts<'static> {
+        HostFacts {
+            now,
+            version: 0x0303,
+            cipher_enabled: ALL,
+        }
+    }
+
+    #[test]
+    fn same_name_resumes_other_name_is_refused_and_counted() {
+        let e = engine(false);
+        let mut c = e
+            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .unwrap();
+        assert_eq!(c.vhost, 1);
+        assert!(e.store_session(&mut c, new_session(b"id1")));
+        let mut again = e
+            .client_hello(Some(&sni_ext("X.B.TEST")), Some(true))
+            .unwrap();
+        assert!(e.lookup(&mut again, b"id1", &at(1001)).is_some());
+        e.resumed(&mut again);
+        assert_eq!(again.outcome, Outcome::Resumed);
+        let mut other = e
+            .client_hello(Some(&sni_ext("y.b.test")), Some(true))
+            .unwrap();
+        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_none());
+        assert_eq!(other.outcome, Outcome::Refused(1));
+        assert_eq!(e.stats.refusals(Some(1), 1), 1);
+        let mut cross = e
+            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .unwrap();
+        assert!(
+            e.lookup(&mut cross, b"id1", &at(1001)).is_none(),
+            "another vhost never sees the key"
+        );
+        assert_eq!(e.snapshot(None).hits, 1);
+    }
+
+    #[test]
+    fn fatal_alert_leaves_a_tombstone() {
+        let e = engine(false);
+        let mut c = e.client_hello(None, Some(true)).unwrap();
+        e.store_session(&mut c, new_session(b"id1"));
+        let mut r = e.client_hello(None, Some(true)).unwrap();
+        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_some());
+        e.resumed(&mut r);
+        e.invalidate(&mut r, 1002);
+        let mut again = e.client_hello(None, Some(true)).unwrap();
+        assert!(e.lookup(&mut again, b"id1", &at(1003)).is_none());
+        assert_eq!(
+            e.stats
+                .refusals(None, e.policy.position("invalidated").unwrap()),
+            1
+        );
+    }
+
+    #[test]
+    fn single_use_sessions_resume_once() {
+        let e = engine(true);
+        let mut c = e.client_hello(None, Some(true)).unwrap();
+        e.store_session(&mut c, new_session(b"id1"));
+        let mut r = e.client_hello(None, Some(true)).unwrap();
+        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_some());
+        e.resumed(&mut r);
+        let mut r2 = e.client_hello(None, Some(true)).unwrap();
+        assert!(e.lookup(&mut r2, b"id1", &at(1001)).is_none());
+    }
+
+    #[test]
+    fn bad_input_is_counted_not_fatal() {
+        let e = engine(false);
+        assert_eq!(
+            e.client_hello(Some(b"\x00\x05\x00\x00\x02a\0"), None).err(),
+            Some(RouteError::Malformed)
+        );
+        let mut c = e.client_hello(None, None).unwrap();
+        assert!(e.lookup(&mut c, &[1u8; 33], &at(0)).is_none());
+        assert!(e.lookup(&mut c, &[], &at(0)).is_none());
+        assert_eq!(e.snapshot(None).bad_ids, 2);
+        e.store
+            .put(
+                crate::store::Key::new(0, b"junk").unwrap(),
+                crate::store::Value::new(vec![1, 2, 3]),
+                u64::MAX,
+            )
+            .unwrap();
+        assert!(e.lookup(&mut c, b"junk", &at(0)).is_none());
+        assert_eq!(e.snapshot(None).corrupt, 1);
+        assert_eq!(e.store.usage(None).entries, 0, "corrupt record dropped");
+    }
+
+    #[test]
+    fn tickets_carry_their_vhost_and_sni() {
+        let e = engine(false);
+        let c = e
+            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .unwrap();
+        let data = e.ticket_appdata(&c, &new_session(b""));
+        let mut same = e
+            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .unwrap();
+        assert!(e.check_ticket(&mut same, Some(&data), &at(1001)));
+        let mut other = e
+            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .unwrap();
+        assert!(!e.check_ticket(&mut other, Some(&data), &at(1001)));
+        assert_eq!(other.outcome, Outcome::Refused(0));
+        let mut none = e
+            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .unwrap();
+        assert!(!e.check_ticket(&mut none, None, &at(1001)));
+    }
+
+    #[test]
+    fn stats_json_lists_every_reason() {
+        let e = engine(false);
+        let json = e.stats_json();
+        for name in [
+            "vhost",
+            "sni",
+            "invalidated",
+            "expired",
+            "version",
+            "cipher",
+            "ems",
+            "\"*.b.test\"",
+        ] {
+            assert!(json.contains(name), "{name} missing in {json}");
+        }
+    }
+
+    #[test]
+    fn sid_ctx_depends_on_name_cert_and_verify_mode() {
+        let base = session_id_context("a.test", b"cert", 0);
+        assert_ne!(base, session_id_context("b.test", b"cert", 0));
+        assert_ne!(base, session_id_context("a.test", b"cert2", 0));
+        assert_ne!(base, session_id_context("a.test", b"cert", 1));
+        assert_eq!(base, session_id_context("a.test", b"cert", 0));
+    }
+}

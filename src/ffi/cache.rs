@@ -1,0 +1,374 @@
+//! `snicache_cache`: the immutable, shareable cache made from a config, attached to listener
+//! contexts, and its stats.
+
+use std::os::raw::{c_char, c_void};
+use std::sync::Arc;
+
+use super::config::snicache_config;
+use super::error::fail;
+use super::{arg, arg_str, guard, out, snicache_result};
+use crate::engine::policy::Policy;
+use crate::engine::{session_id_context, Engine};
+use crate::host::ssl_api::{
+    host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_INFO,
+    SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE, SNICACHE_INSTALL_TICKET_CHECK,
+};
+use crate::store::memory::MemoryStore;
+
+/// `snicache_cache_attach` flags: everything (the default when 0 is passed).
+pub const SNICACHE_ATTACH_ALL: u32 = SNICACHE_INSTALL_CLIENT_HELLO
+    | SNICACHE_INSTALL_SESSION_CACHE
+    | SNICACHE_INSTALL_SERVERNAME
+    | SNICACHE_INSTALL_INFO
+    | SNICACHE_INSTALL_TICKET_CHECK;
+
+/// A session cache (opaque). Thread-safe: every function taking a `const snicache_cache *` may
+/// be called from any thread.
+pub struct snicache_cache {
+    pub(crate) engine: Engine,
+    pub(crate) host: &'static HostApi,
+    /// Session id context of each vhost, by vhost index.
+    pub(crate) sid_ctx: Vec<[u8; 32]>,
+}
+
+impl snicache_cache {
+    pub(crate) fn vhost_by_sid_ctx(&self, sid: &[u8]) -> Option<u32> {
+        self.sid_ctx
+            .iter()
+            .position(|s| s[..] == *sid)
+            .map(|i| i as u32)
+    }
+}
+
+/// Releases a context's reference to a cache. Called only by the `SSL_CTX` ex_data free
+/// callback that `snicache_ssl.h` registers, with the pointer stored in snicache's index.
+#[no_mangle]
+pub extern "C" fn snicache_hook_release_cache(ptr: *mut c_void) {
+    // SAFETY: per the contract, ptr comes from snicache's own ctx ex_data slot.
+    super::boundary((), || unsafe { release_ctx_ref(ptr) })
+}
+
+unsafe fn release_ctx_ref(ptr: *mut c_void) {
+    if !ptr.is_null() {
+        // SAFETY: ex_data of our ctx index only ever holds Arc::into_raw of a cache.
+        drop(unsafe { Arc::from_raw(ptr as *const snicache_cache) });
+    }
+}
+
+/// Makes a cache from `config` (which is only read; free it whenever you like).
+///
+/// Derives each vhost's session id context from its name, certificate and verify mode and sets
+/// it on the vhost's `SSL_CTX`, so the contexts must be fully configured first.
+/// On success `*out` owns the cache; release it with `snicache_cache_free`. Contexts it is
+/// attached to keep their own reference, so it lives until the last of them is freed too.
+#[no_mangle]
+pub extern "C" fn snicache_cache_new(
+    config: *const snicache_config,
+    out_cache: *mut *const snicache_cache,
+) -> snicache_result {
+    guard(|| {
+        let config = arg(config, "config")?;
+        if out_cache.is_null() {
+            return Err(fail(snicache_result::NullParameter, "out"));
+        }
+        if config.vhosts.is_empty() {
+            return Err(fail(snicache_result::NoVhosts, ""));
+        }
+        let host = config.host;
+        let mut vhosts = config.vhosts.clone();
+        vhosts.fill_timeouts(config.timeout);
+        let mut sid_ctx = Vec::with_capacity(vhosts.len());
+        for v in vhosts.iter() {
+            let ctx = v.ctx as *mut c_void;
+            let (cert, mode) = if ctx.is_null() {
+                (Vec::new(), 0)
+            } else {
+                // SAFETY: the vhost's SSL_CTX is live per snicache_config_add_vhost's contract.
+                unsafe { (ctx_cert(host, ctx), host_call!(host, ctx_verify_mode(ctx))) }
+            };
+            let sid = session_id_context(&v.name, &cert, mode);
+            // SAFETY: as above; sid is 32 bytes (SSL_MAX_SID_CTX_LENGTH).
+            if !ctx.is_null()
+                && unsafe { host_call!(host, ctx_set_sid_ctx(ctx, sid.as_ptr(), 32)) } != 1
+            {
+                return Err(fail(
+                    snicache_result::HostCallFailed,
+                    format!("SSL_CTX_set_session_id_context for {}", v.name),
+                ));
+            }
+            sid_ctx.push(sid);
+        }
+        let mut policy = Policy::default();
+        for rule in &config.rules {
+            policy.push(rule.clone());
+        }
+        let store = MemoryStore::new(config.max_bytes, config.max_entries, vhosts.len());
+        let engine = Engine::new(
+            vhosts,
+            policy,
+            Box::new(store),
+            config.strict_sni,
+            config.log.clone(),
+        );
+        out(
+            out_cache,
+            Arc::into_raw(Arc::new(snicache_cache {
+                engine,
+                host,
+                sid_ctx,
+            })),
+            "out",
+        )
+    })
+}
+
+/// The DER of a context's certificate (empty when it has none).
+unsafe fn ctx_cert(host: &HostApi, ctx: *mut c_void) -> Vec<u8> {
+    // SAFETY: the caller passes a live SSL_CTX; the buffer has the length the host asked for.
+    unsafe {
+        let n = host_call!(host, ctx_cert_der(ctx, std::ptr::null_mut(), 0));
+        if n <= 0 {
+            return Vec::new();
+        }
+        let mut buf = vec![0u8; n as usize];
+        let m = host_call!(host, ctx_cert_der(ctx, buf.as_mut_ptr(), buf.len()));
+        buf.truncate(m.max(0) as usize);
+        buf
+    }
+}
+
+/// Releases the caller's reference to a cache. NULL is accepted. Contexts the cache is
+/// attached to keep it alive until they are freed.
+#[no_mangle]
+pub extern "C" fn snicache_cache_free(cache: *const snicache_cache) {
+    super::boundary((), || {
+        if !cache.is_null() {
+            // SAFETY: made by snicache_cache_new; the caller gives up its reference.
+            drop(unsafe { Arc::from_raw(cache) });
+        }
+    })
+}
+
+/// Stores a reference to `cache` in `ctx`'s ex_data, replacing (and releasing) another cache's.
+unsafe fn hold(
+    cache: *const snicache_cache,
+    host: &HostApi,
+    ctx: *mut c_void,
+) -> Result<(), snicache_result> {
+    // SAFETY: ctx is a live SSL_CTX (caller's contract); the slot holds our Arcs only.
+    unsafe {
+        let old =
+            host_call!(host, ctx_get_ex_data(ctx, host.ctx_ex_index)) as *const snicache_cache;
+        if old == cache {
+            return Ok(());
+        }
+        Arc::increment_strong_count(cache);
+        if host_call!(
+            host,
+            ctx_set_ex_data(ctx, host.ctx_ex_index, cache as *mut c_void)
+        ) != 1
+        {
+            Arc::decrement_strong_count(cache);
+            return Err(fail(snicache_result::HostCallFailed, "SSL_CTX_set_ex_data"));
+        }
+        release_ctx_ref(old as *mut c_void);
+    }
+    Ok(())
+}
+
+/// Attaches the cache to a listener's `SSL_CTX *` (the context connections start on) and to
+/// every vhost's context: the ClientHello callback that picks the vhost and switches context,
+/// the session new/get/remove callbacks with OpenSSL's internal cache off (external only), the
+/// servername callback, the info callback that sees fatal alerts, and the ticket check that
+/// refuses another vhost's stateless ticket. `flags` selects parts (`SNICACHE_INSTALL_*`); 0 means
+/// all. Hosts that keep their own callbacks leave those parts out and call the matching
+/// `snicache_on_*` function from theirs.
+///
+/// Each context keeps a reference to the cache until it is freed. Call it before the context
+/// serves connections, from one thread.
+#[no_mangle]
+pub extern "C" fn snicache_cache_attach(
+    cache: *const snicache_cache,
+    ssl_ctx: *mut c_void,
+    flags: u32,
+) -> snicache_result {
+    guard(|| {
+        let c = arg(cache, "cache")?;
+        if ssl_ctx.is_null() {
+            return Err(fail(snicache_result::NullParameter, "ssl_ctx"));
+        }
+        if flags & !SNICACHE_ATTACH_ALL != 0 {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("unknown attach flags {flags:#x}"),
+            ));
+        }
+        let flags = if flags == 0 {
+            SNICACHE_ATTACH_ALL
+        } else {
+            flags
+        };
+        let host = c.host;
+        let arg = cache as *mut c_void;
+        // SAFETY: the listener ctx is live per this function's contract.
+        unsafe {
+            hold(cache, host, ssl_ctx)?;
+            if host_call!(host, ctx_install(ssl_ctx, flags, arg)) != 1 {
+                return Err(fail(
+                    snicache_result::HostCallFailed,
+                    "installing callbacks on the listener context",
+                ));
+            }
+        }
+        // After the switch to a vhost's context, OpenSSL reads the info and ticket callbacks
+        // from that context.
+        let per_vhost = flags & (SNICACHE_INSTALL_INFO | SNICACHE_INSTALL_TICKET_CHECK);
+        for v in c
+            .engine
+            .vhosts
+            .iter()
+            .filter(|v| v.ctx != 0 && v.ctx != ssl_ctx as usize)
+        {
+            let ctx = v.ctx as *mut c_void;
+            // SAFETY: vhost contexts outlive the cache per snicache_config_add_vhost.
+            unsafe {
+                hold(cache, host, ctx)?;
+                if per_vhost != 0 && host_call!(host, ctx_install(ctx, per_vhost, arg)) != 1 {
+                    return Err(fail(
+                        snicache_result::HostCallFailed,
+                        format!("installing callbacks on vhost {}", v.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Counters, for one vhost or in total.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct snicache_stats {
+    /// Sessions handed back for resumption (session ids and tickets).
+    pub hits: u64,
+    /// Offered session ids not found (or expired in the store).
+    pub misses: u64,
+    /// Sessions stored.
+    pub stores: u64,
+    /// Sessions the store refused or failed to store.
+    pub store_errors: u64,
+    /// Sessions evicted to stay within the memory or entry bound.
+    pub evictions: u64,
+    /// Sessions found expired in the store.
+    pub expirations: u64,
+    /// Sessions in the store now.
+    pub entries: u64,
+    /// Bytes the store charges now (records plus per-entry overhead).
+    pub bytes: u64,
+    /// Resumptions refused by a policy rule, all reasons together.
+    pub refusals: u64,
+    /// Stored records or tickets that failed to decode.
+    pub corrupt: u64,
+    /// Offered session ids that were unusable (over 32 bytes).
+    pub bad_ids: u64,
+    /// Sessions invalidated after a fatal alert.
+    pub invalidations: u64,
+}
+
+fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
+    if vhost.is_null() {
+        return Ok(None);
+    }
+    let name = arg_str(vhost, "vhost")?;
+    c.engine
+        .vhosts
+        .by_name(name)
+        .map(|v| Some(v.index))
+        .ok_or_else(|| fail(snicache_result::UnknownVhost, name))
+}
+
+/// Reads the counters of the vhost named `vhost` (as configured, e.g. `*.example.com`), or the
+/// totals when `vhost` is NULL, into `*out`.
+#[no_mangle]
+pub extern "C" fn snicache_cache_stats(
+    cache: *const snicache_cache,
+    vhost: *const c_char,
+    out_stats: *mut snicache_stats,
+) -> snicache_result {
+    guard(|| {
+        let c = arg(cache, "cache")?;
+        let v = vhost_index(c, vhost)?;
+        let s = c.engine.snapshot(v);
+        let stats = snicache_stats {
+            hits: s.hits,
+            misses: s.misses,
+            stores: s.stores,
+            store_errors: s.store_errors,
+            evictions: s.usage.evictions,
+            expirations: s.usage.expirations,
+            entries: s.usage.entries,
+            bytes: s.usage.bytes,
+            refusals: s.refusals,
+            corrupt: s.corrupt,
+            bad_ids: s.bad_ids,
+            invalidations: s.invalidations,
+        };
+        out(out_stats, stats, "out")
+    })
+}
+
+/// Reads how often the rule named `reason` (`sni`, `vhost`, `expired`, …, or a host rule's
+/// name) refused resumption, for one vhost or in total (`vhost` NULL).
+#[no_mangle]
+pub extern "C" fn snicache_cache_refusals(
+    cache: *const snicache_cache,
+    vhost: *const c_char,
+    reason: *const c_char,
+    out_count: *mut u64,
+) -> snicache_result {
+    guard(|| {
+        let c = arg(cache, "cache")?;
+        let v = vhost_index(c, vhost)?;
+        let reason = arg_str(reason, "reason")?;
+        let rule = c
+            .engine
+            .policy
+            .position(reason)
+            .ok_or_else(|| fail(snicache_result::UnknownReason, reason))?;
+        out(out_count, c.engine.stats.refusals(v, rule), "out")
+    })
+}
+
+/// Writes all stats as JSON (totals, listener counters, each vhost with refusals by reason)
+/// into `buf` with a terminating NUL, and its length without the NUL into `*out_len`.
+/// With `buf` NULL, only `*out_len` is written. When `cap` is too small nothing is written and
+/// the result is `SNICACHE_RESULT_BUFFER_TOO_SMALL`.
+#[no_mangle]
+pub extern "C" fn snicache_cache_stats_json(
+    cache: *const snicache_cache,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> snicache_result {
+    guard(|| {
+        let c = arg(cache, "cache")?;
+        if out_len.is_null() {
+            return Err(fail(snicache_result::NullParameter, "out_len"));
+        }
+        let json = c.engine.stats_json();
+        if !buf.is_null() {
+            if json.len() >= cap {
+                return Err(fail(
+                    snicache_result::BufferTooSmall,
+                    format!("{} bytes needed", json.len() + 1),
+                ));
+            }
+            // SAFETY: the caller gives `cap` writable bytes; we write len + 1 <= cap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(json.as_ptr(), buf as *mut u8, json.len());
+                *buf.add(json.len()) = 0;
+            }
+        }
+        out(out_len, json.len(), "out_len")
+    })
+}

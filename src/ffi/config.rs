@@ -1,0 +1,285 @@
+//! `snicache_config`: the builder a host fills before making a cache. Not thread-safe; a
+//! config can make any number of caches and is freed independently of them.
+
+use std::os::raw::{c_char, c_void};
+use std::sync::Arc;
+
+use super::error::fail;
+use super::hooks::{snicache_log_cb, snicache_log_level, snicache_rule_cb, CLog, CRule};
+use super::{arg_mut, arg_str, guard, out, snicache_result};
+use crate::engine::policy::{Rule, MAX_LIFETIME};
+use crate::engine::vhosts::{NameError, VHostOptions, VHosts};
+use crate::engine::{Level, Log};
+use crate::host::ssl_api::{self, snicache_ssl_api, HostApi};
+
+/// `snicache_config_add_vhost` flag: the vhost for absent or unknown SNI.
+pub const SNICACHE_VHOST_DEFAULT: u32 = 1;
+/// `snicache_config_add_vhost` flag: a session resumes at most once (RFC 8446 §8.1).
+pub const SNICACHE_VHOST_SINGLE_USE: u32 = 2;
+/// `snicache_config_add_vhost` flag: resume when neither the session nor the client uses
+/// extended master secret (RFC 7627 §5.3 says the server SHOULD abort; refused by default).
+pub const SNICACHE_VHOST_ALLOW_NO_EMS: u32 = 4;
+
+/// Default memory bound: 10 MiB, like `ssl_session_cache shared:SSL:10m`.
+pub const SNICACHE_DEFAULT_MAX_BYTES: u64 = 10 << 20;
+/// Default session lifetime: 5 minutes, OpenSSL's and nginx's default.
+pub const SNICACHE_DEFAULT_TIMEOUT: u32 = 300;
+
+/// A cache configuration under construction (opaque).
+pub struct snicache_config {
+    pub(crate) host: &'static HostApi,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_entries: u64,
+    pub(crate) timeout: u32,
+    pub(crate) strict_sni: bool,
+    pub(crate) vhosts: VHosts,
+    pub(crate) rules: Vec<Arc<dyn Rule>>,
+    pub(crate) log: Option<Arc<dyn Log>>,
+}
+
+impl snicache_config {
+    /// Adds a policy rule written in Rust; it runs after the built-in rules and earlier ones.
+    pub fn push_rule(&mut self, rule: Arc<dyn Rule>) -> Result<(), snicache_result> {
+        let builtin = crate::engine::policy::Policy::default()
+            .position(rule.name())
+            .is_some();
+        if builtin || self.rules.iter().any(|r| r.name() == rule.name()) {
+            return Err(fail(snicache_result::DuplicateRule, rule.name()));
+        }
+        self.rules.push(rule);
+        Ok(())
+    }
+}
+
+/// Makes a config with defaults (10m, no entry limit, 300 s, default SNI fallback on).
+///
+/// `api` is the host SSL table filled by `snicache_ssl_api_init()`; it is copied. The first
+/// table a process gives is kept for its whole life (one SSL library per process).
+/// On success `*out` owns a new config; free it with `snicache_config_free`.
+#[no_mangle]
+pub extern "C" fn snicache_config_new(
+    api: *const snicache_ssl_api,
+    out_config: *mut *mut snicache_config,
+) -> snicache_result {
+    guard(|| {
+        let api = super::arg(api, "api")?;
+        if out_config.is_null() {
+            return Err(fail(snicache_result::NullParameter, "out"));
+        }
+        // SAFETY: the contract of this function: a table from snicache_ssl.h.
+        let host = unsafe { ssl_api::install(api) }.map_err(|e| match e {
+            ssl_api::ApiError::Version => fail(
+                snicache_result::SslApiVersion,
+                format!(
+                    "table version {}, expected {}",
+                    api.version,
+                    ssl_api::SNICACHE_SSL_API_VERSION
+                ),
+            ),
+            ssl_api::ApiError::Incomplete => fail(snicache_result::SslApiIncomplete, ""),
+            ssl_api::ApiError::ExIndex => fail(snicache_result::SslExIndex, ""),
+        })?;
+        let config = Box::new(snicache_config {
+            host,
+            max_bytes: SNICACHE_DEFAULT_MAX_BYTES,
+            max_entries: u64::MAX,
+            timeout: SNICACHE_DEFAULT_TIMEOUT,
+            strict_sni: false,
+            vhosts: VHosts::default(),
+            rules: Vec::new(),
+            log: None,
+        });
+        out(out_config, Box::into_raw(config), "out")
+    })
+}
+
+/// Frees a config. NULL is accepted. Caches made from it are not affected.
+#[no_mangle]
+pub extern "C" fn snicache_config_free(config: *mut snicache_config) {
+    super::boundary((), || {
+        if !config.is_null() {
+            // SAFETY: made by snicache_config_new and, per the contract, not used after this.
+            drop(unsafe { Box::from_raw(config) });
+        }
+    })
+}
+
+/// Sets the memory bound from an nginx-style size: "10m", "512k", "1g" or bytes.
+/// The bound covers records and per-entry overhead; the oldest sessions are evicted past it.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_size(
+    config: *mut snicache_config,
+    size: *const c_char,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let text = arg_str(size, "size")?;
+        let bytes = crate::size::parse(text)
+            .ok_or_else(|| fail(snicache_result::InvalidSize, format!("{text:?}")))?;
+        if bytes < 16 * 1024 {
+            return Err(fail(
+                snicache_result::InvalidSize,
+                format!("{text:?} is below the 16k minimum"),
+            ));
+        }
+        config.max_bytes = bytes;
+        Ok(())
+    })
+}
+
+/// Caps the number of stored sessions (0 means no cap besides the memory bound).
+#[no_mangle]
+pub extern "C" fn snicache_config_set_max_entries(
+    config: *mut snicache_config,
+    max_entries: u64,
+) -> snicache_result {
+    guard(|| {
+        arg_mut(config, "config")?.max_entries = if max_entries == 0 {
+            u64::MAX
+        } else {
+            max_entries
+        };
+        Ok(())
+    })
+}
+
+/// Sets the default session lifetime in seconds, 1 to 86400 (RFC 5246 §F.1.4's 24 h ceiling),
+/// for vhosts added with timeout 0.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_timeout(
+    config: *mut snicache_config,
+    seconds: u32,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        if seconds == 0 || seconds > MAX_LIFETIME {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("timeout {seconds} s is not in 1..=86400"),
+            ));
+        }
+        config.timeout = seconds;
+        Ok(())
+    })
+}
+
+/// Strict SNI (RFC 6066 §3, ALPACA): a ClientHello naming no configured vhost is refused with a
+/// fatal `unrecognized_name` alert instead of being served by the default vhost. A ClientHello
+/// without SNI still goes to the default vhost.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_strict_sni(
+    config: *mut snicache_config,
+    strict: bool,
+) -> snicache_result {
+    guard(|| {
+        arg_mut(config, "config")?.strict_sni = strict;
+        Ok(())
+    })
+}
+
+/// Sends log lines up to `max_level` (refusals at INFO, store errors at WARN) to `cb`.
+/// `cb` NULL turns logging off. `cb` and `userdata` must stay valid and be callable from any
+/// thread for as long as a cache made from this config lives.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_log(
+    config: *mut snicache_config,
+    cb: snicache_log_cb,
+    userdata: *mut c_void,
+    max_level: snicache_log_level,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let max = match max_level as u32 {
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            4 => Level::Debug,
+            n => {
+                return Err(fail(
+                    snicache_result::InvalidParameter,
+                    format!("log level {n}"),
+                ))
+            }
+        };
+        config.log = cb.map(|cb| Arc::new(CLog { cb, userdata, max }) as Arc<dyn Log>);
+        Ok(())
+    })
+}
+
+/// Adds a virtual host: `name` is an exact DNS name or a wildcard `*.example.com` (matching any
+/// name below it; the longest wildcard wins, an exact name beats any wildcard). `ssl_ctx` is the
+/// host's `SSL_CTX *` for this vhost, or NULL to keep the listener's; it is borrowed and must
+/// outlive every cache made from this config, and its certificate and verify mode must be set
+/// before `snicache_cache_new`, which derives the vhost's session id context from them.
+/// `timeout` is the session lifetime in seconds (0: the config's default; capped at 86400).
+/// `flags` combines `SNICACHE_VHOST_*`.
+#[no_mangle]
+pub extern "C" fn snicache_config_add_vhost(
+    config: *mut snicache_config,
+    name: *const c_char,
+    ssl_ctx: *mut c_void,
+    timeout: u32,
+    flags: u32,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let name = arg_str(name, "name")?;
+        if flags
+            & !(SNICACHE_VHOST_DEFAULT | SNICACHE_VHOST_SINGLE_USE | SNICACHE_VHOST_ALLOW_NO_EMS)
+            != 0
+        {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("unknown vhost flags {flags:#x}"),
+            ));
+        }
+        let options = VHostOptions {
+            timeout: timeout.min(MAX_LIFETIME),
+            is_default: flags & SNICACHE_VHOST_DEFAULT != 0,
+            single_use: flags & SNICACHE_VHOST_SINGLE_USE != 0,
+            allow_no_ems: flags & SNICACHE_VHOST_ALLOW_NO_EMS != 0,
+        };
+        config
+            .vhosts
+            .add(name, ssl_ctx as usize, options)
+            .map(drop)
+            .map_err(|e| match e {
+                NameError::Invalid => fail(snicache_result::InvalidVhostName, format!("{name:?}")),
+                NameError::Duplicate => fail(snicache_result::DuplicateVhost, name),
+                NameError::SecondDefault => fail(snicache_result::SecondDefault, name),
+            })
+    })
+}
+
+/// Adds a policy rule written in C, run after the built-in rules and rules added before it.
+/// `name` (copied; 1 to 64 bytes of `[a-z0-9_-]`) is the refusal reason in stats and logs.
+/// `cb` and `userdata` must stay valid and thread-safe for as long as a cache made from this
+/// config lives.
+#[no_mangle]
+pub extern "C" fn snicache_config_add_rule(
+    config: *mut snicache_config,
+    name: *const c_char,
+    cb: snicache_rule_cb,
+    userdata: *mut c_void,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let name = arg_str(name, "name")?;
+        let cb = cb.ok_or_else(|| fail(snicache_result::NullParameter, "cb"))?;
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("rule name {name:?}"),
+            ));
+        }
+        config.push_rule(Arc::new(CRule {
+            name: name.to_owned(),
+            cb,
+            userdata,
+        }))
+    })
+}

@@ -1,0 +1,137 @@
+//! What a host plugs in: a log callback and policy rules written in C. Both are nullable
+//! function pointers with `userdata` first.
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use crate::engine::policy::{Facts, Rule};
+use crate::engine::{Level, Log};
+use crate::record::Meta;
+
+/// Log levels passed to the log callback.
+#[repr(u32)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum snicache_log_level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+/// Receives one log line: `message` is `len` bytes, not NUL-terminated, valid only during the
+/// call. Called from handshake threads, so it must be thread-safe.
+pub type snicache_log_cb = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        level: snicache_log_level,
+        message: *const c_char,
+        len: usize,
+    ),
+>;
+
+pub(crate) struct CLog {
+    pub cb: unsafe extern "C" fn(*mut c_void, snicache_log_level, *const c_char, usize),
+    pub userdata: *mut c_void,
+    pub max: Level,
+}
+
+// SAFETY: the host promises (snicache_config_set_log) that the callback and userdata may be
+// used from any thread.
+unsafe impl Send for CLog {}
+// SAFETY: as above.
+unsafe impl Sync for CLog {}
+
+impl Log for CLog {
+    fn enabled(&self, level: Level) -> bool {
+        level <= self.max
+    }
+    fn write(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Error => snicache_log_level::Error,
+            Level::Warn => snicache_log_level::Warn,
+            Level::Info => snicache_log_level::Info,
+            Level::Debug => snicache_log_level::Debug,
+        };
+        // SAFETY: the host's callback, with a buffer valid for the call.
+        unsafe {
+            (self.cb)(
+                self.userdata,
+                level,
+                message.as_ptr() as *const c_char,
+                message.len(),
+            )
+        }
+    }
+}
+
+/// What a C rule sees of a resumption attempt. Strings are not NUL-terminated and live only
+/// during the call; `sni` and `session_sni` are NULL when absent.
+#[repr(C)]
+pub struct snicache_rule_input {
+    /// The virtual host of this connection.
+    pub vhost: *const c_char,
+    pub vhost_len: usize,
+    /// The SNI of this ClientHello.
+    pub sni: *const c_char,
+    pub sni_len: usize,
+    /// The SNI the session was made under.
+    pub session_sni: *const c_char,
+    pub session_sni_len: usize,
+    /// Seconds since the session was made.
+    pub age: u64,
+    /// Protocol version of the session (0x0303 TLS 1.2, 0x0304 TLS 1.3).
+    pub version: u16,
+    /// IANA id of the session's cipher suite.
+    pub cipher: u16,
+    /// ALPN protocol of the session; `alpn_len` 0 when none.
+    pub alpn: *const u8,
+    pub alpn_len: usize,
+}
+
+/// A policy rule: return 0 to allow resumption, anything else to refuse it (full handshake),
+/// counted under the rule's name. Called from handshake threads; must be thread-safe and fast.
+pub type snicache_rule_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, input: *const snicache_rule_input) -> c_int>;
+
+pub(crate) struct CRule {
+    pub name: String,
+    pub cb: unsafe extern "C" fn(*mut c_void, *const snicache_rule_input) -> c_int,
+    pub userdata: *mut c_void,
+}
+
+// SAFETY: the host promises (snicache_config_add_rule) thread-safe callback and userdata.
+unsafe impl Send for CRule {}
+// SAFETY: as above.
+unsafe impl Sync for CRule {}
+
+fn text(s: Option<&str>) -> (*const c_char, usize) {
+    s.map_or((std::ptr::null(), 0), |s| {
+        (s.as_ptr() as *const c_char, s.len())
+    })
+}
+
+impl Rule for CRule {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
+        let (vhost, vhost_len) = text(Some(&f.vhost.name));
+        let (sni, sni_len) = text(f.sni);
+        let (session_sni, session_sni_len) = text(s.sni);
+        let input = snicache_rule_input {
+            vhost,
+            vhost_len,
+            sni,
+            sni_len,
+            session_sni,
+            session_sni_len,
+            age: f.now.saturating_sub(s.created),
+            version: s.version,
+            cipher: s.cipher,
+            alpn: s.alpn.as_ptr(),
+            alpn_len: s.alpn.len(),
+        };
+        // SAFETY: the host's callback, with an input valid for the call.
+        unsafe { (self.cb)(self.userdata, &input) == 0 }
+    }
+}

@@ -1,0 +1,74 @@
+//! The C surface: thin exported functions that check pointers, catch panics and translate to
+#![allow(non_camel_case_types)]
+// Exported functions take raw pointers by design (checked for NULL, documented in the header);
+// marking them `unsafe` would change nothing for C callers.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+//! and from the engine. Nothing below this module knows it exists.
+
+pub mod cache;
+pub mod callbacks;
+pub mod config;
+pub mod error;
+pub mod hooks;
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub use error::snicache_result;
+
+/// Runs `f`, turning a panic into `default`: no unwinding crosses into C.
+pub(crate) fn boundary<T>(default: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+}
+
+/// Like `boundary` for functions that return a result code.
+pub(crate) fn guard(f: impl FnOnce() -> Result<(), snicache_result>) -> snicache_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => snicache_result::Ok,
+        Ok(Err(code)) => code,
+        Err(_) => snicache_result::Panic,
+    }
+}
+
+/// A borrowed, non-NULL pointer argument.
+pub(crate) fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T, snicache_result> {
+    // SAFETY: the exported function's contract says non-NULL pointers are valid for the call.
+    unsafe { p.as_ref() }.ok_or_else(|| error::fail(snicache_result::NullParameter, name))
+}
+
+/// A borrowed, non-NULL, mutable pointer argument.
+pub(crate) fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T, snicache_result> {
+    // SAFETY: as in `arg`, and the contract says the object is not used concurrently.
+    unsafe { p.as_mut() }.ok_or_else(|| error::fail(snicache_result::NullParameter, name))
+}
+
+/// A NUL-terminated string argument that must be UTF-8.
+pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, snicache_result> {
+    if p.is_null() {
+        return Err(error::fail(snicache_result::NullParameter, name));
+    }
+    // SAFETY: non-NULL and, per the contract, NUL-terminated and live for the call.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| {
+        error::fail(
+            snicache_result::InvalidParameter,
+            format!("{name} is not UTF-8"),
+        )
+    })
+}
+
+/// Writes an output pointer; outputs are written only on success.
+pub(crate) fn out<T>(p: *mut T, value: T, name: &str) -> Result<(), snicache_result> {
+    if p.is_null() {
+        return Err(error::fail(snicache_result::NullParameter, name));
+    }
+    // SAFETY: non-NULL and, per the contract, writable.
+    unsafe { p.write(value) };
+    Ok(())
+}
+
+/// The library version, a static NUL-terminated string equal to `SNICACHE_VERSION`.
+#[no_mangle]
+pub extern "C" fn snicache_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}

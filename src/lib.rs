@@ -1,0 +1,13 @@
+//! snicache: a per-virtual-host TLS session cache with an RFC resumption policy, for servers
+//! built on OpenSSL or BoringSSL, exposed through a C ABI (`include/snicache.h`).
+//!
+//! Layers, top to bottom: `ffi` (the C surface and panic boundary) → `engine` (virtual hosts,
+//! policy, per-connection decisions, stats) → `store` (memory, behind one trait) → `record`.
+//! `host` holds the table of the host's SSL functions; only `ffi` calls through it.
+
+pub mod engine;
+pub mod ffi;
+pub mod host;
+pub mod record;
+pub mod size;
+pub mod store;

@@ -1,0 +1,107 @@
+//! Stores hold versioned records (see `record.rs`) under (virtual host, session id). They know
+//! nothing of SSL objects; the engine hands them bytes and, for in-process stores, an opaque
+//! attachment it can reuse on a hit.
+
+pub mod memory;
+
+use std::any::Any;
+use std::sync::Arc;
+
+/// Longest session id TLS allows (RFC 5246 §7.4.1.2, RFC 8446 PSK ids we accept as keys).
+pub const MAX_ID_LEN: usize = 32;
+
+/// A store key: virtual host index and session id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Key {
+    pub vhost: u32,
+    len: u8,
+    id: [u8; MAX_ID_LEN],
+}
+
+impl Key {
+    /// `None` for an empty id or one over 32 bytes.
+    pub fn new(vhost: u32, id: &[u8]) -> Option<Key> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return None;
+        }
+        let mut buf = [0u8; MAX_ID_LEN];
+        buf[..id.len()].copy_from_slice(id);
+        Some(Key {
+            vhost,
+            len: id.len() as u8,
+            id: buf,
+        })
+    }
+
+    pub fn id(&self) -> &[u8] {
+        &self.id[..self.len as usize]
+    }
+}
+
+/// What a store keeps for a key.
+#[derive(Clone)]
+pub struct Value {
+    /// The encoded record.
+    pub bytes: Arc<[u8]>,
+    /// An in-process object the engine can reuse on a hit (the host's decoded session);
+    /// stores that leave the process drop it.
+    pub local: Option<Arc<dyn Any + Send + Sync>>,
+    /// Memory the attachment holds, charged against the byte bound.
+    pub local_cost: usize,
+}
+
+impl Value {
+    pub fn new(bytes: Vec<u8>) -> Value {
+        Value {
+            bytes: bytes.into(),
+            local: None,
+            local_cost: 0,
+        }
+    }
+}
+
+/// The answer to a lookup.
+pub enum Lookup {
+    Hit(Value),
+    Miss,
+    /// The entry was there but its lifetime is over; the store dropped it.
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// One record is larger than the store can ever hold.
+    TooLarge,
+    /// The store could not be reached or answered with an error.
+    Unavailable,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreError::TooLarge => "record is larger than the store's bound",
+            StoreError::Unavailable => "store is unavailable",
+        })
+    }
+}
+
+/// Counters a store keeps, per virtual host or in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub entries: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+    pub expirations: u64,
+}
+
+/// The one interface every store implements. All methods are safe to call from many threads.
+pub trait Store: Send + Sync {
+    /// Looks `key` up at time `now` (seconds since the epoch).
+    fn get(&self, key: &Key, now: u64) -> Lookup;
+    /// Stores `value` until `expires_at`, replacing any earlier value for `key`.
+    fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError>;
+    /// Removes `key`; true when something was there.
+    fn remove(&self, key: &Key) -> bool;
+    /// Counters for one virtual host, or the whole store with `None`.
+    fn usage(&self, vhost: Option<u32>) -> Usage;
+}
