@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests, the C tests (plain, ASan+UBSan, and
+# valgrind), and the black-box tests against the demo server. Prints "N passed, M failed" last
+# and exits non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+passed=0
+failed=0
+failures=()
+step() {
+    local name=$1
+    shift
+    echo "=== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "--- FAILED: $name"
+    fi
+}
+
+step "cargo build" cargo build --locked
+step "cargo test" cargo test --locked
+step "c-tests build (plain, asan)" make -s -C c-tests all asan
+for t in target/c/test_*; do
+    [ -x "$t" ] || continue
+    n=$(basename "$t")
+    step "c $n" "$t"
+    step "c $n (asan+ubsan)" env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "target/c/asan/$n"
+    step "c $n (valgrind)" valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$t"
+done
+for t in tests/blackbox/*.sh; do
+    [ -f "$t" ] || continue
+    step "blackbox $(basename "$t" .sh)" bash "$t"
+done
+
+if ((failed)); then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))
