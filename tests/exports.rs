@@ -13,8 +13,15 @@ fn cdylib() -> PathBuf {
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -22,10 +29,22 @@ fn run(cmd: &str, args: &[&str]) -> String {
 fn only_prefixed_symbols_are_exported() {
     let lib = cdylib();
     let syms = run("nm", &["-D", "--defined-only", lib.to_str().unwrap()]);
-    let names: Vec<&str> = syms.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
-    assert!(names.contains(&"snicache_config_new"), "no exports found:\n{syms}");
-    let foreign: Vec<&&str> = names.iter().filter(|n| !n.starts_with("snicache_")).collect();
-    assert!(foreign.is_empty(), "symbols without the snicache_ prefix: {foreign:?}");
+    let names: Vec<&str> = syms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        names.contains(&"snicache_config_new"),
+        "no exports found:\n{syms}"
+    );
+    let foreign: Vec<&&str> = names
+        .iter()
+        .filter(|n| !n.starts_with("snicache_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "symbols without the snicache_ prefix: {foreign:?}"
+    );
 }
 
 #[test]
@@ -33,6 +52,9 @@ fn no_ssl_library_is_linked() {
     let lib = cdylib();
     let dynamic = run("readelf", &["-d", lib.to_str().unwrap()]);
     for needed in dynamic.lines().filter(|l| l.contains("(NEEDED)")) {
-        assert!(!needed.contains("libssl") && !needed.contains("libcrypto"), "links an SSL library: {needed}");
+        assert!(
+            !needed.contains("libssl") && !needed.contains("libcrypto"),
+            "links an SSL library: {needed}"
+        );
     }
 }
