@@ -8,7 +8,7 @@
 #include <string.h>
 
 int h_failures;
-static int last_client_alert = -1;
+static _Thread_local int last_client_alert = -1;
 
 SSL_CTX *h_server_ctx(const char *cn)
 {
@@ -92,6 +92,12 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts 
         SSL_set_tlsext_host_name(c, o->sni);
     if (o->offer)
         SSL_set_session(c, o->offer);
+    if (o->client_options)
+        SSL_set_options(c, o->client_options);
+    if (o->cipher_list)
+        SSL_set_cipher_list(c, o->cipher_list);
+    if (o->ciphersuites)
+        SSL_set_ciphersuites(c, o->ciphersuites);
 
     /* Errors are read right after each call: writing into a memory BIO clears its retry flag. */
     for (i = 0; i < 50; i++) {
@@ -136,6 +142,7 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts 
     }
     r.alert = last_client_alert;
     r.resumed = SSL_session_reused(s);
+    r.cipher = SSL_get_current_cipher(s) ? SSL_CIPHER_get_name(SSL_get_current_cipher(s)) : NULL;
     r.session = SSL_get1_session(c);
     if (snicache_conn_info_get(s, &r.info) == SNICACHE_RESULT_OK) {
         r.have_info = 1;
@@ -152,6 +159,20 @@ SSL_SESSION *h_session_with_hostname(SSL_SESSION *s, const char *hostname)
 {
     SSL_SESSION *copy = SSL_SESSION_dup(s);
     SSL_SESSION_set1_hostname(copy, hostname);
+    return copy;
+}
+
+SSL_SESSION *h_session_copy(SSL_SESSION *s)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    SSL_SESSION *copy;
+    int n = i2d_SSL_SESSION(s, &der);
+    if (n <= 0)
+        return NULL;
+    p = der;
+    copy = d2i_SSL_SESSION(NULL, &p, n);
+    OPENSSL_free(der);
     return copy;
 }
 

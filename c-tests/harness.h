@@ -5,6 +5,8 @@
 #define SNICACHE_HARNESS_H
 
 #include <openssl/ssl.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "snicache.h"
 #include "snicache_ssl.h"
@@ -45,6 +47,9 @@ struct h_opts {
     SSL_SESSION *offer;       /* session the client offers, or NULL */
     int version;              /* TLS1_2_VERSION or TLS1_3_VERSION (0: library default) */
     int corrupt_after;        /* 1: after the handshake, corrupt a client record (fatal alert) */
+    uint64_t client_options;  /* SSL_set_options on the client (e.g. SSL_OP_NO_EXTENDED_MASTER_SECRET) */
+    const char *cipher_list;  /* client TLS <= 1.2 cipher list, or NULL */
+    const char *ciphersuites; /* client TLS 1.3 suites, or NULL */
 };
 
 struct h_result {
@@ -56,6 +61,7 @@ struct h_result {
     int have_info;
     char vhost[256];          /* copied from info */
     char reason[64];
+    const char *cipher;       /* the negotiated cipher's OpenSSL name (static), or NULL */
 };
 
 /* One full connection: handshake, one byte of application data each way (so TLS 1.3 tickets
@@ -65,6 +71,10 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *client, const struct h_opt
 /* A session the client would not offer under another name on its own: a copy with its
  * hostname rewritten, as an attacker's client would send it. */
 SSL_SESSION *h_session_with_hostname(SSL_SESSION *s, const char *hostname);
+
+/* A copy made through i2d/d2i: it drops the in-memory not_resumable mark OpenSSL sets on a
+ * session after a fatal alert, so the client offers it again as an attacker's would. */
+SSL_SESSION *h_session_copy(SSL_SESSION *s);
 
 /* A config with `n` vhosts: names[i] served by ctxs[i]; vhost 0 is the default. */
 snicache_config *h_config(const char **names, SSL_CTX **ctxs, int n);
