@@ -1,0 +1,193 @@
+/* Command-line flags of the demo server. Every bad value exits 2 with a message naming the flag. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "demo.h"
+
+static const char usage[] =
+    "usage: snicache-demo-server --vhost NAME:CERT:KEY [--vhost ...] [options]\n"
+    "\n"
+    "A TLS server (OpenSSL + snicache) with one listener and several virtual hosts; session\n"
+    "resumption is decided per virtual host by snicache.\n"
+    "\n"
+    "  --listen ADDR:PORT      address to listen on (default 127.0.0.1:8443; [::1]:PORT for IPv6)\n"
+    "  --vhost NAME:CERT:KEY   a virtual host: DNS name or *.wildcard, PEM certificate chain and\n"
+    "                          PEM key files; repeatable, at least one\n"
+    "  --default NAME          vhost for connections without SNI or with an unknown name\n"
+    "                          (default: the first --vhost)\n"
+    "  --strict-sni            refuse unknown names with a fatal unrecognized_name alert\n"
+    "  --store SPEC            session store: memory[:SIZE], SIZE like 512k, 10m, 1g\n"
+    "                          (default memory:10m)\n"
+    "  --threads N             worker threads serving connections (default 2)\n"
+    "  --tls-min 1.2|1.3       lowest TLS version (default 1.2)\n"
+    "  --tls-max 1.2|1.3       highest TLS version (default 1.3)\n"
+    "  --tickets on|off        off: no stateless tickets; session ids in TLS 1.2 and stateful\n"
+    "                          sessions in TLS 1.3, both kept by snicache (default on)\n"
+    "  --timeout SECONDS       session lifetime, 1..86400 (default 300)\n"
+    "  --io-timeout SECONDS    time a connection gets for its handshake and for each request\n"
+    "                          before it is closed, 1..3600 (default 5)\n"
+    "  --help                  this text\n"
+    "\n"
+    "Requests: GET / answers 'vhost=NAME sni=SNI resumed=0|1 proto=TLSv1.x worker=ID';\n"
+    "GET /stats answers snicache's counters as JSON. Logs one line per handshake to stderr.\n"
+    "SIGTERM or SIGINT stops the server cleanly (exit 0).\n";
+
+static void bad(const char *flag, const char *value, const char *why)
+{
+    fprintf(stderr, "snicache-demo-server: %s '%s': %s\n(see --help)\n", flag, value, why);
+    exit(2);
+}
+
+static unsigned long number(const char *flag, const char *s, unsigned long min, unsigned long max)
+{
+    char *end;
+    unsigned long v;
+    errno = 0;
+    if (*s < '0' || *s > '9')
+        bad(flag, s, "not a number");
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        bad(flag, s, "not a number");
+    if (v < min || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "out of range (%lu..%lu)", min, max);
+        bad(flag, s, msg);
+    }
+    return v;
+}
+
+static int tls_version(const char *flag, const char *s)
+{
+    if (strcmp(s, "1.2") == 0)
+        return TLS1_2_VERSION;
+    if (strcmp(s, "1.3") == 0)
+        return TLS1_3_VERSION;
+    bad(flag, s, "must be 1.2 or 1.3");
+    return 0;
+}
+
+/* NAME:CERT:KEY. The name has no ':'; the key file is after the last ':'. */
+static void vhost(struct demo_options *o, const char *s)
+{
+    const char *c1 = strchr(s, ':'), *c2 = strrchr(s, ':');
+    struct demo_vhost *v;
+    if (c1 == NULL || c2 == c1 || c1 == s || c2 == c1 + 1 || c2[1] == '\0')
+        bad("--vhost", s, "expected NAME:CERT:KEY");
+    if (o->n_vhosts == DEMO_MAX_VHOSTS)
+        bad("--vhost", s, "too many virtual hosts");
+    v = &o->vhosts[o->n_vhosts++];
+    v->name = strndup(s, (size_t)(c1 - s));
+    v->cert = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    v->key = strdup(c2 + 1);
+    if (v->name == NULL || v->cert == NULL || v->key == NULL) {
+        perror("snicache-demo-server");
+        exit(1);
+    }
+}
+
+/* memory[:SIZE]. The size itself is checked by snicache_config_set_size in main(). */
+static void store(struct demo_options *o, const char *s)
+{
+    if (strcmp(s, "memory") == 0) {
+        o->store_size = "10m";
+        return;
+    }
+    if (strncmp(s, "memory:", 7) == 0) {
+        if (s[7] == '\0')
+            bad("--store", s, "memory: needs a size, e.g. memory:10m");
+        o->store_size = s + 7;
+        return;
+    }
+    if (strncmp(s, "shm:", 4) == 0 || strncmp(s, "redis://", 8) == 0)
+        bad("--store", s, "only memory[:SIZE] is supported so far (shm: and redis:// stores are planned)");
+    bad("--store", s, "expected memory[:SIZE] (shm: and redis:// stores are planned, not available yet)");
+}
+
+void demo_parse_options(int argc, char **argv, struct demo_options *o)
+{
+    int i;
+    memset(o, 0, sizeof *o);
+    o->listen = "127.0.0.1:8443";
+    o->store_size = "10m";
+    o->threads = 2;
+    o->tls_min = TLS1_2_VERSION;
+    o->tls_max = TLS1_3_VERSION;
+    o->tickets = 1;
+    o->timeout = 300;
+    o->io_timeout = 5;
+
+    for (i = 1; i < argc; i++) {
+        char flag[32];
+        const char *arg = argv[i], *eq = strchr(arg, '='), *value = NULL;
+        size_t flen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+
+        if (strncmp(arg, "--", 2) != 0 || flen >= sizeof flag)
+            bad("argument", arg, "unknown argument");
+        memcpy(flag, arg, flen);
+        flag[flen] = '\0';
+
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (strcmp(flag, "--strict-sni") == 0) {
+            if (eq != NULL)
+                bad(flag, eq + 1, "takes no value");
+            o->strict_sni = 1;
+            continue;
+        }
+        /* Every other flag takes a value: --flag VALUE or --flag=VALUE. */
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            bad(flag, "", "missing value");
+
+        if (strcmp(flag, "--listen") == 0) {
+            if (strrchr(value, ':') == NULL)
+                bad(flag, value, "expected ADDR:PORT");
+            o->listen = value;
+        } else if (strcmp(flag, "--vhost") == 0) {
+            vhost(o, value);
+        } else if (strcmp(flag, "--default") == 0) {
+            o->default_vhost = value;
+        } else if (strcmp(flag, "--store") == 0) {
+            store(o, value);
+        } else if (strcmp(flag, "--threads") == 0) {
+            o->threads = (int)number(flag, value, 1, 256);
+        } else if (strcmp(flag, "--tls-min") == 0) {
+            o->tls_min = tls_version(flag, value);
+        } else if (strcmp(flag, "--tls-max") == 0) {
+            o->tls_max = tls_version(flag, value);
+        } else if (strcmp(flag, "--tickets") == 0) {
+            if (strcmp(value, "on") == 0)
+                o->tickets = 1;
+            else if (strcmp(value, "off") == 0)
+                o->tickets = 0;
+            else
+                bad(flag, value, "must be on or off");
+        } else if (strcmp(flag, "--timeout") == 0) {
+            o->timeout = (unsigned)number(flag, value, 1, 86400);
+        } else if (strcmp(flag, "--io-timeout") == 0) {
+            o->io_timeout = (unsigned)number(flag, value, 1, 3600);
+        } else {
+            bad("flag", flag, "unknown flag");
+        }
+    }
+
+    if (o->n_vhosts == 0)
+        bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
+    if (o->tls_min > o->tls_max)
+        bad("--tls-min", o->tls_min == TLS1_3_VERSION ? "1.3" : "1.2", "is above --tls-max");
+    if (o->default_vhost != NULL) {
+        int found = 0;
+        for (i = 0; i < o->n_vhosts; i++)
+            found |= strcmp(o->vhosts[i].name, o->default_vhost) == 0;
+        if (!found)
+            bad("--default", o->default_vhost, "is not the NAME of any --vhost");
+    }
+}
