@@ -146,11 +146,13 @@ impl MemoryStore {
         } else {
             shards
         };
+        // Every shard holds at least one entry and the shards together at most `max_entries`.
+        let shards = shards.min(1 << max_entries.max(1).ilog2());
         MemoryStore {
             shards: (0..shards).map(|_| Mutex::new(Shard::new())).collect(),
             hasher: RandomState::new(),
             shard_bytes: max_bytes / shards,
-            shard_entries: max_entries.div_ceil(shards).max(1),
+            shard_entries: max_entries.max(1) / shards,
             counters: (0..vhosts.max(1)).map(|_| Counters::default()).collect(),
         }
     }
@@ -333,6 +335,18 @@ mod tests {
         assert!(matches!(s.get(&key(0, 0), 0), Lookup::Hit(_)));
         assert!(matches!(s.get(&key(0, 1), 0), Lookup::Miss));
         assert_eq!(s.usage(None).entries, 4);
+    }
+
+    #[test]
+    fn entry_cap_holds_across_shards() {
+        for cap in [1, 3, 10, 100] {
+            let s = MemoryStore::new(4 << 20, cap, 1);
+            for n in 0..1000 {
+                s.put(key(0, n), value(10), u64::MAX).unwrap();
+                assert!(s.usage(None).entries <= cap, "cap {cap}");
+            }
+            assert!(s.usage(None).entries > 0);
+        }
     }
 
     #[test]
