@@ -181,24 +181,28 @@ pub extern "C" fn snicache_on_client_hello(
         }
         0
     };
-    boundary(fail_with(ALERT_INTERNAL_ERROR), || {
-        let Some(host) = ssl_api::get() else { return 1 };
+    // `*alert` is written only when the ClientHello is refused (or a panic was caught).
+    let decision = boundary(Err(ALERT_INTERNAL_ERROR), || {
+        let Some(host) = ssl_api::get() else {
+            return Ok(());
+        };
         // SAFETY: called by the host library with a live ssl (and hello) for this callback.
         unsafe {
             if ssl.is_null() || conn_of(host, ssl).is_some() {
-                return 1; // a second ClientHello after HelloRetryRequest keeps the first decision
+                return Ok(()); // a second ClientHello after HelloRetryRequest keeps the first decision
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
-                return 1;
+                return Ok(());
             };
             let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
             let ems = client_hello_ext(host, ssl, hello, EXT_EMS).is_some();
-            match start(host, ssl, cache, sni, Some(ems)) {
-                Ok(()) => 1,
-                Err(a) => fail_with(a),
-            }
+            start(host, ssl, cache, sni, Some(ems))
         }
-    })
+    });
+    match decision {
+        Ok(()) => 1,
+        Err(a) => fail_with(a),
+    }
 }
 
 /// The servername callback. With the ClientHello callback installed it only returns 0
