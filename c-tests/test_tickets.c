@@ -1,0 +1,129 @@
+/* R10 with OpenSSL stateless tickets (TLS 1.2 and TLS 1.3). All vhosts share the listener's
+ * ticket keys, so OpenSSL decrypts any vhost's ticket and, alone, would resume it anywhere. A
+ * ticket issued under vhost A and offered under vhost B (the client's session copy rewritten to
+ * B's name, as an attacker's client would) is a full handshake refused as `vhost`; a ticket of
+ * a wildcard vhost offered under another name of the same vhost is refused as `sni`. The same
+ * ticket under its own name still resumes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static void scenario(int version, SSL_CTX *client)
+{
+    const char *names[] = {"a.test", "b.test", "*.example.com"};
+    SSL_CTX *ctxs[3] = {h_server_ctx("a.test"), h_server_ctx("b.test"), h_server_ctx("*.example.com")};
+    SSL_CTX *listener = h_server_ctx("listener");
+    snicache_config *config = h_config(names, ctxs, 3);
+    const snicache_cache *cache = NULL;
+    struct h_opts o;
+    struct h_result a, own, cross, w1, wown, wother;
+    SSL_SESSION *forged;
+    snicache_stats st;
+    int i;
+
+    CHECK_OK(snicache_cache_new(config, &cache));
+    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    memset(&o, 0, sizeof o);
+    o.version = version;
+
+    o.sni = "a.test";
+    a = h_connect(listener, client, &o);
+    CHECK(a.ok && !a.resumed && a.session != NULL && SSL_SESSION_has_ticket(a.session));
+    o.offer = a.session;
+    own = h_connect(listener, client, &o);
+    CHECK(own.ok && own.resumed && own.info.outcome == SNICACHE_OUTCOME_RESUMED);
+
+    forged = h_session_with_hostname(a.session, "b.test");
+    o.offer = forged;
+    o.sni = "b.test";
+    cross = h_connect(listener, client, &o);
+    CHECK(cross.ok && !cross.resumed && strcmp(cross.vhost, "b.test") == 0);
+    CHECK(cross.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(cross.reason, "vhost") == 0);
+    CHECK(h_refusals(cache, "b.test", "vhost") == 1);
+    SSL_SESSION_free(forged);
+
+    o.offer = NULL;
+    o.sni = "x.example.com";
+    w1 = h_connect(listener, client, &o);
+    CHECK(w1.ok && !w1.resumed && strcmp(w1.vhost, "*.example.com") == 0);
+    o.offer = w1.session;
+    wown = h_connect(listener, client, &o);
+    CHECK(wown.ok && wown.resumed);
+    forged = h_session_with_hostname(w1.session, "y.example.com");
+    o.offer = forged;
+    o.sni = "y.example.com";
+    wother = h_connect(listener, client, &o);
+    CHECK(wother.ok && !wother.resumed && strcmp(wother.vhost, "*.example.com") == 0);
+    CHECK(wother.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(wother.reason, "sni") == 0);
+    CHECK(h_refusals(cache, "*.example.com", "sni") == 1);
+    SSL_SESSION_free(forged);
+
+    st = h_stats(cache, NULL);
+    /* Tickets are stateless: nothing is stored, and each decision is a hit or a refusal. */
+    CHECK(st.hits == 2 && st.refusals == 2 && st.stores == 0 && st.entries == 0);
+    if (h_failures)
+        fprintf(stderr, "  v=%x cross: resumed=%d reason=%s; wildcard: resumed=%d reason=%s; hits=%llu refusals=%llu\n",
+                version, cross.resumed, cross.reason, wother.resumed, wother.reason, (unsigned long long)st.hits,
+                (unsigned long long)st.refusals);
+
+    SSL_SESSION_free(a.session);
+    SSL_SESSION_free(own.session);
+    SSL_SESSION_free(cross.session);
+    SSL_SESSION_free(w1.session);
+    SSL_SESSION_free(wown.session);
+    SSL_SESSION_free(wother.session);
+    snicache_cache_free(cache);
+    snicache_config_free(config);
+    SSL_CTX_free(listener);
+    for (i = 0; i < 3; i++)
+        SSL_CTX_free(ctxs[i]);
+}
+
+/* Control: plain OpenSSL with a servername callback that switches to B's context resumes A's
+ * ticket under B (the attack snicache stops). */
+static SSL_CTX *control_b;
+
+static int switch_ctx(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    SSL_set_SSL_CTX(ssl, control_b);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void control(int version, SSL_CTX *client)
+{
+    SSL_CTX *listener = h_server_ctx("a.test");
+    struct h_opts o;
+    struct h_result a, cross;
+    SSL_SESSION *forged;
+
+    control_b = h_server_ctx("b.test");
+    memset(&o, 0, sizeof o);
+    o.version = version;
+    o.sni = "a.test";
+    a = h_connect(listener, client, &o);
+    SSL_CTX_set_tlsext_servername_callback(listener, switch_ctx);
+    forged = h_session_with_hostname(a.session, "b.test");
+    o.offer = forged;
+    o.sni = "b.test";
+    cross = h_connect(listener, client, &o);
+    CHECK(a.ok && cross.ok && cross.resumed);
+    SSL_SESSION_free(forged);
+    SSL_SESSION_free(a.session);
+    SSL_SESSION_free(cross.session);
+    SSL_CTX_free(listener);
+    SSL_CTX_free(control_b);
+}
+
+int main(void)
+{
+    SSL_CTX *client = h_client_ctx();
+    scenario(TLS1_2_VERSION, client);
+    scenario(TLS1_3_VERSION, client);
+    control(TLS1_2_VERSION, client);
+    control(TLS1_3_VERSION, client);
+    SSL_CTX_free(client);
+    return h_done("tickets");
+}
