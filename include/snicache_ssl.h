@@ -311,7 +311,9 @@ static void snicache_ssl__remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
 
 static void snicache_ssl__info(const SSL *ssl, int where, int ret)
 {
-    snicache_on_info(ssl, where, ret);
+    /* Called for every handshake state change; only fatal alerts concern snicache. */
+    if ((where & SSL_CB_ALERT) && ((ret >> 8) & 0xff) == SSL3_AL_FATAL)
+        snicache_on_info(ssl, where, ret);
 }
 
 static int snicache_ssl__ctx_install(void *vctx, uint32_t flags, void *arg)

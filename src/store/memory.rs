@@ -4,7 +4,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
@@ -18,8 +18,48 @@ const NIL: u32 = u32::MAX;
 const MIN_SHARD_BYTES: u64 = 64 * 1024;
 const MAX_SHARDS: u64 = 64;
 
-struct Entry {
+/// A key with its SipHash, computed once per operation: the shard is picked from bits 32..,
+/// and the shard's map reuses the hash instead of hashing the key a second time.
+#[derive(Clone, Copy)]
+struct Hashed {
+    hash: u64,
     key: Key,
+}
+
+impl PartialEq for Hashed {
+    fn eq(&self, other: &Hashed) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Hashed {}
+
+impl Hash for Hashed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hands the precomputed hash of a `Hashed` to the map unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+struct Entry {
+    key: Hashed,
     value: Value,
     expires_at: u64,
     cost: usize,
@@ -29,7 +69,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Key, u32>,
+    map: HashMap<Hashed, u32, BuildHasherDefault<PassThrough>>,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     head: u32,
@@ -157,9 +197,11 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        let h = self.hasher.hash_one(key);
-        &self.shards[(h as usize) & (self.shards.len() - 1)]
+    fn shard(&self, key: &Key) -> (&Mutex<Shard>, Hashed) {
+        let hash = self.hasher.hash_one(key);
+        // The map's buckets use the low bits and its tags the top 7: keep the shard apart.
+        let shard = &self.shards[((hash >> 32) as usize) & (self.shards.len() - 1)];
+        (shard, Hashed { hash, key: *key })
     }
 
     fn counters(&self, vhost: u32) -> &Counters {
@@ -167,7 +209,7 @@ impl MemoryStore {
     }
 
     fn dropped(&self, e: &Entry) {
-        let c = self.counters(e.key.vhost);
+        let c = self.counters(e.key.key.vhost);
         c.entries.fetch_sub(1, Relaxed);
         c.bytes.fetch_sub(e.cost as u64, Relaxed);
     }
@@ -175,8 +217,9 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &Key, now: u64) -> Lookup {
-        let mut shard = self.shard(key).lock();
-        let Some(&i) = shard.map.get(key) else {
+        let (shard, hashed) = self.shard(key);
+        let mut shard = shard.lock();
+        let Some(&i) = shard.map.get(&hashed) else {
             return Lookup::Miss;
         };
         if shard.entry(i).expires_at <= now {
@@ -197,8 +240,9 @@ impl Store for MemoryStore {
             return Err(StoreError::TooLarge);
         }
         let mut evicted = Vec::new();
-        let mut shard = self.shard(&key).lock();
-        if let Some(&i) = shard.map.get(&key) {
+        let (shard, hashed) = self.shard(&key);
+        let mut shard = shard.lock();
+        if let Some(&i) = shard.map.get(&hashed) {
             evicted.push((shard.take(i), false));
         }
         while shard.tail != NIL
@@ -209,7 +253,7 @@ impl Store for MemoryStore {
             evicted.push((shard.take(tail), true));
         }
         shard.insert(Entry {
-            key,
+            key: hashed,
             value,
             expires_at,
             cost,
@@ -224,15 +268,18 @@ impl Store for MemoryStore {
         for (e, is_eviction) in evicted {
             self.dropped(&e);
             if is_eviction {
-                self.counters(e.key.vhost).evictions.fetch_add(1, Relaxed);
+                self.counters(e.key.key.vhost)
+                    .evictions
+                    .fetch_add(1, Relaxed);
             }
         }
         Ok(())
     }
 
     fn remove(&self, key: &Key) -> bool {
-        let mut shard = self.shard(key).lock();
-        let Some(&i) = shard.map.get(key) else {
+        let (shard, hashed) = self.shard(key);
+        let mut shard = shard.lock();
+        let Some(&i) = shard.map.get(&hashed) else {
             return false;
         };
         let e = shard.take(i);
