@@ -46,6 +46,24 @@ static void die_snicache(const char *what, snicache_result r)
     exit(1);
 }
 
+/* ALPN: this server speaks HTTP/1.1 only; select it when offered, else no ALPN at all. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg)
+{
+    unsigned int i = 0;
+    (void)ssl;
+    (void)arg;
+    while (i < inlen && i + 1 + in[i] <= inlen) {
+        if (in[i] == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1u + in[i];
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 /* Protocol settings shared by the listener and every vhost context. The connection keeps the
  * listener's options (versions, SSL_OP_NO_TICKET) after snicache switches it to its vhost's
  * context; setting them on both keeps the two views the same. */
@@ -63,6 +81,7 @@ static SSL_CTX *server_ctx_new(const struct demo_options *o)
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     /* OpenSSL's own lifetime check (and the ticket lifetime hint) agree with snicache's. */
     SSL_CTX_set_timeout(ctx, (long)o->timeout);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
     return ctx;
 }
 

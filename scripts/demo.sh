@@ -62,7 +62,7 @@ client() { # path, s_client flags...
 }
 
 misses() {
-    client /stats -tls1_2 -servername a.test | sed -n '/^{/p' |
+    client /stats -tls1_2 -servername a.test -quiet | sed -n '/^{/p' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["misses"])'
 }
 
@@ -99,7 +99,8 @@ step() {
     *) why="no handshake line in the server log" ;;
     esac
     local served
-    served=$(sed -n 's/^vhost=\([^ ]*\) .*/\1/p' <<<"$out" | head -1)
+    # (s_client may interleave its session printout with the response: match, don't anchor.)
+    served=$(grep -ao 'vhost=[^ ]* sni=' <<<"$out" | sed 's/vhost=\([^ ]*\) sni=/\1/' | head -1)
     local mark="ok"
     [ "$got" = "$expect" ] || { mark="FAIL"; failed=1; }
     rows+=("$(printf '%-7s %-7s %-36s %-7s %-7s %-8s %-6s %-7s %-4s %s' "$PROTO" "$TICKETS" "$label" "$name" \
@@ -118,7 +119,7 @@ scenario() { # s_client version flag, label
 }
 
 print_stats() {
-    client /stats -tls1_2 -servername a.test | sed -n '/^{/p' >"$tmp/stats.json"
+    client /stats -tls1_2 -servername a.test -quiet | sed -n '/^{/p' >"$tmp/stats.json"
     python3 - "$tmp/stats.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -1,0 +1,112 @@
+# Helpers for the black-box tests (sourced, not run): build the demo server if needed, make
+# throwaway certificates, start the server on a free loopback port, talk to it with s_client,
+# read /stats, and count checks. Every test sources this file and ends with `finish`.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+SERVER=$ROOT/target/c/snicache-demo-server
+TMP=$(mktemp -d)
+SERVER_PID=""
+PORT=""
+LOG=""
+FAILURES=0
+CHECKS=0
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+if [ ! -x "$SERVER" ]; then
+    (cd "$ROOT" && cargo build --quiet && make -s -C c-tests) || { echo "FAIL: cannot build the demo server"; exit 1; }
+fi
+
+ok() { CHECKS=$((CHECKS + 1)); echo "  ok   $*"; }
+not_ok() { CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); echo "  FAIL $*"; }
+# check DESCRIPTION COMMAND...: runs COMMAND, ok when it succeeds.
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+# expect_eq DESCRIPTION EXPECTED GOT
+expect_eq() {
+    if [ "$2" = "$3" ]; then ok "$1 ($3)"; else not_ok "$1: expected '$2', got '$3'"; fi
+}
+finish() {
+    echo "$CHECKS checks, $FAILURES failed"
+    ((FAILURES == 0))
+}
+
+# Self-signed certificate and key for each name, in $TMP (wildcards as wild.example.com.*).
+make_certs() {
+    local name file
+    for name in "$@"; do
+        file=${name/\*/wild}
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$name" \
+            -addext "subjectAltName=DNS:$name" -keyout "$TMP/$file.key" -out "$TMP/$file.crt" 2>/dev/null
+    done
+}
+# --vhost flag value for a name made by make_certs.
+vhost() { local file=${1/\*/wild}; echo "$1:$TMP/$file.crt:$TMP/$file.key"; }
+
+# start_server FLAGS...: starts the server on 127.0.0.1 port 0 (the kernel picks a free port,
+# the server logs it) and waits until it listens. Sets SERVER_PID, PORT, LOG.
+start_server() {
+    LOG=$TMP/server.$RANDOM.log
+    : >"$LOG"
+    "$SERVER" --listen 127.0.0.1:0 "$@" 2>"$LOG" &
+    SERVER_PID=$!
+    PORT=""
+    for _ in $(seq 100); do
+        PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$LOG")
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "FAIL: the server did not start"
+    cat "$LOG"
+    exit 1
+}
+
+# stop_server: SIGTERM; the server must exit 0.
+stop_server() {
+    local rc=0
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || rc=$?
+    SERVER_PID=""
+    expect_eq "server exits 0 on SIGTERM" 0 "$rc"
+}
+
+server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
+
+# client PATH S_CLIENT_FLAGS...: one connection sending GET PATH; prints the transcript (stdout;
+# stderr, where s_client reports alerts, goes to $TMP/client.err).
+client() {
+    local path=$1
+    shift
+    printf 'GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n' "$path" |
+        timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -ign_eof "$@" 2>"$TMP/client.err"
+}
+# New or Reused (or "failed") from an s_client transcript on stdin.
+outcome() { local o; o=$(sed -n 's/^\(New\|Reused\), .*/\1/p' | head -1); echo "${o:-failed}"; }
+# The GET / line from an s_client transcript on stdin, without the worker id.
+# (s_client may interleave its own session printout with the response, hence no anchors.)
+whoami() { grep -ao 'vhost=[^ ]* sni=[^ ]* resumed=[01] proto=TLSv1\.[23]' | head -1; }
+
+# curl_get PATH [CURL FLAGS...]: response headers and body, over a fresh full handshake (SNI a.test).
+curl_get() {
+    local path=$1
+    shift
+    curl -sSik --max-time 10 --resolve "a.test:$PORT:127.0.0.1" "$@" "https://a.test:$PORT$path"
+}
+# stats_json: the server's /stats body.
+stats_json() { curl_get /stats | sed -n '/^{/p'; }
+# stat JSON PATH...: one value, e.g. `stat "$json" total hits`, `stat "$json" vhosts a.test refusals sni`.
+stat() {
+    python3 -c 'import json,sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2:]:
+    v = v[k]
+print(v)' "$@"
+}
