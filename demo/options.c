@@ -106,6 +106,17 @@ static void store(struct demo_options *o, const char *s)
     bad("--store", s, "expected memory[:SIZE] (shm: and redis:// stores are planned, not available yet)");
 }
 
+static int takes_value(const char *flag)
+{
+    static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads",
+                                        "--tls-min", "--tls-max", "--tickets", "--timeout", "--io-timeout"};
+    size_t i;
+    for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (strcmp(flag, flags[i]) == 0)
+            return 1;
+    return 0;
+}
+
 void demo_parse_options(int argc, char **argv, struct demo_options *o)
 {
     int i;
@@ -140,6 +151,8 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             continue;
         }
         /* Every other flag takes a value: --flag VALUE or --flag=VALUE. */
+        if (!takes_value(flag))
+            bad("flag", flag, "unknown flag");
         if (eq != NULL)
             value = eq + 1;
         else if (i + 1 < argc)
@@ -148,8 +161,10 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             bad(flag, "", "missing value");
 
         if (strcmp(flag, "--listen") == 0) {
-            if (strrchr(value, ':') == NULL)
+            const char *colon = strrchr(value, ':');
+            if (colon == NULL || colon == value)
                 bad(flag, value, "expected ADDR:PORT");
+            number(flag, colon + 1, 0, 65535);
             o->listen = value;
         } else if (strcmp(flag, "--vhost") == 0) {
             vhost(o, value);
@@ -174,8 +189,6 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             o->timeout = (unsigned)number(flag, value, 1, 86400);
         } else if (strcmp(flag, "--io-timeout") == 0) {
             o->io_timeout = (unsigned)number(flag, value, 1, 3600);
-        } else {
-            bad("flag", flag, "unknown flag");
         }
     }
 

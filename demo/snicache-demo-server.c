@@ -89,12 +89,15 @@ static SSL_CTX *vhost_ctx_new(const struct demo_options *o, const struct demo_vh
 {
     SSL_CTX *ctx = server_ctx_new(o);
     char what[512];
-    snprintf(what, sizeof what, "vhost %s: cannot use certificate %s with key %s", v->name, v->cert, v->key);
+    snprintf(what, sizeof what, "%s: cannot use certificate '%s' with key '%s'", v->name, v->cert, v->key);
     /* The certificate (and verify mode, if clients were verified) must be final before
      * snicache_cache_new: snicache derives each vhost's session id context from them. */
     if (SSL_CTX_use_certificate_chain_file(ctx, v->cert) != 1
-        || SSL_CTX_use_PrivateKey_file(ctx, v->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-        die_ssl(what);
+        || SSL_CTX_use_PrivateKey_file(ctx, v->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "snicache-demo-server: --vhost %s\n", what);
+        ERR_print_errors_fp(stderr);
+        exit(2);   /* a bad --vhost value */
+    }
     return ctx;
 }
 
