@@ -17,10 +17,19 @@
 #define SNICACHE_VERSION_PATCH 0
 
 
+#define NONCE_LEN 12
+
+#define TAG_LEN 16
+
+/*
+ Length of a key name, as OpenSSL's ticket key callback expects.
+ */
+#define NAME_LEN 16
+
 /*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
  */
-#define SNICACHE_ATTACH_ALL ((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK)
+#define SNICACHE_ATTACH_ALL (((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK)
 
 /*
  `snicache_conn_info.outcome`: no session offered or found; a full handshake.
@@ -64,6 +73,12 @@
 #define SNICACHE_DEFAULT_TIMEOUT 300
 
 /*
+ Default ticket key rotation: a key encrypts for 24 h and decrypts for one ticket lifetime
+ more.
+ */
+#define SNICACHE_DEFAULT_TICKET_ROTATION (24 * 3600)
+
+/*
  Version of the `snicache_ssl_api` layout. `snicache_ssl.h` fills this in.
  */
 #define SNICACHE_SSL_API_VERSION 1
@@ -102,6 +117,17 @@
  `ctx_install` flag: the ticket generate/decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`).
  */
 #define SNICACHE_INSTALL_TICKET_CHECK 16
+
+/*
+ `ctx_install` flag: per-vhost ticket keys (OpenSSL ticket key callback; BoringSSL ticket
+ AEAD method).
+ */
+#define SNICACHE_INSTALL_TICKET_KEYS 32
+
+/*
+ The longest record without session bytes (what a ticket carries in front of its session).
+ */
+#define MAX_APPDATA ((FIXED_LEN + (3 * 256)) + 4)
 
 /*
  Results of snicache functions. 0 is success; errors start at 7000.
@@ -269,6 +295,18 @@ typedef struct {
    Sessions invalidated after a fatal alert.
    */
   uint64_t invalidations;
+  /*
+   Tickets naming a key this vhost does not have: another vhost's, or past its window.
+   */
+  uint64_t ticket_unknown_key;
+  /*
+   Tickets that failed authentication: forged, truncated or corrupted.
+   */
+  uint64_t ticket_forged;
+  /*
+   Tickets accepted under a decrypt-only key and renewed under the current one.
+   */
+  uint64_t ticket_renewed;
 } snicache_stats;
 
 /*
@@ -444,6 +482,18 @@ typedef struct {
    `SSL_SESSION_get0_ticket_appdata`; returns 1 and sets `data`, `len` when present.
    */
   int (*session_get_appdata)(void *sess, const uint8_t **data, size_t *len);
+  /*
+   OpenSSL ticket key callback support: initializes `cipher_ctx` (`EVP_CIPHER_CTX *`,
+   AES-256-CBC with `aes` and the 16-byte `iv`, for encryption when `enc` is 1) and `mac_ctx`
+   (`EVP_MAC_CTX *` on 3.x, `HMAC_CTX *` on 1.1.1: HMAC-SHA256 with `hmac`). Both keys are 32
+   bytes. Returns 1 on success. BoringSSL hosts may leave a stub returning 0.
+   */
+  int (*ticket_key_init)(void *cipher_ctx,
+                         void *mac_ctx,
+                         const uint8_t *aes,
+                         const uint8_t *hmac,
+                         const uint8_t *iv,
+                         int enc);
 } snicache_ssl_api;
 
 /*
@@ -635,9 +685,10 @@ int snicache_on_ticket_generate(void *ssl, void *arg);
 
 /*
  The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
- library decrypted (`decrypted` 1) or could not (0). Returns 1 to resume with the ticket's
- session, 0 for a full handshake: a ticket of another vhost or SNI, expired, with a cipher no
- longer enabled, without snicache's app data, or not decrypted.
+ library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
+ authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
+ with the ticket's session, 0 for a full handshake: a ticket of another vhost or SNI, expired,
+ with a cipher no longer enabled, without snicache's app data, or not decrypted.
  */
 int snicache_on_ticket_decrypt(void *ssl, void *sess, int decrypted, void *arg);
 
@@ -723,12 +774,79 @@ snicache_result snicache_config_add_rule(snicache_config *config,
                                          void *userdata);
 
 /*
+ Configures the stateless ticket keys: `secret` (32 to 64 bytes, copied; NULL draws a random
+ secret per cache, so tickets open only in this process) is the master secret from which each
+ vhost's keys are derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so
+ servers sharing a secret open each other's tickets and a vhost never opens another's.
+ `rotation_seconds` (1 to 604800; 0 keeps 86400) is how long a key seals new tickets; it then
+ only opens tickets for one ticket lifetime more, and tickets live at most `rotation_seconds`,
+ so a ticket is valid for at most half its key's life (RFC 5077 §4, RFC 7525 §3.4).
+ */
+snicache_result snicache_config_set_ticket_keys(snicache_config *config,
+                                                const uint8_t *secret,
+                                                size_t len,
+                                                uint32_t rotation_seconds);
+
+/*
  Writes the message for `result` (and, when it is this thread's last error, its detail) into
  `buf` as a NUL-terminated string, truncated to fit, and returns the length written without
  the NUL. `buf` may be NULL or `len` 0 to learn nothing but that nothing was written (0).
  Safe from any thread.
  */
 size_t snicache_result_message(uint32_t result, char *buf, size_t len);
+
+/*
+ OpenSSL's ticket key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`, or the HMAC_CTX one
+ on 1.1.1): `enc` 1 picks this vhost's current key, writes its name and a random IV and
+ initializes the cipher and MAC contexts through the table; `enc` 0 finds the key named
+ `key_name` among this vhost's keys. Returns 1 (use), 2 (use and renew the ticket: its key
+ only decrypts now), 0 (unknown key: full handshake), or -1 (error).
+ */
+int snicache_on_ticket_key(void *ssl,
+                           uint8_t *key_name,
+                           uint8_t *iv,
+                           void *cipher_ctx,
+                           void *mac_ctx,
+                           int enc);
+
+/*
+ BoringSSL's ticket AEAD `max_overhead`.
+ */
+size_t snicache_on_ticket_overhead(void *ssl);
+
+/*
+ BoringSSL's ticket AEAD `seal`: prefixes snicache's record of vhost, SNI and session facts
+ to the session bytes `in_` and seals both with this vhost's current key (AES-256-GCM, the key
+ name as associated data). Writes at most `max_out` bytes. Returns 1, or 0 on failure.
+ */
+int snicache_on_ticket_seal(void *ssl,
+                            uint8_t *out,
+                            size_t *out_len,
+                            size_t max_out,
+                            const uint8_t *in_,
+                            size_t in_len);
+
+/*
+ BoringSSL's ticket AEAD `open`: finds this vhost's key by name, opens the ticket, applies the
+ policy to the record inside, and writes the session bytes. Returns 1 (resume), 0 (ignore the
+ ticket: unknown key, forged, refused — a full handshake), or -1 (error).
+ */
+int snicache_on_ticket_open(void *ssl,
+                            uint8_t *out,
+                            size_t *out_len,
+                            size_t max_out,
+                            const uint8_t *in_,
+                            size_t in_len);
+
+/*
+ Installs a new ticket master secret (32 to 64 bytes, copied) at run time, e.g. one a fleet
+ shares. New tickets are sealed with keys derived from it at once; tickets sealed under the
+ previous secret still open (and are renewed) for one rotation period plus a ticket lifetime.
+ Thread-safe.
+ */
+snicache_result snicache_cache_rotate_ticket_secret(const snicache_cache *cache,
+                                                    const uint8_t *secret,
+                                                    size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

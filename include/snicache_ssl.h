@@ -17,6 +17,14 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#ifndef OPENSSL_IS_BORINGSSL
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#endif
+#endif
 
 #include "snicache.h"
 
@@ -250,6 +258,30 @@ static int snicache_ssl__session_get_appdata(void *sess, const uint8_t **data, s
 #endif
 }
 
+static int snicache_ssl__ticket_key_init(void *cipher_ctx, void *mac_ctx, const uint8_t *aes, const uint8_t *hmac,
+                                         const uint8_t *iv, int enc)
+{
+#ifdef OPENSSL_IS_BORINGSSL
+    (void)cipher_ctx; (void)mac_ctx; (void)aes; (void)hmac; (void)iv; (void)enc;
+    return 0; /* BoringSSL hosts use the ticket AEAD method below */
+#else
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)hmac, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (!EVP_MAC_CTX_set_params((EVP_MAC_CTX *)mac_ctx, params))
+        return 0;
+#else
+    if (!HMAC_Init_ex((HMAC_CTX *)mac_ctx, hmac, 32, EVP_sha256(), NULL))
+        return 0;
+#endif
+    if (enc)
+        return EVP_EncryptInit_ex((EVP_CIPHER_CTX *)cipher_ctx, EVP_aes_256_cbc(), NULL, aes, iv);
+    return EVP_DecryptInit_ex((EVP_CIPHER_CTX *)cipher_ctx, EVP_aes_256_cbc(), NULL, aes, iv);
+#endif
+}
+
 /* ---- Callback trampolines: the host's exact callback types, calling snicache_on_*. ---- */
 
 #ifdef OPENSSL_IS_BORINGSSL
@@ -282,10 +314,51 @@ static SSL_TICKET_RETURN snicache_ssl__ticket_decrypt(SSL *ssl, SSL_SESSION *ses
     case SSL_TICKET_FATAL_ERR_MALLOC:
     case SSL_TICKET_FATAL_ERR_OTHER:
         return SSL_TICKET_RETURN_ABORT;
-    default: /* SSL_TICKET_EMPTY, SSL_TICKET_NO_DECRYPT: a full handshake and a new ticket */
+    case SSL_TICKET_NO_DECRYPT: /* unknown key, or failed authentication */
+        snicache_on_ticket_decrypt(ssl, sess, -1, arg);
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default: /* SSL_TICKET_EMPTY: a full handshake and a new ticket */
         snicache_on_ticket_decrypt(ssl, sess, 0, arg);
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
+}
+#endif
+
+#ifdef OPENSSL_IS_BORINGSSL
+static size_t snicache_ssl__ticket_overhead(SSL *ssl)
+{
+    return snicache_on_ticket_overhead(ssl);
+}
+
+static int snicache_ssl__ticket_seal(SSL *ssl, uint8_t *out, size_t *out_len, size_t max_out, const uint8_t *in,
+                                     size_t in_len)
+{
+    return snicache_on_ticket_seal(ssl, out, out_len, max_out, in, in_len);
+}
+
+static enum ssl_ticket_aead_result_t snicache_ssl__ticket_open(SSL *ssl, uint8_t *out, size_t *out_len,
+                                                               size_t max_out, const uint8_t *in, size_t in_len)
+{
+    int r = snicache_on_ticket_open(ssl, out, out_len, max_out, in, in_len);
+    return r == 1 ? ssl_ticket_aead_success : r == 0 ? ssl_ticket_aead_ignore_ticket : ssl_ticket_aead_error;
+}
+
+static const SSL_TICKET_AEAD_METHOD snicache_ssl__ticket_aead = {
+    snicache_ssl__ticket_overhead,
+    snicache_ssl__ticket_seal,
+    snicache_ssl__ticket_open,
+};
+#elif OPENSSL_VERSION_NUMBER >= 0x30000000L
+static int snicache_ssl__ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                                    EVP_MAC_CTX *hctx, int enc)
+{
+    return snicache_on_ticket_key(ssl, key_name, iv, cctx, hctx, enc);
+}
+#else
+static int snicache_ssl__ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                                    HMAC_CTX *hctx, int enc)
+{
+    return snicache_on_ticket_key(ssl, key_name, iv, cctx, hctx, enc);
 }
 #endif
 
@@ -338,6 +411,17 @@ static int snicache_ssl__ctx_install(void *vctx, uint32_t flags, void *arg)
     }
     if (flags & SNICACHE_INSTALL_INFO)
         SSL_CTX_set_info_callback(ctx, snicache_ssl__info);
+    if (flags & SNICACHE_INSTALL_TICKET_KEYS) {
+#ifdef OPENSSL_IS_BORINGSSL
+        SSL_CTX_set_ticket_aead_method(ctx, &snicache_ssl__ticket_aead);
+#elif OPENSSL_VERSION_NUMBER >= 0x30000000L
+        if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, snicache_ssl__ticket_key))
+            return 0;
+#else
+        if (!SSL_CTX_set_tlsext_ticket_key_cb(ctx, snicache_ssl__ticket_key))
+            return 0;
+#endif
+    }
 #ifndef OPENSSL_IS_BORINGSSL
     if ((flags & SNICACHE_INSTALL_TICKET_CHECK)
         && !SSL_CTX_set_session_ticket_cb(ctx, snicache_ssl__ticket_generate, snicache_ssl__ticket_decrypt, arg))
@@ -387,6 +471,7 @@ static inline void snicache_ssl_api_init(snicache_ssl_api *api)
     api->session_alpn = snicache_ssl__session_alpn;
     api->session_set_appdata = snicache_ssl__session_set_appdata;
     api->session_get_appdata = snicache_ssl__session_get_appdata;
+    api->ticket_key_init = snicache_ssl__ticket_key_init;
 }
 
 #endif /* SNICACHE_SSL_H */

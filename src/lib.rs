@@ -3,8 +3,10 @@
 //!
 //! Layers, top to bottom: `ffi` (the C surface and panic boundary) → `engine` (virtual hosts,
 //! policy, per-connection decisions, stats) → `store` (memory, behind one trait) → `record`.
-//! `host` holds the table of the host's SSL functions; only `ffi` calls through it.
+//! `host` holds the table of the host's SSL functions; only `ffi` calls through it. `crypto` is
+//! snicache's own (BoringSSL via `boring`), never the host's.
 
+pub mod crypto;
 pub mod engine;
 pub mod ffi;
 pub mod host;

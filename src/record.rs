@@ -134,8 +134,24 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The longest record without session bytes (what a ticket carries in front of its session).
+pub const MAX_APPDATA: usize = FIXED_LEN + 3 * 256 + 4;
+
 /// Decodes a record without copying.
 pub fn decode(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
+    let (rec, used) = decode_prefix(bytes)?;
+    if used != bytes.len() {
+        return Err(RecordError::TrailingBytes);
+    }
+    Ok(rec)
+}
+
+/// The length of the record at the start of `bytes`, when one decodes there.
+pub fn split_appdata(bytes: &[u8]) -> Option<usize> {
+    decode_prefix(bytes).ok().map(|(_, used)| used)
+}
+
+fn decode_prefix(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
     let mut r = Reader(bytes);
     if r.take(4)? != MAGIC {
         return Err(RecordError::BadMagic);
@@ -154,10 +170,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     let alpn = r.short_field()?;
     let session_len = u32::from_be_bytes(r.array()?) as usize;
     let session = r.take(session_len)?;
-    if !r.0.is_empty() {
-        return Err(RecordError::TrailingBytes);
-    }
-    Ok(Record {
+    let used = bytes.len() - r.0.len();
+    let rec = Record {
         meta: Meta {
             vhost,
             sni: (!sni.is_empty()).then_some(sni),
@@ -170,7 +184,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
             alpn,
         },
         session,
-    })
+    };
+    Ok((rec, used))
 }
 
 #[cfg(test)]
@@ -231,6 +246,16 @@ mod tests {
         let mut bad = bytes;
         bad[FIXED_LEN + 1] = 0xC3;
         assert_eq!(decode(&bad), Err(RecordError::BadText));
+    }
+
+    #[test]
+    fn appdata_prefix_splits_from_what_follows() {
+        let mut bytes = encode(&meta(), b"").unwrap();
+        let n = bytes.len();
+        assert!(n <= MAX_APPDATA);
+        bytes.extend_from_slice(b"session bytes");
+        assert_eq!(split_appdata(&bytes), Some(n));
+        assert_eq!(split_appdata(&bytes[..n - 1]), None);
     }
 
     #[test]

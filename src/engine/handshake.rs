@@ -36,6 +36,9 @@ pub struct Conn {
     issued: [Option<Key>; ISSUED],
     issued_next: usize,
     pub outcome: Outcome,
+    /// The offered ticket named a key this vhost does not have (set by the key lookup, so a
+    /// failed decryption is not also counted as a forgery).
+    pub ticket_key_unknown: bool,
 }
 
 impl Conn {
@@ -113,6 +116,7 @@ impl Engine {
             issued: [None; ISSUED],
             issued_next: 0,
             outcome: Outcome::Full,
+            ticket_key_unknown: false,
         })
     }
 

@@ -80,6 +80,9 @@ impl Engine {
             corrupt: e(Event::Corrupt),
             bad_ids: e(Event::BadId),
             invalidations: e(Event::Invalidation),
+            ticket_unknown_key: e(Event::TicketUnknownKey),
+            ticket_forged: e(Event::TicketForged),
+            ticket_renewed: e(Event::TicketRenewed),
             refusals: self.stats.all_refusals(vhost),
             usage: self.store.usage(vhost),
         }
@@ -92,8 +95,9 @@ impl Engine {
             let s = self.snapshot(vhost);
             let _ = write!(
                 out,
-                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
+                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
                 s.hits, s.misses, s.stores, s.store_errors, s.corrupt, s.bad_ids, s.invalidations,
+                s.ticket_unknown_key, s.ticket_forged, s.ticket_renewed,
                 s.usage.evictions, s.usage.expirations, s.usage.entries, s.usage.bytes
             );
             for rule in 0..self.policy.len() {
@@ -147,6 +151,9 @@ pub struct Snapshot {
     pub corrupt: u64,
     pub bad_ids: u64,
     pub invalidations: u64,
+    pub ticket_unknown_key: u64,
+    pub ticket_forged: u64,
+    pub ticket_renewed: u64,
     pub refusals: u64,
     pub usage: Usage,
 }

@@ -21,9 +21,15 @@ pub enum Event {
     Invalidation,
     /// A session was removed because it is single-use.
     SingleUse,
+    /// A ticket named a key this vhost does not have (another vhost's, or expired).
+    TicketUnknownKey,
+    /// A ticket failed authentication (forged, truncated or corrupted).
+    TicketForged,
+    /// A ticket sealed under a decrypt-only key was accepted and renewed.
+    TicketRenewed,
 }
 
-const EVENTS: usize = 8;
+const EVENTS: usize = 11;
 
 /// Counters of one vhost: events, then one per policy rule.
 pub struct VhostCounters {

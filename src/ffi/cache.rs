@@ -7,17 +7,20 @@ use std::sync::Arc;
 use super::config::snicache_config;
 use super::error::fail;
 use super::{arg, arg_str, guard, out, snicache_result};
+use crate::crypto::ticket_keys::TicketKeys;
 use crate::engine::policy::Policy;
 use crate::engine::{session_id_context, Engine};
 use crate::host::ssl_api::{
     host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_INFO,
     SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE, SNICACHE_INSTALL_TICKET_CHECK,
+    SNICACHE_INSTALL_TICKET_KEYS,
 };
 use crate::store::memory::MemoryStore;
 
 /// `snicache_cache_attach` flags: everything (the default when 0 is passed).
 pub const SNICACHE_ATTACH_ALL: u32 = SNICACHE_INSTALL_CLIENT_HELLO
     | SNICACHE_INSTALL_SESSION_CACHE
+    | SNICACHE_INSTALL_TICKET_KEYS
     | SNICACHE_INSTALL_SERVERNAME
     | SNICACHE_INSTALL_INFO
     | SNICACHE_INSTALL_TICKET_CHECK;
@@ -29,6 +32,7 @@ pub struct snicache_cache {
     pub(crate) host: &'static HostApi,
     /// Session id context of each vhost, by vhost index.
     pub(crate) sid_ctx: Vec<[u8; 32]>,
+    pub(crate) tickets: TicketKeys,
 }
 
 impl snicache_cache {
@@ -102,6 +106,24 @@ pub extern "C" fn snicache_cache_new(
         for rule in &config.rules {
             policy.push(rule.clone());
         }
+        let ticket_lifetime = vhosts
+            .iter()
+            .map(|v| v.options.timeout)
+            .max()
+            .unwrap_or(1)
+            .min(config.ticket_rotation);
+        let tickets = TicketKeys::new(
+            config.ticket_secret.as_deref(),
+            config.ticket_rotation,
+            ticket_lifetime,
+            vhosts.len(),
+        )
+        .map_err(|e| {
+            fail(
+                snicache_result::InvalidParameter,
+                format!("ticket keys: {e:?}"),
+            )
+        })?;
         let store = MemoryStore::new(config.max_bytes, config.max_entries, vhosts.len());
         let engine = Engine::new(
             vhosts,
@@ -116,6 +138,7 @@ pub extern "C" fn snicache_cache_new(
                 engine,
                 host,
                 sid_ctx,
+                tickets,
             })),
             "out",
         )
@@ -222,7 +245,10 @@ pub extern "C" fn snicache_cache_attach(
         }
         // After the switch to a vhost's context, OpenSSL reads the info and ticket callbacks
         // from that context.
-        let per_vhost = flags & (SNICACHE_INSTALL_INFO | SNICACHE_INSTALL_TICKET_CHECK);
+        let per_vhost = flags
+            & (SNICACHE_INSTALL_INFO
+                | SNICACHE_INSTALL_TICKET_CHECK
+                | SNICACHE_INSTALL_TICKET_KEYS);
         for v in c
             .engine
             .vhosts
@@ -273,6 +299,12 @@ pub struct snicache_stats {
     pub bad_ids: u64,
     /// Sessions invalidated after a fatal alert.
     pub invalidations: u64,
+    /// Tickets naming a key this vhost does not have: another vhost's, or past its window.
+    pub ticket_unknown_key: u64,
+    /// Tickets that failed authentication: forged, truncated or corrupted.
+    pub ticket_forged: u64,
+    /// Tickets accepted under a decrypt-only key and renewed under the current one.
+    pub ticket_renewed: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -312,6 +344,9 @@ pub extern "C" fn snicache_cache_stats(
             corrupt: s.corrupt,
             bad_ids: s.bad_ids,
             invalidations: s.invalidations,
+            ticket_unknown_key: s.ticket_unknown_key,
+            ticket_forged: s.ticket_forged,
+            ticket_renewed: s.ticket_renewed,
         };
         out(out_stats, stats, "out")
     })

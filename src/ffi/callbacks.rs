@@ -32,9 +32,9 @@ const EXT_EMS: c_uint = 23;
 const HOST_SESSION_COST: usize = 640;
 
 /// What ex_data of an `SSL` holds: the connection's state and the cache deciding for it.
-struct ConnBox {
-    cache: Arc<snicache_cache>,
-    conn: Conn,
+pub(crate) struct ConnBox {
+    pub(crate) cache: Arc<snicache_cache>,
+    pub(crate) conn: Conn,
 }
 
 /// Frees a connection's state. Called only by the `SSL` ex_data free callback that
@@ -51,7 +51,7 @@ fn free_conn(ptr: *mut c_void) {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -67,6 +67,18 @@ unsafe fn conn_of<'a>(host: &HostApi, ssl: *const c_void) -> Option<&'a mut Conn
     }
     // SAFETY: per the contract; the slot holds a ConnBox or NULL.
     unsafe { (host_call!(host, ssl_get_ex_data(ssl, host.ssl_ex_index)) as *mut ConnBox).as_mut() }
+}
+
+/// The host table and the connection state of `ssl`, when snicache routed it.
+///
+/// # Safety
+/// As for `conn_of`.
+pub(crate) unsafe fn conn_and_host<'a>(
+    ssl: *const c_void,
+) -> Option<(&'static HostApi, &'a mut ConnBox)> {
+    let host = ssl_api::get()?;
+    // SAFETY: per the contract.
+    unsafe { conn_of(host, ssl) }.map(|b| (host, b))
 }
 
 /// The cache for a connection that has no state yet: `arg` when given, else the one attached
@@ -251,7 +263,7 @@ pub extern "C" fn snicache_on_servername(
 }
 
 /// What the host library says about the connection, for the policy.
-unsafe fn host_facts<'a>(
+pub(crate) unsafe fn host_facts<'a>(
     host: &'a HostApi,
     ssl: *mut c_void,
     enabled: &'a dyn Fn(u16) -> bool,
@@ -265,7 +277,7 @@ unsafe fn host_facts<'a>(
 }
 
 /// The context whose cipher list governs a vhost: its own, or the connection's.
-unsafe fn policy_ctx(host: &HostApi, ssl: *mut c_void, b: &ConnBox) -> usize {
+pub(crate) unsafe fn policy_ctx(host: &HostApi, ssl: *mut c_void, b: &ConnBox) -> usize {
     match b.cache.engine.vhosts.get(b.conn.vhost).ctx {
         // SAFETY: ssl is live.
         0 => unsafe { host_call!(host, ssl_get_ctx(ssl)) as usize },
@@ -366,6 +378,22 @@ unsafe fn describe<'a>(
             local: None,
         }
     }
+}
+
+/// The record a ticket of this connection carries: vhost, SNI and the session's facts.
+///
+/// # Safety
+/// `ssl` and `sess` are live for the duration of the call.
+pub(crate) unsafe fn ticket_record(
+    host: &HostApi,
+    ssl: *mut c_void,
+    b: &ConnBox,
+    sess: *mut c_void,
+) -> Vec<u8> {
+    let mut alpn = (std::ptr::null(), 0);
+    // SAFETY: per the contract.
+    let s = unsafe { describe(host, ssl, &b.conn, sess, &[], &[], &mut alpn) };
+    b.cache.engine.ticket_appdata(&b.conn, &s)
 }
 
 /// The new-session callback (`SSL_CTX_sess_set_new_cb`). Stores the session under (vhost, id)
@@ -490,9 +518,7 @@ pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void
             if sess.is_null() {
                 return 1;
             }
-            let mut alpn = (std::ptr::null(), 0);
-            let s = describe(host, ssl, &b.conn, sess, &[], &[], &mut alpn);
-            let data = b.cache.engine.ticket_appdata(&b.conn, &s);
+            let data = ticket_record(host, ssl, b, sess);
             host_call!(host, session_set_appdata(sess, data.as_ptr(), data.len()));
             1
         }
@@ -500,9 +526,10 @@ pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void
 }
 
 /// The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
-/// library decrypted (`decrypted` 1) or could not (0). Returns 1 to resume with the ticket's
-/// session, 0 for a full handshake: a ticket of another vhost or SNI, expired, with a cipher no
-/// longer enabled, without snicache's app data, or not decrypted.
+/// library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
+/// authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
+/// with the ticket's session, 0 for a full handshake: a ticket of another vhost or SNI, expired,
+/// with a cipher no longer enabled, without snicache's app data, or not decrypted.
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_decrypt(
     ssl: *mut c_void,
@@ -512,15 +539,24 @@ pub extern "C" fn snicache_on_ticket_decrypt(
 ) -> c_int {
     let _ = arg;
     boundary(0, || {
-        if decrypted == 0 || sess.is_null() {
+        let Some(host) = ssl_api::get() else { return 0 };
+        if ssl.is_null() || (decrypted == 1 && sess.is_null()) {
             return 0;
         }
-        let Some(host) = ssl_api::get() else { return 1 };
         // SAFETY: called by the host library with live ssl and decrypted session.
         unsafe {
             let Some(b) = conn_of(host, ssl) else {
-                return 1;
+                return c_int::from(decrypted == 1);
             };
+            if decrypted != 1 || sess.is_null() {
+                if decrypted == -1 && !b.conn.ticket_key_unknown {
+                    b.cache
+                        .engine
+                        .stats
+                        .count(b.conn.vhost, crate::engine::stats::Event::TicketForged);
+                }
+                return 0;
+            }
             let mut data: *const u8 = std::ptr::null();
             let mut len = 0usize;
             let appdata = (host_call!(host, session_get_appdata(sess, &mut data, &mut len)) == 1

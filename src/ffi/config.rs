@@ -35,7 +35,22 @@ pub struct snicache_config {
     pub(crate) vhosts: VHosts,
     pub(crate) rules: Vec<Arc<dyn Rule>>,
     pub(crate) log: Option<Arc<dyn Log>>,
+    /// Ticket master secret; `None` draws a random one per cache.
+    pub(crate) ticket_secret: Option<Vec<u8>>,
+    pub(crate) ticket_rotation: u32,
 }
+
+impl Drop for snicache_config {
+    fn drop(&mut self) {
+        if let Some(secret) = &mut self.ticket_secret {
+            crate::crypto::zeroize(secret);
+        }
+    }
+}
+
+/// Default ticket key rotation: a key encrypts for 24 h and decrypts for one ticket lifetime
+/// more.
+pub const SNICACHE_DEFAULT_TICKET_ROTATION: u32 = 24 * 3600;
 
 impl snicache_config {
     /// Adds a policy rule written in Rust; it runs after the built-in rules and earlier ones.
@@ -88,6 +103,8 @@ pub extern "C" fn snicache_config_new(
             vhosts: VHosts::default(),
             rules: Vec::new(),
             log: None,
+            ticket_secret: None,
+            ticket_rotation: SNICACHE_DEFAULT_TICKET_ROTATION,
         });
         out(out_config, Box::into_raw(config), "out")
     })
@@ -281,5 +298,50 @@ pub extern "C" fn snicache_config_add_rule(
             cb,
             userdata,
         }))
+    })
+}
+
+/// Configures the stateless ticket keys: `secret` (32 to 64 bytes, copied; NULL draws a random
+/// secret per cache, so tickets open only in this process) is the master secret from which each
+/// vhost's keys are derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so
+/// servers sharing a secret open each other's tickets and a vhost never opens another's.
+/// `rotation_seconds` (1 to 604800; 0 keeps 86400) is how long a key seals new tickets; it then
+/// only opens tickets for one ticket lifetime more, and tickets live at most `rotation_seconds`,
+/// so a ticket is valid for at most half its key's life (RFC 5077 §4, RFC 7525 §3.4).
+#[no_mangle]
+pub extern "C" fn snicache_config_set_ticket_keys(
+    config: *mut snicache_config,
+    secret: *const u8,
+    len: usize,
+    rotation_seconds: u32,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        if rotation_seconds > 7 * 24 * 3600 {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("ticket rotation {rotation_seconds} s is over 7 days"),
+            ));
+        }
+        let secret = if secret.is_null() {
+            None
+        } else {
+            if !(32..=64).contains(&len) {
+                return Err(fail(
+                    snicache_result::InvalidParameter,
+                    format!("ticket secret of {len} bytes (32 to 64 needed)"),
+                ));
+            }
+            // SAFETY: the caller gives `len` readable bytes at `secret`.
+            Some(unsafe { std::slice::from_raw_parts(secret, len) }.to_vec())
+        };
+        if let Some(old) = &mut config.ticket_secret {
+            crate::crypto::zeroize(old);
+        }
+        config.ticket_secret = secret;
+        if rotation_seconds != 0 {
+            config.ticket_rotation = rotation_seconds;
+        }
+        Ok(())
     })
 }

@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod hooks;
+pub mod tickets;
 
 use std::ffi::CStr;
 use std::os::raw::c_char;

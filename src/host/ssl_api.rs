@@ -30,6 +30,10 @@ pub const SNICACHE_INSTALL_INFO: u32 = 8;
 /// `ctx_install` flag: the ticket generate/decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`).
 pub const SNICACHE_INSTALL_TICKET_CHECK: u32 = 16;
 
+/// `ctx_install` flag: per-vhost ticket keys (OpenSSL ticket key callback; BoringSSL ticket
+/// AEAD method).
+pub const SNICACHE_INSTALL_TICKET_KEYS: u32 = 32;
+
 /// The table of host SSL functions. Fill it with `snicache_ssl_api_init()` from
 /// `snicache_ssl.h`, which uses the host's own headers; every pointer must be set.
 /// Pointers are `void *` so one library serves OpenSSL and BoringSSL hosts.
@@ -131,6 +135,20 @@ pub struct snicache_ssl_api {
     pub session_get_appdata: Option<
         unsafe extern "C" fn(sess: *mut c_void, data: *mut *const u8, len: *mut usize) -> c_int,
     >,
+    /// OpenSSL ticket key callback support: initializes `cipher_ctx` (`EVP_CIPHER_CTX *`,
+    /// AES-256-CBC with `aes` and the 16-byte `iv`, for encryption when `enc` is 1) and `mac_ctx`
+    /// (`EVP_MAC_CTX *` on 3.x, `HMAC_CTX *` on 1.1.1: HMAC-SHA256 with `hmac`). Both keys are 32
+    /// bytes. Returns 1 on success. BoringSSL hosts may leave a stub returning 0.
+    pub ticket_key_init: Option<
+        unsafe extern "C" fn(
+            cipher_ctx: *mut c_void,
+            mac_ctx: *mut c_void,
+            aes: *const u8,
+            hmac: *const u8,
+            iv: *const u8,
+            enc: c_int,
+        ) -> c_int,
+    >,
 }
 
 /// The checked table: every pointer is known to be set, so calls need no unwrap.
@@ -188,7 +206,8 @@ impl snicache_ssl_api {
             session_cipher,
             session_alpn,
             session_set_appdata,
-            session_get_appdata
+            session_get_appdata,
+            ticket_key_init
         )
     }
 }
