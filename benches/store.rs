@@ -1,0 +1,236 @@
+//! Memory store micro-benchmark: ns per get / put / remove / get+put at 1 and 2 threads, with
+//! 100k and 1M entries of realistic record sizes (200–300 bytes). Prints figures only; it is
+//! never a pass/fail test. Run: `cargo bench --bench store` (`-- --quick` for a short run).
+//!
+//! Each figure is the median of several rounds; a round times a batch of operations on random
+//! keys of the populated store. With 2 threads both run the same kind of batch at once on the
+//! shared store and ns/op is wall time over one thread's operations (latency as a thread sees
+//! it); Mops/s is the total over all threads.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::Instant;
+
+use snicache::store::memory::{MemoryStore, ENTRY_OVERHEAD};
+use snicache::store::{Key, Lookup, Store, Value};
+
+const RECORD_MIN: usize = 200;
+const RECORD_MAX: usize = 300;
+
+/// xorshift64*: deterministic and cheap enough to stay out of the figures (indices are drawn
+/// before the timer starts anyway).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct Fixture {
+    store: MemoryStore,
+    keys: Vec<Key>,
+    values: Vec<Value>,
+}
+
+fn fixture(entries: usize) -> Fixture {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ entries as u64);
+    let keys: Vec<Key> = (0..entries)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            for chunk in id.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next().to_le_bytes());
+            }
+            Key::new((i % 2) as u32, &id).expect("32-byte id")
+        })
+        .collect();
+    let values: Vec<Value> = (0..entries)
+        .map(|_| {
+            let len = RECORD_MIN + rng.below(RECORD_MAX - RECORD_MIN + 1);
+            Value::new(vec![0xa5; len])
+        })
+        .collect();
+    // Room for every entry twice over, so the timed puts replace and never evict.
+    let bound = 2 * entries as u64 * (RECORD_MAX + ENTRY_OVERHEAD) as u64;
+    let store = MemoryStore::new(bound, 2 * entries as u64, 2);
+    for (k, v) in keys.iter().zip(&values) {
+        store.put(*k, v.clone(), u64::MAX).expect("fits");
+    }
+    Fixture {
+        store,
+        keys,
+        values,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Get,
+    Put,
+    GetPut,
+    Remove,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Put => "put",
+            Op::GetPut => "get+put",
+            Op::Remove => "remove",
+        }
+    }
+}
+
+/// Runs one batch of `op` over `idx` and returns the elapsed nanoseconds.
+fn batch(f: &Fixture, op: Op, idx: &[usize]) -> u128 {
+    let start = Instant::now();
+    match op {
+        Op::Get => {
+            for &i in idx {
+                let hit = matches!(f.store.get(&f.keys[i], 0), Lookup::Hit(_));
+                black_box(hit);
+            }
+        }
+        Op::Put => {
+            for &i in idx {
+                f.store
+                    .put(f.keys[i], f.values[i].clone(), u64::MAX)
+                    .expect("fits");
+            }
+        }
+        Op::GetPut => {
+            for w in idx.chunks_exact(2) {
+                black_box(matches!(f.store.get(&f.keys[w[0]], 0), Lookup::Hit(_)));
+                f.store
+                    .put(f.keys[w[1]], f.values[w[1]].clone(), u64::MAX)
+                    .expect("fits");
+            }
+        }
+        Op::Remove => {
+            for &i in idx {
+                black_box(f.store.remove(&f.keys[i]));
+            }
+        }
+    }
+    start.elapsed().as_nanos()
+}
+
+/// Indices for one round of one thread. Removals need distinct keys, so every thread takes its
+/// own slice of a shuffled order.
+fn indices(rng: &mut Rng, entries: usize, ops: usize, op: Op, thread: usize) -> Vec<usize> {
+    if op == Op::Remove {
+        let mut all: Vec<usize> = (0..entries).collect();
+        for i in (1..all.len()).rev() {
+            all.swap(i, rng.below(i + 1));
+        }
+        let start = thread * ops;
+        all[start..start + ops].to_vec()
+    } else {
+        let n = if op == Op::GetPut { 2 * ops } else { ops };
+        (0..n).map(|_| rng.below(entries)).collect()
+    }
+}
+
+struct Figure {
+    ns_per_op: f64,
+    mops: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn measure(f: &Fixture, op: Op, threads: usize, ops: usize, rounds: usize) -> Figure {
+    let entries = f.keys.len();
+    // Removals take distinct keys: at most half the store per round, put back afterwards.
+    let ops = if op == Op::Remove {
+        ops.min(entries / 2 / threads)
+    } else {
+        ops
+    };
+    let mut per_op = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let mut rng = Rng(0x1234_5678 + round as u64 * 7919);
+        // One shuffle for removals, shared by all threads; fresh random draws otherwise.
+        let sets: Vec<Vec<usize>> = if op == Op::Remove {
+            let base = indices(&mut rng, entries, ops * threads, op, 0);
+            base.chunks(ops).map(<[usize]>::to_vec).collect()
+        } else {
+            (0..threads)
+                .map(|t| indices(&mut rng, entries, ops, op, t))
+                .collect()
+        };
+        let barrier = Barrier::new(threads);
+        // The slowest thread's time, each timed from the common start: spawning is not counted.
+        let wall = std::thread::scope(|s| {
+            let handles: Vec<_> = sets
+                .iter()
+                .map(|set| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        batch(f, op, set)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bench thread"))
+                .max()
+                .unwrap_or(0)
+        });
+        per_op.push(wall as f64 / ops as f64);
+        if op == Op::Remove {
+            for &i in sets.iter().flatten() {
+                f.store
+                    .put(f.keys[i], f.values[i].clone(), u64::MAX)
+                    .expect("fits");
+            }
+        }
+    }
+    let ns = median(per_op);
+    Figure {
+        ns_per_op: ns,
+        mops: threads as f64 * 1e3 / ns,
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (ops, rounds) = if quick { (50_000, 3) } else { (200_000, 9) };
+    println!("memory store: records {RECORD_MIN}-{RECORD_MAX} B, 32-byte ids, 2 vhosts, bound 2x the data (no eviction)");
+    println!("median of {rounds} rounds x {ops} ops per thread; ns/op = wall time / ops of one thread; get+put = one get and one put");
+    println!();
+    let ops_list = [Op::Get, Op::Put, Op::Remove, Op::GetPut];
+    let head: Vec<String> = ops_list
+        .iter()
+        .map(|op| format!("{} ns/op (Mops/s)", op.name()))
+        .collect();
+    println!("| entries | threads | {} |", head.join(" | "));
+    println!("|--------:|--------:|{}", "---:|".repeat(ops_list.len()));
+    for entries in [100_000usize, 1_000_000] {
+        let f = fixture(entries);
+        for threads in [1usize, 2] {
+            let cells: Vec<String> = ops_list
+                .iter()
+                .map(|&op| {
+                    // Warm-up round, not counted.
+                    measure(&f, op, threads, ops / 4, 1);
+                    let r = measure(&f, op, threads, ops, rounds);
+                    format!("{:.0} ({:.1})", r.ns_per_op, r.mops)
+                })
+                .collect();
+            println!("| {entries:>7} | {threads:>7} | {} |", cells.join(" | "));
+        }
+        let u = f.store.usage(None);
+        assert_eq!(u.entries as usize, entries, "every key still stored");
+        assert_eq!(u.evictions, 0, "the bound held every entry");
+    }
+}
