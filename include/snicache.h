@@ -17,15 +17,6 @@
 #define SNICACHE_VERSION_PATCH 0
 
 
-#define NONCE_LEN 12
-
-#define TAG_LEN 16
-
-/*
- Length of a key name, as OpenSSL's ticket key callback expects.
- */
-#define NAME_LEN 16
-
 /*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
  */
@@ -123,11 +114,6 @@
  AEAD method).
  */
 #define SNICACHE_INSTALL_TICKET_KEYS 32
-
-/*
- The longest record without session bytes (what a ticket carries in front of its session).
- */
-#define MAX_APPDATA ((FIXED_LEN + (3 * 256)) + 4)
 
 /*
  Results of snicache functions. 0 is success; errors start at 7000.
@@ -233,6 +219,41 @@ typedef uint32_t snicache_log_level;
 #endif // __cplusplus
 
 /*
+ `snicache_store_get_cb` answers.
+ */
+enum snicache_store_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The value was written to the buffer.
+   */
+  SNICACHE_STORE_STATUS_FOUND = 0,
+  /*
+   No value for this key.
+   */
+  SNICACHE_STORE_STATUS_MISSING = 1,
+  /*
+   The store is fetching it: on BoringSSL the handshake pauses with
+   `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the answer. On OpenSSL the
+   handshake goes on as a full one.
+   */
+  SNICACHE_STORE_STATUS_PENDING = 2,
+  /*
+   The store failed; a full handshake, counted as a store error.
+   */
+  SNICACHE_STORE_STATUS_ERROR = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum snicache_store_status snicache_store_status;
+#else
+typedef uint32_t snicache_store_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  A session cache (opaque). Thread-safe: every function taking a `const snicache_cache *` may
  be called from any thread.
  */
@@ -307,6 +328,10 @@ typedef struct {
    Tickets accepted under a decrypt-only key and renewed under the current one.
    */
   uint64_t ticket_renewed;
+  /*
+   Lookups the store answered "pending".
+   */
+  uint64_t pending;
 } snicache_stats;
 
 /*
@@ -483,6 +508,11 @@ typedef struct {
    */
   int (*session_get_appdata)(void *sess, const uint8_t **data, size_t *len);
   /*
+   The value a session lookup returns to pause the handshake: BoringSSL's
+   `SSL_magic_pending_session_ptr()`; NULL on OpenSSL, which cannot pause there.
+   */
+  void *(*pending_session)(void);
+  /*
    OpenSSL ticket key callback support: initializes `cipher_ctx` (`EVP_CIPHER_CTX *`,
    AES-256-CBC with `aes` and the 16-byte `iv`, for encryption when `enc` is 1) and `mac_ctx`
    (`EVP_MAC_CTX *` on 3.x, `HMAC_CTX *` on 1.1.1: HMAC-SHA256 with `hmac`). Both keys are 32
@@ -549,6 +579,42 @@ typedef struct {
  counted under the rule's name. Called from handshake threads; must be thread-safe and fast.
  */
 typedef int (*snicache_rule_cb)(void *userdata, const snicache_rule_input *input);
+
+/*
+ Looks up the record stored under (`vhost`, `id`). Write it into `buf` (capacity `cap`,
+ 64 KiB) and its length into `*out_len`, then answer `SNICACHE_STORE_STATUS_FOUND`.
+ `vhost` is the vhost's name as configured (not NUL-terminated); `id` is 1 to 32 bytes.
+ */
+typedef snicache_store_status (*snicache_store_get_cb)(void *userdata,
+                                                       const char *vhost,
+                                                       size_t vhost_len,
+                                                       const uint8_t *id,
+                                                       size_t id_len,
+                                                       uint8_t *buf,
+                                                       size_t cap,
+                                                       size_t *out_len);
+
+/*
+ Stores `value` (an opaque, versioned snicache record; copy it) under (`vhost`, `id`) until
+ `expires_at` (seconds since the epoch). Return 0 on success.
+ */
+typedef int (*snicache_store_put_cb)(void *userdata,
+                                     const char *vhost,
+                                     size_t vhost_len,
+                                     const uint8_t *id,
+                                     size_t id_len,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     uint64_t expires_at);
+
+/*
+ Removes what is stored under (`vhost`, `id`).
+ */
+typedef void (*snicache_store_remove_cb)(void *userdata,
+                                         const char *vhost,
+                                         size_t vhost_len,
+                                         const uint8_t *id,
+                                         size_t id_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -652,7 +718,10 @@ int snicache_on_servername(void *ssl, int *alert, void *arg);
 /*
  The session lookup callback (`SSL_CTX_sess_set_get_cb`). Returns a session for OpenSSL to
  resume with `*copy` set to 0 (the library owns the returned reference), or NULL for a full
- handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record.
+ handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record, a store
+ failure. When the store answers "pending", BoringSSL hosts get `SSL_magic_pending_session_ptr()`
+ (the handshake returns `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the
+ answer) and OpenSSL hosts get NULL (a full handshake).
  */
 void *snicache_on_get_session(void *ssl, const uint8_t *id, int id_len, int *copy);
 
@@ -786,6 +855,20 @@ snicache_result snicache_config_set_ticket_keys(snicache_config *config,
                                                 const uint8_t *secret,
                                                 size_t len,
                                                 uint32_t rotation_seconds);
+
+/*
+ Replaces the memory store with the host's own (a shared cache of its own, a remote store):
+ snicache hands it opaque, versioned records keyed by (vhost name, session id) and still
+ makes every decision. `get` may answer `SNICACHE_STORE_STATUS_PENDING` to pause a BoringSSL
+ handshake until the host has the answer. All three callbacks are required; they and
+ `userdata` must stay valid and be callable from any thread while a cache made from this
+ config lives. The memory bound and entry cap do not apply to the host's store.
+ */
+snicache_result snicache_config_set_store_callbacks(snicache_config *config,
+                                                    snicache_store_get_cb get,
+                                                    snicache_store_put_cb put,
+                                                    snicache_store_remove_cb remove,
+                                                    void *userdata);
 
 /*
  Writes the message for `result` (and, when it is this thread's last error, its detail) into

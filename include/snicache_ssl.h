@@ -258,6 +258,15 @@ static int snicache_ssl__session_get_appdata(void *sess, const uint8_t **data, s
 #endif
 }
 
+static void *snicache_ssl__pending_session(void)
+{
+#ifdef OPENSSL_IS_BORINGSSL
+    return SSL_magic_pending_session_ptr();
+#else
+    return NULL;
+#endif
+}
+
 static int snicache_ssl__ticket_key_init(void *cipher_ctx, void *mac_ctx, const uint8_t *aes, const uint8_t *hmac,
                                          const uint8_t *iv, int enc)
 {
@@ -288,8 +297,12 @@ static int snicache_ssl__ticket_key_init(void *cipher_ctx, void *mac_ctx, const 
 static enum ssl_select_cert_result_t snicache_ssl__select_cert(const SSL_CLIENT_HELLO *hello)
 {
     int alert = 0;
-    /* BoringSSL answers ssl_select_cert_error with a handshake_failure alert. */
-    return snicache_on_client_hello(hello->ssl, hello, &alert, NULL) ? ssl_select_cert_success : ssl_select_cert_error;
+    if (snicache_on_client_hello(hello->ssl, hello, &alert, NULL))
+        return ssl_select_cert_success;
+    /* BoringSSL answers ssl_select_cert_error with handshake_failure; sending snicache's alert
+     * (illegal_parameter, unrecognized_name) first puts that one on the wire instead. */
+    SSL_send_fatal_alert(hello->ssl, (uint8_t)alert);
+    return ssl_select_cert_error;
 }
 #else
 static int snicache_ssl__client_hello(SSL *ssl, int *alert, void *arg)
@@ -472,6 +485,7 @@ static inline void snicache_ssl_api_init(snicache_ssl_api *api)
     api->session_set_appdata = snicache_ssl__session_set_appdata;
     api->session_get_appdata = snicache_ssl__session_get_appdata;
     api->ticket_key_init = snicache_ssl__ticket_key_init;
+    api->pending_session = snicache_ssl__pending_session;
 }
 
 #endif /* SNICACHE_SSL_H */

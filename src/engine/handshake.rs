@@ -54,6 +54,22 @@ impl Conn {
     }
 }
 
+/// The answer to a session lookup.
+pub enum Found {
+    Resume(Value),
+    Full,
+    Pending,
+}
+
+impl Found {
+    pub fn is_resume(&self) -> bool {
+        matches!(self, Found::Resume(_))
+    }
+    pub fn is_full(&self) -> bool {
+        matches!(self, Found::Full)
+    }
+}
+
 /// Facts about the connection at lookup time that only the host library knows.
 pub struct HostFacts<'a> {
     pub now: u64,
@@ -155,30 +171,40 @@ impl Engine {
         }
     }
 
-    /// Looks up the session id the client offered. `Some` is the stored value the policy allows
-    /// (call `resumed` once the host accepted it); `None` means a full handshake (miss, refusal
-    /// or bad input, each counted).
-    pub fn lookup(&self, conn: &mut Conn, id: &[u8], host: &HostFacts<'_>) -> Option<Value> {
+    /// Looks up the session id the client offered. `Resume` carries the stored value the policy
+    /// allows (call `resumed` once the host accepted it); `Full` means a full handshake (miss,
+    /// refusal, store failure or bad input, each counted); `Pending` means the store is still
+    /// fetching and the lookup should be repeated when the host drives the handshake again.
+    pub fn lookup(&self, conn: &mut Conn, id: &[u8], host: &HostFacts<'_>) -> Found {
         let Some(key) = Key::new(conn.vhost, id) else {
             self.stats.count(conn.vhost, Event::BadId);
-            return None;
+            return Found::Full;
         };
         let value = match self.store.get(&key, host.now) {
             Lookup::Hit(v) => v,
             Lookup::Miss | Lookup::Expired => {
                 self.stats.count(conn.vhost, Event::Miss);
-                return None;
+                return Found::Full;
+            }
+            Lookup::Pending => {
+                self.stats.count(conn.vhost, Event::Pending);
+                return Found::Pending;
+            }
+            Lookup::Unavailable => {
+                self.stats.count(conn.vhost, Event::StoreError);
+                self.stats.count(conn.vhost, Event::Miss);
+                return Found::Full;
             }
         };
         let Ok(rec) = record::decode(&value.bytes) else {
             self.corrupt(conn.vhost, &key);
-            return None;
+            return Found::Full;
         };
         if !self.judge(conn, &rec.meta, host) {
-            return None;
+            return Found::Full;
         }
         conn.resumed = Some(key);
-        Some(value)
+        Found::Resume(value)
     }
 
     /// The host library took the session `lookup` allowed: count the hit and, on a single-use

@@ -83,6 +83,7 @@ impl Engine {
             ticket_unknown_key: e(Event::TicketUnknownKey),
             ticket_forged: e(Event::TicketForged),
             ticket_renewed: e(Event::TicketRenewed),
+            pending: e(Event::Pending),
             refusals: self.stats.all_refusals(vhost),
             usage: self.store.usage(vhost),
         }
@@ -95,9 +96,9 @@ impl Engine {
             let s = self.snapshot(vhost);
             let _ = write!(
                 out,
-                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
+                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"pending\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
                 s.hits, s.misses, s.stores, s.store_errors, s.corrupt, s.bad_ids, s.invalidations,
-                s.ticket_unknown_key, s.ticket_forged, s.ticket_renewed,
+                s.ticket_unknown_key, s.ticket_forged, s.ticket_renewed, s.pending,
                 s.usage.evictions, s.usage.expirations, s.usage.entries, s.usage.bytes
             );
             for rule in 0..self.policy.len() {
@@ -154,6 +155,7 @@ pub struct Snapshot {
     pub ticket_unknown_key: u64,
     pub ticket_forged: u64,
     pub ticket_renewed: u64,
+    pub pending: u64,
     pub refusals: u64,
     pub usage: Usage,
 }
@@ -173,7 +175,7 @@ pub fn session_id_context(name: &str, cert_der: &[u8], verify_mode: i32) -> [u8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::handshake::{HostFacts, NewSession, Outcome};
+    use crate::engine::handshake::{Found, HostFacts, NewSession, Outcome};
     use crate::engine::vhosts::{RouteError, VHostOptions};
     use crate::store::memory::MemoryStore;
 
@@ -246,20 +248,20 @@ mod tests {
         let mut again = e
             .client_hello(Some(&sni_ext("X.B.TEST")), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut again, b"id1", &at(1001)).is_some());
+        assert!(e.lookup(&mut again, b"id1", &at(1001)).is_resume());
         e.resumed(&mut again);
         assert_eq!(again.outcome, Outcome::Resumed);
         let mut other = e
             .client_hello(Some(&sni_ext("y.b.test")), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_none());
+        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_full());
         assert_eq!(other.outcome, Outcome::Refused(1));
         assert_eq!(e.stats.refusals(Some(1), 1), 1);
         let mut cross = e
             .client_hello(Some(&sni_ext("a.test")), Some(true))
             .unwrap();
         assert!(
-            e.lookup(&mut cross, b"id1", &at(1001)).is_none(),
+            e.lookup(&mut cross, b"id1", &at(1001)).is_full(),
             "another vhost never sees the key"
         );
         assert_eq!(e.snapshot(None).hits, 1);
@@ -271,11 +273,11 @@ mod tests {
         let mut c = e.client_hello(None, Some(true)).unwrap();
         e.store_session(&mut c, new_session(b"id1"));
         let mut r = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_some());
+        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_resume());
         e.resumed(&mut r);
         e.invalidate(&mut r, 1002);
         let mut again = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut again, b"id1", &at(1003)).is_none());
+        assert!(e.lookup(&mut again, b"id1", &at(1003)).is_full());
         assert_eq!(
             e.stats
                 .refusals(None, e.policy.position("invalidated").unwrap()),
@@ -289,10 +291,10 @@ mod tests {
         let mut c = e.client_hello(None, Some(true)).unwrap();
         e.store_session(&mut c, new_session(b"id1"));
         let mut r = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_some());
+        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_resume());
         e.resumed(&mut r);
         let mut r2 = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r2, b"id1", &at(1001)).is_none());
+        assert!(e.lookup(&mut r2, b"id1", &at(1001)).is_full());
     }
 
     #[test]
@@ -303,8 +305,8 @@ mod tests {
             Some(RouteError::Malformed)
         );
         let mut c = e.client_hello(None, None).unwrap();
-        assert!(e.lookup(&mut c, &[1u8; 33], &at(0)).is_none());
-        assert!(e.lookup(&mut c, &[], &at(0)).is_none());
+        assert!(e.lookup(&mut c, &[1u8; 33], &at(0)).is_full());
+        assert!(e.lookup(&mut c, &[], &at(0)).is_full());
         assert_eq!(e.snapshot(None).bad_ids, 2);
         e.store
             .put(
@@ -313,9 +315,74 @@ mod tests {
                 u64::MAX,
             )
             .unwrap();
-        assert!(e.lookup(&mut c, b"junk", &at(0)).is_none());
+        assert!(e.lookup(&mut c, b"junk", &at(0)).is_full());
         assert_eq!(e.snapshot(None).corrupt, 1);
         assert_eq!(e.store.usage(None).entries, 0, "corrupt record dropped");
+    }
+
+    /// A store that answers "pending" until released, like a remote store still fetching.
+    struct LateStore {
+        inner: MemoryStore,
+        ready: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl crate::store::Store for LateStore {
+        fn get(&self, key: &crate::store::Key, now: u64) -> crate::store::Lookup {
+            if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                self.inner.get(key, now)
+            } else {
+                crate::store::Lookup::Pending
+            }
+        }
+        fn put(
+            &self,
+            key: crate::store::Key,
+            value: crate::store::Value,
+            expires_at: u64,
+        ) -> Result<(), crate::store::StoreError> {
+            self.inner.put(key, value, expires_at)
+        }
+        fn remove(&self, key: &crate::store::Key) -> bool {
+            self.inner.remove(key)
+        }
+        fn usage(&self, vhost: Option<u32>) -> Usage {
+            self.inner.usage(vhost)
+        }
+    }
+
+    #[test]
+    fn a_pending_store_answer_is_passed_on_and_retried() {
+        let mut v = VHosts::default();
+        v.add(
+            "a.test",
+            1,
+            VHostOptions {
+                timeout: 300,
+                is_default: true,
+                single_use: false,
+                allow_no_ems: false,
+            },
+        )
+        .unwrap();
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = LateStore {
+            inner: MemoryStore::new(1 << 20, 100, 1),
+            ready: ready.clone(),
+        };
+        let e = Engine::new(v, Policy::default(), Box::new(store), false, None);
+        let mut c = e.client_hello(None, Some(true)).unwrap();
+        e.store_session(&mut c, new_session(b"id1"));
+        let mut r = e.client_hello(None, Some(true)).unwrap();
+        assert!(matches!(
+            e.lookup(&mut r, b"id1", &at(1001)),
+            Found::Pending
+        ));
+        assert_eq!(e.stats.event(None, stats::Event::Pending), 1);
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            e.lookup(&mut r, b"id1", &at(1001)).is_resume(),
+            "the retry finds the session"
+        );
     }
 
     #[test]

@@ -27,9 +27,12 @@ pub enum Event {
     TicketForged,
     /// A ticket sealed under a decrypt-only key was accepted and renewed.
     TicketRenewed,
+    /// The store answered "pending"; the handshake was paused (or, where the host library
+    /// cannot pause, went on as a full handshake).
+    Pending,
 }
 
-const EVENTS: usize = 11;
+const EVENTS: usize = 12;
 
 /// Counters of one vhost: events, then one per policy rule.
 pub struct VhostCounters {

@@ -124,14 +124,18 @@ pub extern "C" fn snicache_cache_new(
                 format!("ticket keys: {e:?}"),
             )
         })?;
-        let store = MemoryStore::new(config.max_bytes, config.max_entries, vhosts.len());
-        let engine = Engine::new(
-            vhosts,
-            policy,
-            Box::new(store),
-            config.strict_sni,
-            config.log.clone(),
-        );
+        let store: Box<dyn crate::store::Store> = match &config.host_store {
+            Some(cbs) => Box::new(super::hooks::CStore {
+                cbs: cbs.clone(),
+                vhosts: vhosts.iter().map(|v| v.name.clone()).collect(),
+            }),
+            None => Box::new(MemoryStore::new(
+                config.max_bytes,
+                config.max_entries,
+                vhosts.len(),
+            )),
+        };
+        let engine = Engine::new(vhosts, policy, store, config.strict_sni, config.log.clone());
         out(
             out_cache,
             Arc::into_raw(Arc::new(snicache_cache {
@@ -305,6 +309,8 @@ pub struct snicache_stats {
     pub ticket_forged: u64,
     /// Tickets accepted under a decrypt-only key and renewed under the current one.
     pub ticket_renewed: u64,
+    /// Lookups the store answered "pending".
+    pub pending: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -347,6 +353,7 @@ pub extern "C" fn snicache_cache_stats(
             ticket_unknown_key: s.ticket_unknown_key,
             ticket_forged: s.ticket_forged,
             ticket_renewed: s.ticket_renewed,
+            pending: s.pending,
         };
         out(out_stats, stats, "out")
     })

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::boundary;
 use super::cache::snicache_cache;
-use crate::engine::handshake::{Conn, HostFacts, NewSession, Outcome};
+use crate::engine::handshake::{Conn, Found, HostFacts, NewSession, Outcome};
 use crate::engine::vhosts::{RouteError, MAX_NAME};
 use crate::engine::Level;
 use crate::host::ssl_api::{self, host_call, HostApi};
@@ -287,7 +287,10 @@ pub(crate) unsafe fn policy_ctx(host: &HostApi, ssl: *mut c_void, b: &ConnBox) -
 
 /// The session lookup callback (`SSL_CTX_sess_set_get_cb`). Returns a session for OpenSSL to
 /// resume with `*copy` set to 0 (the library owns the returned reference), or NULL for a full
-/// handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record.
+/// handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record, a store
+/// failure. When the store answers "pending", BoringSSL hosts get `SSL_magic_pending_session_ptr()`
+/// (the handshake returns `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the
+/// answer) and OpenSSL hosts get NULL (a full handshake).
 #[no_mangle]
 pub extern "C" fn snicache_on_get_session(
     ssl: *mut c_void,
@@ -313,8 +316,12 @@ pub extern "C" fn snicache_on_get_session(
             let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
             let facts = host_facts(host, ssl, &enabled);
             let ConnBox { cache, conn } = b;
-            let Some(value) = cache.engine.lookup(conn, id, &facts) else {
-                return std::ptr::null_mut();
+            let value = match cache.engine.lookup(conn, id, &facts) {
+                Found::Resume(v) => v,
+                Found::Full => return std::ptr::null_mut(),
+                // BoringSSL pauses the handshake (SSL_ERROR_PENDING_SESSION) and calls again when
+                // the host drives it; OpenSSL cannot pause here and gets NULL: a full handshake.
+                Found::Pending => return host_call!(host, pending_session()),
             };
             let kept = value
                 .local

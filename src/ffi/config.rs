@@ -5,7 +5,10 @@ use std::os::raw::{c_char, c_void};
 use std::sync::Arc;
 
 use super::error::fail;
-use super::hooks::{snicache_log_cb, snicache_log_level, snicache_rule_cb, CLog, CRule};
+use super::hooks::{
+    snicache_log_cb, snicache_log_level, snicache_rule_cb, snicache_store_get_cb,
+    snicache_store_put_cb, snicache_store_remove_cb, CLog, CRule, CStoreCallbacks,
+};
 use super::{arg_mut, arg_str, guard, out, snicache_result};
 use crate::engine::policy::{Rule, MAX_LIFETIME};
 use crate::engine::vhosts::{NameError, VHostOptions, VHosts};
@@ -38,6 +41,8 @@ pub struct snicache_config {
     /// Ticket master secret; `None` draws a random one per cache.
     pub(crate) ticket_secret: Option<Vec<u8>>,
     pub(crate) ticket_rotation: u32,
+    /// The host's own store, replacing the memory store.
+    pub(crate) host_store: Option<CStoreCallbacks>,
 }
 
 impl Drop for snicache_config {
@@ -105,6 +110,7 @@ pub extern "C" fn snicache_config_new(
             log: None,
             ticket_secret: None,
             ticket_rotation: SNICACHE_DEFAULT_TICKET_ROTATION,
+            host_store: None,
         });
         out(out_config, Box::into_raw(config), "out")
     })
@@ -342,6 +348,35 @@ pub extern "C" fn snicache_config_set_ticket_keys(
         if rotation_seconds != 0 {
             config.ticket_rotation = rotation_seconds;
         }
+        Ok(())
+    })
+}
+
+/// Replaces the memory store with the host's own (a shared cache of its own, a remote store):
+/// snicache hands it opaque, versioned records keyed by (vhost name, session id) and still
+/// makes every decision. `get` may answer `SNICACHE_STORE_STATUS_PENDING` to pause a BoringSSL
+/// handshake until the host has the answer. All three callbacks are required; they and
+/// `userdata` must stay valid and be callable from any thread while a cache made from this
+/// config lives. The memory bound and entry cap do not apply to the host's store.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_store_callbacks(
+    config: *mut snicache_config,
+    get: snicache_store_get_cb,
+    put: snicache_store_put_cb,
+    remove: snicache_store_remove_cb,
+    userdata: *mut c_void,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let (Some(get), Some(put), Some(remove)) = (get, put, remove) else {
+            return Err(fail(snicache_result::NullParameter, "store callbacks"));
+        };
+        config.host_store = Some(CStoreCallbacks {
+            get,
+            put,
+            remove,
+            userdata,
+        });
         Ok(())
     })
 }

@@ -6,6 +6,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use crate::engine::policy::{Facts, Rule};
 use crate::engine::{Level, Log};
 use crate::record::Meta;
+use crate::store::{Key, Lookup, Store, StoreError, Usage, Value};
 
 /// Log levels passed to the log callback.
 #[repr(u32)]
@@ -133,5 +134,178 @@ impl Rule for CRule {
         };
         // SAFETY: the host's callback, with an input valid for the call.
         unsafe { (self.cb)(self.userdata, &input) == 0 }
+    }
+}
+
+/// `snicache_store_get_cb` answers.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum snicache_store_status {
+    /// The value was written to the buffer.
+    Found = 0,
+    /// No value for this key.
+    Missing = 1,
+    /// The store is fetching it: on BoringSSL the handshake pauses with
+    /// `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the answer. On OpenSSL the
+    /// handshake goes on as a full one.
+    Pending = 2,
+    /// The store failed; a full handshake, counted as a store error.
+    Error = 3,
+}
+
+/// Looks up the record stored under (`vhost`, `id`). Write it into `buf` (capacity `cap`,
+/// 64 KiB) and its length into `*out_len`, then answer `SNICACHE_STORE_STATUS_FOUND`.
+/// `vhost` is the vhost's name as configured (not NUL-terminated); `id` is 1 to 32 bytes.
+pub type snicache_store_get_cb = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        vhost: *const c_char,
+        vhost_len: usize,
+        id: *const u8,
+        id_len: usize,
+        buf: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> snicache_store_status,
+>;
+
+/// Stores `value` (an opaque, versioned snicache record; copy it) under (`vhost`, `id`) until
+/// `expires_at` (seconds since the epoch). Return 0 on success.
+pub type snicache_store_put_cb = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        vhost: *const c_char,
+        vhost_len: usize,
+        id: *const u8,
+        id_len: usize,
+        value: *const u8,
+        value_len: usize,
+        expires_at: u64,
+    ) -> c_int,
+>;
+
+/// Removes what is stored under (`vhost`, `id`).
+pub type snicache_store_remove_cb = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        vhost: *const c_char,
+        vhost_len: usize,
+        id: *const u8,
+        id_len: usize,
+    ),
+>;
+
+/// A store whose operations are the host's callbacks.
+#[derive(Clone)]
+pub(crate) struct CStoreCallbacks {
+    pub get: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        usize,
+        *const u8,
+        usize,
+        *mut u8,
+        usize,
+        *mut usize,
+    ) -> snicache_store_status,
+    pub put: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        usize,
+        *const u8,
+        usize,
+        *const u8,
+        usize,
+        u64,
+    ) -> c_int,
+    pub remove: unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const u8, usize),
+    pub userdata: *mut c_void,
+}
+
+// SAFETY: the host promises (snicache_config_set_store_callbacks) thread-safe callbacks.
+unsafe impl Send for CStoreCallbacks {}
+// SAFETY: as above.
+unsafe impl Sync for CStoreCallbacks {}
+
+/// Largest record a host store may return.
+const HOST_RECORD_MAX: usize = 64 * 1024;
+
+pub(crate) struct CStore {
+    pub cbs: CStoreCallbacks,
+    /// Vhost names by index, for the host's keys.
+    pub vhosts: Vec<String>,
+}
+
+impl CStore {
+    fn name(&self, key: &Key) -> (*const c_char, usize) {
+        let n = &self.vhosts[(key.vhost as usize).min(self.vhosts.len() - 1)];
+        (n.as_ptr() as *const c_char, n.len())
+    }
+}
+
+impl Store for CStore {
+    fn get(&self, key: &Key, _now: u64) -> Lookup {
+        let (v, vl) = self.name(key);
+        let mut buf = vec![0u8; HOST_RECORD_MAX];
+        let mut len = 0usize;
+        let id = key.id();
+        // SAFETY: the host's callback with buffers valid for the call.
+        let status = unsafe {
+            (self.cbs.get)(
+                self.cbs.userdata,
+                v,
+                vl,
+                id.as_ptr(),
+                id.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut len,
+            )
+        };
+        match status {
+            snicache_store_status::Found if len <= buf.len() => {
+                buf.truncate(len);
+                Lookup::Hit(Value::new(buf))
+            }
+            snicache_store_status::Missing => Lookup::Miss,
+            snicache_store_status::Pending => Lookup::Pending,
+            _ => Lookup::Unavailable,
+        }
+    }
+
+    fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
+        let (v, vl) = self.name(&key);
+        let id = key.id();
+        // SAFETY: the host's callback with buffers valid for the call.
+        let r = unsafe {
+            (self.cbs.put)(
+                self.cbs.userdata,
+                v,
+                vl,
+                id.as_ptr(),
+                id.len(),
+                value.bytes.as_ptr(),
+                value.bytes.len(),
+                expires_at,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable)
+        }
+    }
+
+    fn remove(&self, key: &Key) -> bool {
+        let (v, vl) = self.name(key);
+        let id = key.id();
+        // SAFETY: the host's callback with buffers valid for the call.
+        unsafe { (self.cbs.remove)(self.cbs.userdata, v, vl, id.as_ptr(), id.len()) };
+        true
+    }
+
+    fn usage(&self, _vhost: Option<u32>) -> Usage {
+        // The host's store keeps its own accounting; snicache only sees what it was handed.
+        Usage::default()
     }
 }

@@ -135,6 +135,9 @@ pub struct snicache_ssl_api {
     pub session_get_appdata: Option<
         unsafe extern "C" fn(sess: *mut c_void, data: *mut *const u8, len: *mut usize) -> c_int,
     >,
+    /// The value a session lookup returns to pause the handshake: BoringSSL's
+    /// `SSL_magic_pending_session_ptr()`; NULL on OpenSSL, which cannot pause there.
+    pub pending_session: Option<unsafe extern "C" fn() -> *mut c_void>,
     /// OpenSSL ticket key callback support: initializes `cipher_ctx` (`EVP_CIPHER_CTX *`,
     /// AES-256-CBC with `aes` and the 16-byte `iv`, for encryption when `enc` is 1) and `mac_ctx`
     /// (`EVP_MAC_CTX *` on 3.x, `HMAC_CTX *` on 1.1.1: HMAC-SHA256 with `hmac`). Both keys are 32
@@ -207,6 +210,7 @@ impl snicache_ssl_api {
             session_alpn,
             session_set_appdata,
             session_get_appdata,
+            pending_session,
             ticket_key_init
         )
     }

@@ -66,6 +66,10 @@ pub enum Lookup {
     Miss,
     /// The entry was there but its lifetime is over; the store dropped it.
     Expired,
+    /// The store is fetching the answer; ask again when the host drives the handshake again.
+    Pending,
+    /// The store failed (down, timed out, answered garbage); treated as a miss.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
