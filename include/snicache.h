@@ -871,6 +871,15 @@ snicache_result snicache_config_set_store_callbacks(snicache_config *config,
                                                     void *userdata);
 
 /*
+ Chooses the built-in store from a specification: `memory[:SIZE]` (the default; in-process),
+ `shm:SIZE` (shared memory for prefork servers: make the cache before forking the workers), or
+ `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier).
+ An unknown or malformed specification is `SNICACHE_RESULT_INVALID_PARAMETER` with a message
+ saying why.
+ */
+snicache_result snicache_config_set_store(snicache_config *config, const char *spec);
+
+/*
  Writes the message for `result` (and, when it is this thread's last error, its detail) into
  `buf` as a NUL-terminated string, truncated to fit, and returns the length written without
  the NUL. `buf` may be NULL or `len` 0 to learn nothing but that nothing was written (0).

@@ -16,6 +16,7 @@ use crate::host::ssl_api::{
     SNICACHE_INSTALL_TICKET_KEYS,
 };
 use crate::store::memory::MemoryStore;
+use crate::store::spec::StoreSpec;
 
 /// `snicache_cache_attach` flags: everything (the default when 0 is passed).
 pub const SNICACHE_ATTACH_ALL: u32 = SNICACHE_INSTALL_CLIENT_HELLO
@@ -129,11 +130,25 @@ pub extern "C" fn snicache_cache_new(
                 cbs: cbs.clone(),
                 vhosts: vhosts.iter().map(|v| v.name.clone()).collect(),
             }),
-            None => Box::new(MemoryStore::new(
-                config.max_bytes,
-                config.max_entries,
-                vhosts.len(),
-            )),
+            None => match &config.store {
+                StoreSpec::Memory(_) => Box::new(MemoryStore::new(
+                    config.max_bytes,
+                    config.max_entries,
+                    vhosts.len(),
+                )),
+                StoreSpec::Shm(_) => {
+                    return Err(fail(
+                        snicache_result::InvalidParameter,
+                        "the shm store is not built yet",
+                    ))
+                }
+                StoreSpec::Redis(_) => {
+                    return Err(fail(
+                        snicache_result::InvalidParameter,
+                        "the redis store is not built yet",
+                    ))
+                }
+            },
         };
         let engine = Engine::new(vhosts, policy, store, config.strict_sni, config.log.clone());
         out(

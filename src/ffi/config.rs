@@ -14,6 +14,7 @@ use crate::engine::policy::{Rule, MAX_LIFETIME};
 use crate::engine::vhosts::{NameError, VHostOptions, VHosts};
 use crate::engine::{Level, Log};
 use crate::host::ssl_api::{self, snicache_ssl_api, HostApi};
+use crate::store::spec::StoreSpec;
 
 /// `snicache_config_add_vhost` flag: the vhost for absent or unknown SNI.
 pub const SNICACHE_VHOST_DEFAULT: u32 = 1;
@@ -43,6 +44,8 @@ pub struct snicache_config {
     pub(crate) ticket_rotation: u32,
     /// The host's own store, replacing the memory store.
     pub(crate) host_store: Option<CStoreCallbacks>,
+    /// The built-in store to use (memory unless set).
+    pub(crate) store: StoreSpec,
 }
 
 impl Drop for snicache_config {
@@ -111,6 +114,7 @@ pub extern "C" fn snicache_config_new(
             ticket_secret: None,
             ticket_rotation: SNICACHE_DEFAULT_TICKET_ROTATION,
             host_store: None,
+            store: StoreSpec::Memory(None),
         });
         out(out_config, Box::into_raw(config), "out")
     })
@@ -377,6 +381,29 @@ pub extern "C" fn snicache_config_set_store_callbacks(
             remove,
             userdata,
         });
+        Ok(())
+    })
+}
+
+/// Chooses the built-in store from a specification: `memory[:SIZE]` (the default; in-process),
+/// `shm:SIZE` (shared memory for prefork servers: make the cache before forking the workers), or
+/// `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier).
+/// An unknown or malformed specification is `SNICACHE_RESULT_INVALID_PARAMETER` with a message
+/// saying why.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_store(
+    config: *mut snicache_config,
+    spec: *const c_char,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        let text = arg_str(spec, "spec")?;
+        let parsed =
+            StoreSpec::parse(text).map_err(|e| fail(snicache_result::InvalidParameter, e.0))?;
+        if let StoreSpec::Memory(Some(bytes)) = parsed {
+            config.max_bytes = bytes;
+        }
+        config.store = parsed;
         Ok(())
     })
 }

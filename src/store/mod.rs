@@ -3,6 +3,7 @@
 //! attachment it can reuse on a hit.
 
 pub mod memory;
+pub mod spec;
 
 use std::any::Any;
 use std::sync::Arc;

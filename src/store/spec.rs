@@ -1,0 +1,71 @@
+//! Store specifications as hosts and the demo server write them: `memory[:SIZE]`,
+//! `shm:SIZE`, `redis://[user:password@]HOST:PORT[/DB]`.
+
+/// A parsed store specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// In-process memory store; `None` keeps the configured size.
+    Memory(Option<u64>),
+    /// Shared memory of this many bytes, created before the host forks its workers.
+    Shm(u64),
+    /// A Redis server, behind a local memory tier.
+    Redis(String),
+}
+
+/// Why a specification was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError(pub String);
+
+impl StoreSpec {
+    pub fn parse(spec: &str) -> Result<StoreSpec, SpecError> {
+        let size = |s: &str| {
+            crate::size::parse(s)
+                .ok_or_else(|| SpecError(format!("{s:?} is not a size like 10m, 512k or 1g")))
+        };
+        if spec.starts_with("redis://") {
+            if spec.len() == "redis://".len() {
+                return Err(SpecError("redis:// needs a HOST:PORT".into()));
+            }
+            return Ok(StoreSpec::Redis(spec.to_owned()));
+        }
+        match spec.split_once(':') {
+            None if spec == "memory" => Ok(StoreSpec::Memory(None)),
+            Some(("memory", s)) => Ok(StoreSpec::Memory(Some(size(s)?))),
+            Some(("shm", s)) => Ok(StoreSpec::Shm(size(s)?)),
+            None if spec == "shm" => Err(SpecError("shm needs a size, e.g. shm:10m".into())),
+            _ => Err(SpecError(format!(
+                "unknown store {spec:?}: use memory[:SIZE], shm:SIZE or redis://HOST:PORT"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(StoreSpec::parse("memory"), Ok(StoreSpec::Memory(None)));
+        assert_eq!(
+            StoreSpec::parse("memory:10m"),
+            Ok(StoreSpec::Memory(Some(10 << 20)))
+        );
+        assert_eq!(StoreSpec::parse("shm:1g"), Ok(StoreSpec::Shm(1 << 30)));
+        assert_eq!(
+            StoreSpec::parse("redis://127.0.0.1:6379"),
+            Ok(StoreSpec::Redis("redis://127.0.0.1:6379".into()))
+        );
+        for bad in [
+            "",
+            "shm",
+            "shm:",
+            "memory:x",
+            "disk:1m",
+            "redis://",
+            "memcached://x",
+        ] {
+            assert!(StoreSpec::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
