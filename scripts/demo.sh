@@ -61,9 +61,11 @@ client() { # path, s_client flags...
         timeout 10 openssl s_client -connect "127.0.0.1:$port" -ign_eof "$@" 2>&1 || true
 }
 
-misses() {
+# "MISSES UNKNOWN_KEY": offered session ids no vhost had, offered tickets sealed with another
+# vhost's key.
+counters() {
     client /stats -tls1_2 -servername a.test -quiet | sed -n '/^{/p' |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["misses"])'
+        python3 -c 'import json,sys; t=json.load(sys.stdin)["total"]; print(t["misses"], t["ticket_unknown_key"])'
 }
 
 rows=()
@@ -71,18 +73,18 @@ failed=0
 # step: label, name sent (- for none), session to offer (- for none), session file to write, expected,
 #       s_client flags for the version
 step() {
-    local label=$1 name=$2 offer=$3 save=$4 expect=$5 version=$6 args=() out got line why before after
+    local label=$1 name=$2 offer=$3 save=$4 expect=$5 version=$6 args=() out got line why miss0 key0 miss1 key1
     if [ "$name" = - ]; then args+=(-noservername); else args+=(-servername "$name"); fi
     [ "$offer" = - ] || args+=(-sess_in "$tmp/$offer.sess")
     [ "$save" = - ] || args+=(-sess_out "$tmp/$save.sess")
-    before=$(misses)
+    read -r miss0 key0 <<<"$(counters)"
     local n0
     n0=$(grep -c '^handshake worker' "$tmp/server.log" || true)
     out=$(client / "$version" "${args[@]}")
     got=$(sed -n 's/^\(New\|Reused\), .*/\1/p' <<<"$out" | head -1)
     [ -n "$got" ] || got="failed"
     line=$(grep '^handshake worker' "$tmp/server.log" | sed -n "$((n0 + 1))p")
-    after=$(misses)
+    read -r miss1 key1 <<<"$(counters)"
     # Why, in the server's words: its handshake log line, and the miss counter around the step.
     case "$line" in
     *result=resumed*) why="resumed by snicache" ;;
@@ -90,8 +92,10 @@ step() {
     *result=full*)
         if [ "$offer" = - ]; then
             why="no session offered"
-        elif ((after > before)); then
+        elif ((miss1 > miss0)); then
             why="offered id unknown to vhost ${name/-/a.test} (miss: ids are kept per vhost)"
+        elif ((key1 > key0)); then
+            why="offered ticket sealed with another vhost's key (ticket_unknown_key)"
         else
             why="client did not offer the session"
         fi
@@ -126,7 +130,7 @@ s = json.load(open(sys.argv[1]))
 def line(name, d):
     refused = ", ".join(f"{k}={v}" for k, v in d["refusals"].items() if v) or "none"
     print(f"  {name:8} hits={d['hits']} misses={d['misses']} stores={d['stores']} entries={d['entries']} "
-          f"bytes={d['bytes']} invalidations={d['invalidations']} refusals: {refused}")
+          f"ticket_unknown_key={d.get('ticket_unknown_key', 0)} refusals: {refused}")
 line("total", s["total"])
 for name, d in s["vhosts"].items():
     line(name, d)
@@ -148,8 +152,9 @@ printf '%s\n' "${rows[@]}"
 echo
 echo "names: 'sent' is the SNI the client sent (- none); 'offers' the session it was given (a: made"
 echo "under a.test, none: made without SNI); 'served' the vhost that answered GET /. Clients without"
-echo "SNI go to the default vhost, a.test. 'why' is the server's view: its handshake log line and its"
-echo "miss counter, so 'offered' means the session really reached the server."
+echo "SNI go to the default vhost, a.test. 'why' is the server's view (its handshake log line, its"
+echo "miss and ticket_unknown_key counters), so 'offered' means the session really reached the server:"
+echo "OpenSSL's s_client offers a session under any -servername, and without SNI, when given -sess_in."
 for TICKETS in on off; do
     echo
     echo "== /stats of the server with --tickets $TICKETS (the demo's /stats requests are full handshakes too)"
