@@ -29,7 +29,7 @@ struct demo_options {
     int n_vhosts;
     const char *default_vhost;   /* NULL: the first --vhost */
     int strict_sni;
-    const char *store_size;      /* from --store memory[:SIZE] */
+    const char *store;           /* --store SPEC, for snicache_config_set_store */
     int threads;
     int tls_min, tls_max;        /* TLS1_2_VERSION or TLS1_3_VERSION */
     int tickets;

@@ -19,8 +19,9 @@ static const char usage[] =
     "  --default NAME          vhost for connections without SNI or with an unknown name\n"
     "                          (default: the first --vhost)\n"
     "  --strict-sni            refuse unknown names with a fatal unrecognized_name alert\n"
-    "  --store SPEC            session store: memory[:SIZE], SIZE like 512k, 10m, 1g\n"
-    "                          (default memory:10m)\n"
+    "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
+    "                          (default memory:10m); shm:SIZE and redis://HOST:PORT are\n"
+    "                          accepted once libsnicache implements them\n"
     "  --threads N             worker threads serving connections (default 2)\n"
     "  --tls-min 1.2|1.3       lowest TLS version (default 1.2)\n"
     "  --tls-max 1.2|1.3       highest TLS version (default 1.3)\n"
@@ -88,24 +89,6 @@ static void vhost(struct demo_options *o, const char *s)
     }
 }
 
-/* memory[:SIZE]. The size itself is checked by snicache_config_set_size in main(). */
-static void store(struct demo_options *o, const char *s)
-{
-    if (strcmp(s, "memory") == 0) {
-        o->store_size = "10m";
-        return;
-    }
-    if (strncmp(s, "memory:", 7) == 0) {
-        if (s[7] == '\0')
-            bad("--store", s, "memory: needs a size, e.g. memory:10m");
-        o->store_size = s + 7;
-        return;
-    }
-    if (strncmp(s, "shm:", 4) == 0 || strncmp(s, "redis://", 8) == 0)
-        bad("--store", s, "only memory[:SIZE] is supported so far (shm: and redis:// stores are planned)");
-    bad("--store", s, "expected memory[:SIZE] (shm: and redis:// stores are planned, not available yet)");
-}
-
 static int takes_value(const char *flag)
 {
     static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads",
@@ -122,7 +105,7 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
     int i;
     memset(o, 0, sizeof *o);
     o->listen = "127.0.0.1:8443";
-    o->store_size = "10m";
+    o->store = "memory:10m";
     o->threads = 2;
     o->tls_min = TLS1_2_VERSION;
     o->tls_max = TLS1_3_VERSION;
@@ -171,7 +154,10 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
         } else if (strcmp(flag, "--default") == 0) {
             o->default_vhost = value;
         } else if (strcmp(flag, "--store") == 0) {
-            store(o, value);
+            /* Parsed and checked by snicache_config_set_store in main(). */
+            if (*value == '\0')
+                bad(flag, value, "expected memory[:SIZE], shm:SIZE or redis://HOST:PORT");
+            o->store = value;
         } else if (strcmp(flag, "--threads") == 0) {
             o->threads = (int)number(flag, value, 1, 256);
         } else if (strcmp(flag, "--tls-min") == 0) {

@@ -3,7 +3,7 @@
  *
  *   1. one SSL_CTX per virtual host (certificate, key, protocol settings), plus a listener
  *      SSL_CTX that every connection starts on;
- *   2. a snicache config: the host SSL table (snicache_ssl.h), store size, lifetimes, strict SNI,
+ *   2. a snicache config: the host SSL table (snicache_ssl.h), the store, lifetimes, strict SNI,
  *      a log callback, and the vhosts with their SSL_CTX;
  *   3. snicache_cache_new, then snicache_cache_attach to the listener (which also attaches
  *      every vhost context);
@@ -44,6 +44,15 @@ static void die_snicache(const char *what, snicache_result r)
     snicache_result_message(r, msg, sizeof msg);
     fprintf(stderr, "snicache-demo-server: %s: %s\n", what, msg);
     exit(1);
+}
+
+/* A --store SPEC that snicache refused: a bad flag value, so exit 2 with snicache's reason. */
+static void bad_store(const char *spec, snicache_result r)
+{
+    char msg[256];
+    snicache_result_message(r, msg, sizeof msg);
+    fprintf(stderr, "snicache-demo-server: --store '%s': %s\n", spec, msg);
+    exit(2);
 }
 
 /* ALPN: this server speaks HTTP/1.1 only; select it when offered, else no ALPN at all. */
@@ -123,12 +132,9 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
     snicache_ssl_api_init(&api);
     if ((r = snicache_config_new(&api, &config)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_new", r);
-    if ((r = snicache_config_set_size(config, o->store_size)) != SNICACHE_RESULT_OK) {
-        char msg[256];
-        snicache_result_message(r, msg, sizeof msg);
-        fprintf(stderr, "snicache-demo-server: --store 'memory:%s': %s\n", o->store_size, msg);
-        exit(2);
-    }
+    /* "memory[:SIZE]", "shm:SIZE" or "redis://HOST:PORT": snicache parses it and says why not. */
+    if ((r = snicache_config_set_store(config, o->store)) != SNICACHE_RESULT_OK)
+        bad_store(o->store, r);
     if ((r = snicache_config_set_timeout(config, o->timeout)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_set_timeout", r);
     if ((r = snicache_config_set_strict_sni(config, o->strict_sni != 0)) != SNICACHE_RESULT_OK)
@@ -151,8 +157,12 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         }
     }
 
-    if ((r = snicache_cache_new(config, &cache)) != SNICACHE_RESULT_OK)
+    if ((r = snicache_cache_new(config, &cache)) != SNICACHE_RESULT_OK) {
+        /* A well-formed spec of a store this libsnicache does not have is refused here. */
+        if (r == SNICACHE_RESULT_INVALID_PARAMETER && strncmp(o->store, "memory", 6) != 0)
+            bad_store(o->store, r);
         die_snicache("snicache_cache_new", r);
+    }
     snicache_config_free(config);
     /* 0: every callback (ClientHello, session new/get/remove, servername, info, ticket check).
      * Call before the context serves its first connection, from one thread. */
@@ -296,8 +306,8 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    demo_log("serving %d vhost(s) with %d thread(s), store memory:%s, tickets %s, TLS %s..%s, strict SNI %s",
-             o.n_vhosts, o.threads, o.store_size, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
+    demo_log("serving %d vhost(s) with %d thread(s), store %s, tickets %s, TLS %s..%s, strict SNI %s",
+             o.n_vhosts, o.threads, o.store, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
              o.tls_max == TLS1_3_VERSION ? "1.3" : "1.2", o.strict_sni ? "on" : "off");
 
     while (sigwait(&stop_signals, &sig) != 0)
