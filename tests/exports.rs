@@ -4,11 +4,17 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn cdylib() -> PathBuf {
-    // Integration tests run from target/<profile>/deps; the cdylib sits in target/<profile>.
+    // Integration tests run from target/<profile>/deps, where `cargo test` builds the cdylib of
+    // the same build; `cargo build` copies it up to target/<profile>.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let lib = dir.join("libsnicache.so");
-    assert!(lib.exists(), "{} not built", lib.display());
+    let deps = exe.parent().unwrap();
+    let lib = [
+        deps.join("libsnicache.so"),
+        deps.parent().unwrap().join("libsnicache.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("libsnicache.so is built next to the tests");
     lib
 }
 
