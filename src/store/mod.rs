@@ -3,6 +3,8 @@
 //! attachment it can reuse on a hit.
 
 pub mod memory;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod spec;
 
 use std::any::Any;
