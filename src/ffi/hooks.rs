@@ -1,5 +1,5 @@
-//! What a host plugs in: a log callback and policy rules written in C. Both are nullable
-//! function pointers with `userdata` first.
+//! What a host plugs in: a log callback, policy rules and a store, written in C. All are
+//! nullable function pointers with `userdata` first.
 
 use std::os::raw::{c_char, c_int, c_void};
 
