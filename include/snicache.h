@@ -185,6 +185,11 @@ enum snicache_result
    */
   SNICACHE_RESULT_DUPLICATE_RULE = 7014,
   /*
+   The store could not be set up: the platform refused the shared mapping or its locks
+   (see the message).
+   */
+  SNICACHE_RESULT_STORE_FAILED = 7015,
+  /*
    A panic was caught at the boundary: a bug in snicache.
    */
   SNICACHE_RESULT_PANIC = 7099,
@@ -616,6 +621,37 @@ typedef void (*snicache_store_remove_cb)(void *userdata,
                                          const uint8_t *id,
                                          size_t id_len);
 
+/*
+ Health of a cache's shared-memory store, summed over every process using the mapping.
+ */
+typedef struct {
+  /*
+   Lock waits that timed out because a live holder was too slow (each a counted miss, or
+   a counted store error for a put).
+   */
+  uint64_t lock_timeouts;
+  /*
+   Locks that could not be taken at all (scribbled over, or made unrecoverable).
+   */
+  uint64_t lock_errors;
+  /*
+   Locks taken over from a process that died holding them.
+   */
+  uint64_t owner_dead;
+  /*
+   Shards emptied because they were left half-written or found inconsistent.
+   */
+  uint64_t repairs;
+  /*
+   Entries whose checksum did not match: dropped, never handed out.
+   */
+  uint64_t corrupt;
+  /*
+   Bytes mapped.
+   */
+  uint64_t mapped_bytes;
+} snicache_shm_health;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -638,6 +674,13 @@ void snicache_hook_release_cache(void *ptr);
  it on the vhost's `SSL_CTX`, so the contexts must be fully configured first.
  On success `*out` owns the cache; release it with `snicache_cache_free`. Contexts it is
  attached to keep their own reference, so it lives until the last of them is freed too.
+
+ With the store `shm:SIZE` this creates the shared mapping (SIZE bytes at most, fixed for the
+ cache's life): call it in the parent before forking the workers, which then use the same
+ cache pointer. Sessions, store usage and every counter in `snicache_cache_stats` live in the
+ mapping, so any worker's stats are the sum over all of them. A size below 64k is
+ `SNICACHE_RESULT_INVALID_PARAMETER`; a mapping or lock the platform refuses is
+ `SNICACHE_RESULT_STORE_FAILED` (Linux only); `snicache_result_message` says which.
  */
 snicache_result snicache_cache_new(const snicache_config *config, const snicache_cache **out_cache);
 
@@ -886,6 +929,22 @@ snicache_result snicache_config_set_store(snicache_config *config, const char *s
  Safe from any thread.
  */
 size_t snicache_result_message(uint32_t result, char *buf, size_t len);
+
+/*
+ Reads the health counters of the cache's shared-memory store into `*out`.
+ `SNICACHE_RESULT_INVALID_PARAMETER` when the cache's store is not `shm:`. Thread-safe.
+ */
+snicache_result snicache_shm_health_get(const snicache_cache *cache,
+                                        snicache_shm_health *out_health);
+
+/*
+ FOR TESTS ONLY: the address and length of the cache's shared mapping, writable. Writing to it
+ plays a misbehaving worker; the store must answer such damage with counted misses, never with
+ garbage. Valid while the cache lives. Not for production use: nothing else needs the mapping.
+ */
+snicache_result snicache_debug_shm_mapping(const snicache_cache *cache,
+                                           void **out_base,
+                                           size_t *out_len);
 
 /*
  OpenSSL's ticket key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`, or the HMAC_CTX one

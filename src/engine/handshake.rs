@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use super::policy::{Facts, MAX_LIFETIME};
-use super::stats::Event;
+use super::stats::{Event, ListenerEvent};
 use super::vhosts::{parse_server_name, RouteError, MAX_NAME};
 use super::{Engine, Level};
 use crate::record::{self, Meta};
@@ -102,10 +102,7 @@ impl Engine {
         let sni_len = match server_name_ext {
             None => 0,
             Some(ext) => parse_server_name(ext, &mut sni).inspect_err(|_| {
-                self.stats
-                    .listener
-                    .malformed_sni
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stats.count_listener(ListenerEvent::MalformedSni);
                 self.log(Level::Info, || {
                     "malformed server_name refused with illegal_parameter".into()
                 });
@@ -115,10 +112,7 @@ impl Engine {
             .ok()
             .filter(|s| !s.is_empty());
         let vhost = self.vhosts.route(name, self.strict_sni).inspect_err(|_| {
-            self.stats
-                .listener
-                .unknown_sni
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.count_listener(ListenerEvent::UnknownSni);
             self.log(Level::Info, || {
                 format!("unknown server name {name:?} refused with unrecognized_name")
             });

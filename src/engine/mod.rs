@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{Store, Usage};
 use policy::Policy;
-use stats::{Event, Stats};
+use stats::{Event, ListenerEvent, Stats};
 use vhosts::VHosts;
 
 /// Log levels, most severe first.
@@ -50,6 +50,19 @@ impl Engine {
         log: Option<Arc<dyn Log>>,
     ) -> Engine {
         let stats = Stats::new(vhosts.len(), policy.len());
+        Engine::with_stats(vhosts, policy, store, stats, strict_sni, log)
+    }
+
+    /// An engine counting into `stats` (for example cells in shared memory, see
+    /// `Stats::with_cells`), sized for these vhosts and this policy.
+    pub fn with_stats(
+        vhosts: VHosts,
+        policy: Policy,
+        store: Box<dyn Store>,
+        stats: Stats,
+        strict_sni: bool,
+        log: Option<Arc<dyn Log>>,
+    ) -> Engine {
         Engine {
             vhosts,
             policy,
@@ -114,12 +127,11 @@ impl Engine {
         };
         out.push_str("\"total\":{");
         section(&mut out, None);
-        let l = &self.stats.listener;
         let _ = write!(
             out,
             "}},\"listener\":{{\"malformed_sni\":{},\"unknown_sni\":{}}},\"vhosts\":{{",
-            l.malformed_sni.load(std::sync::atomic::Ordering::Relaxed),
-            l.unknown_sni.load(std::sync::atomic::Ordering::Relaxed)
+            self.stats.listener(ListenerEvent::MalformedSni),
+            self.stats.listener(ListenerEvent::UnknownSni)
         );
         for (i, v) in self.vhosts.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };

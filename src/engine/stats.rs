@@ -34,69 +34,97 @@ pub enum Event {
 
 const EVENTS: usize = 12;
 
-/// Counters of one vhost: events, then one per policy rule.
-pub struct VhostCounters {
-    events: [AtomicU64; EVENTS],
-    refusals: Box<[AtomicU64]>,
+/// Events counted before a vhost is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerEvent {
+    MalformedSni,
+    UnknownSni,
 }
+const LISTENER_EVENTS: usize = 2;
 
-impl VhostCounters {
-    fn new(rules: usize) -> VhostCounters {
-        VhostCounters {
-            events: Default::default(),
-            refusals: (0..rules).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-}
-
-/// Events that happen before a vhost is known.
-#[derive(Default)]
-pub struct ListenerCounters {
-    pub malformed_sni: AtomicU64,
-    pub unknown_sni: AtomicU64,
-}
+/// Counter cells: per vhost its events then one per policy rule, then the listener's. Owned by
+/// the process, or in a shared mapping (the shm store's) so every worker counts in one place.
+pub type Cells = Box<dyn AsRef<[AtomicU64]> + Send + Sync>;
 
 pub struct Stats {
-    vhosts: Box<[VhostCounters]>,
-    pub listener: ListenerCounters,
+    cells: Cells,
+    vhosts: usize,
+    stride: usize,
 }
 
 impl Stats {
     pub fn new(vhosts: usize, rules: usize) -> Stats {
-        Stats {
-            vhosts: (0..vhosts).map(|_| VhostCounters::new(rules)).collect(),
-            listener: ListenerCounters::default(),
+        let cells: Box<[AtomicU64]> = (0..Stats::cells_needed(vhosts, rules))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Stats::with_cells(vhosts, rules, Box::new(cells)).expect("sized by cells_needed")
+    }
+
+    /// How many cells `with_cells` needs.
+    pub fn cells_needed(vhosts: usize, rules: usize) -> usize {
+        vhosts * (EVENTS + rules) + LISTENER_EVENTS
+    }
+
+    /// Stats kept in `cells` (for example shared memory); `None` when there are too few.
+    pub fn with_cells(vhosts: usize, rules: usize, cells: Cells) -> Option<Stats> {
+        if (*cells).as_ref().len() < Stats::cells_needed(vhosts, rules) {
+            return None;
         }
+        Some(Stats {
+            cells,
+            vhosts,
+            stride: EVENTS + rules,
+        })
+    }
+
+    fn cell(&self, i: usize) -> &AtomicU64 {
+        &(*self.cells).as_ref()[i]
     }
 
     pub fn count(&self, vhost: u32, event: Event) {
-        self.vhosts[vhost as usize].events[event as usize].fetch_add(1, Relaxed);
+        self.cell(vhost as usize * self.stride + event as usize)
+            .fetch_add(1, Relaxed);
     }
 
     pub fn refuse(&self, vhost: u32, rule: usize) {
-        self.vhosts[vhost as usize].refusals[rule].fetch_add(1, Relaxed);
+        self.cell(vhost as usize * self.stride + EVENTS + rule)
+            .fetch_add(1, Relaxed);
     }
 
-    fn sum(&self, vhost: Option<u32>, read: impl Fn(&VhostCounters) -> u64) -> u64 {
+    pub fn count_listener(&self, event: ListenerEvent) {
+        self.cell(self.vhosts * self.stride + event as usize)
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn listener(&self, event: ListenerEvent) -> u64 {
+        self.cell(self.vhosts * self.stride + event as usize)
+            .load(Relaxed)
+    }
+
+    fn sum(&self, vhost: Option<u32>, read: impl Fn(usize) -> u64) -> u64 {
         match vhost {
-            Some(v) => read(&self.vhosts[v as usize]),
-            None => self.vhosts.iter().map(read).sum(),
+            Some(v) => read(v as usize * self.stride),
+            None => (0..self.vhosts).map(|v| read(v * self.stride)).sum(),
         }
     }
 
     /// An event's count for one vhost, or all with `None`.
     pub fn event(&self, vhost: Option<u32>, event: Event) -> u64 {
-        self.sum(vhost, |c| c.events[event as usize].load(Relaxed))
+        self.sum(vhost, |row| self.cell(row + event as usize).load(Relaxed))
     }
 
     /// Refusals by one rule.
     pub fn refusals(&self, vhost: Option<u32>, rule: usize) -> u64 {
-        self.sum(vhost, |c| c.refusals[rule].load(Relaxed))
+        self.sum(vhost, |row| self.cell(row + EVENTS + rule).load(Relaxed))
     }
 
     /// Refusals by every rule.
     pub fn all_refusals(&self, vhost: Option<u32>) -> u64 {
-        self.sum(vhost, |c| c.refusals.iter().map(|r| r.load(Relaxed)).sum())
+        self.sum(vhost, |row| {
+            (EVENTS..self.stride)
+                .map(|i| self.cell(row + i).load(Relaxed))
+                .sum()
+        })
     }
 }
 
@@ -119,5 +147,17 @@ mod tests {
         assert_eq!(s.refusals(None, 2), 2);
         assert_eq!(s.all_refusals(Some(1)), 2);
         assert_eq!(s.all_refusals(None), 3);
+        s.count_listener(ListenerEvent::UnknownSni);
+        assert_eq!(s.listener(ListenerEvent::UnknownSni), 1);
+        assert_eq!(s.listener(ListenerEvent::MalformedSni), 0);
+        assert_eq!(s.event(None, Event::Hit), 2);
+    }
+
+    #[test]
+    fn too_few_cells_are_refused() {
+        let cells: Box<[AtomicU64]> = (0..Stats::cells_needed(2, 3) - 1)
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        assert!(Stats::with_cells(2, 3, Box::new(cells)).is_none());
     }
 }

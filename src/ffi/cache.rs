@@ -9,6 +9,7 @@ use super::error::fail;
 use super::{arg, arg_str, guard, out, snicache_result};
 use crate::crypto::ticket_keys::TicketKeys;
 use crate::engine::policy::Policy;
+use crate::engine::stats::Stats;
 use crate::engine::{session_id_context, Engine};
 use crate::host::ssl_api::{
     host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_INFO,
@@ -34,6 +35,9 @@ pub struct snicache_cache {
     /// Session id context of each vhost, by vhost index.
     pub(crate) sid_ctx: Vec<[u8; 32]>,
     pub(crate) tickets: TicketKeys,
+    /// The shared-memory store, when the store is `shm:` (also held by the engine).
+    #[cfg(target_os = "linux")]
+    pub(crate) shm: Option<Arc<crate::store::shm::ShmStore>>,
 }
 
 impl snicache_cache {
@@ -66,6 +70,13 @@ unsafe fn release_ctx_ref(ptr: *mut c_void) {
 /// it on the vhost's `SSL_CTX`, so the contexts must be fully configured first.
 /// On success `*out` owns the cache; release it with `snicache_cache_free`. Contexts it is
 /// attached to keep their own reference, so it lives until the last of them is freed too.
+///
+/// With the store `shm:SIZE` this creates the shared mapping (SIZE bytes at most, fixed for the
+/// cache's life): call it in the parent before forking the workers, which then use the same
+/// cache pointer. Sessions, store usage and every counter in `snicache_cache_stats` live in the
+/// mapping, so any worker's stats are the sum over all of them. A size below 64k is
+/// `SNICACHE_RESULT_INVALID_PARAMETER`; a mapping or lock the platform refuses is
+/// `SNICACHE_RESULT_STORE_FAILED` (Linux only); `snicache_result_message` says which.
 #[no_mangle]
 pub extern "C" fn snicache_cache_new(
     config: *const snicache_config,
@@ -125,6 +136,8 @@ pub extern "C" fn snicache_cache_new(
                 format!("ticket keys: {e:?}"),
             )
         })?;
+        #[cfg(target_os = "linux")]
+        let mut shm = None;
         let store: Box<dyn crate::store::Store> = match &config.host_store {
             Some(cbs) => Box::new(super::hooks::CStore {
                 cbs: cbs.clone(),
@@ -136,10 +149,17 @@ pub extern "C" fn snicache_cache_new(
                     config.max_entries,
                     vhosts.len(),
                 )),
+                #[cfg(target_os = "linux")]
+                StoreSpec::Shm(bytes) => {
+                    let s = Arc::new(super::shm::new_store(*bytes, vhosts.len(), policy.len())?);
+                    shm = Some(s.clone());
+                    Box::new(s)
+                }
+                #[cfg(not(target_os = "linux"))]
                 StoreSpec::Shm(_) => {
                     return Err(fail(
                         snicache_result::InvalidParameter,
-                        "the shm store is not built yet",
+                        "the shm store needs Linux (robust process-shared mutexes)",
                     ))
                 }
                 StoreSpec::Redis(_) => {
@@ -150,7 +170,23 @@ pub extern "C" fn snicache_cache_new(
                 }
             },
         };
-        let engine = Engine::new(vhosts, policy, store, config.strict_sni, config.log.clone());
+        let rules = policy.len();
+        let stats = Stats::new(vhosts.len(), rules);
+        // With a shm store the engine counts in the mapping too, so stats add up across workers.
+        #[cfg(target_os = "linux")]
+        let stats = match &shm {
+            Some(s) => Stats::with_cells(vhosts.len(), rules, Box::new(s.counters()))
+                .expect("the mapping reserves Stats::cells_needed"),
+            None => stats,
+        };
+        let engine = Engine::with_stats(
+            vhosts,
+            policy,
+            store,
+            stats,
+            config.strict_sni,
+            config.log.clone(),
+        );
         out(
             out_cache,
             Arc::into_raw(Arc::new(snicache_cache {
@@ -158,6 +194,8 @@ pub extern "C" fn snicache_cache_new(
                 host,
                 sid_ctx,
                 tickets,
+                #[cfg(target_os = "linux")]
+                shm,
             })),
             "out",
         )

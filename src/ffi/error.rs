@@ -41,6 +41,9 @@ pub enum snicache_result {
     HostCallFailed = 7013,
     /// A rule with this name exists already.
     DuplicateRule = 7014,
+    /// The store could not be set up: the platform refused the shared mapping or its locks
+    /// (see the message).
+    StoreFailed = 7015,
     /// A panic was caught at the boundary: a bug in snicache.
     Panic = 7099,
 }
@@ -65,6 +68,7 @@ impl snicache_result {
             BufferTooSmall => "the buffer is too small",
             HostCallFailed => "a call into the host SSL library failed",
             DuplicateRule => "a rule with this name exists already",
+            StoreFailed => "the store could not be set up",
             Panic => "internal error: a panic was caught (please report it)",
         }
     }

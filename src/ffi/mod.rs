@@ -10,6 +10,8 @@ pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod hooks;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod tickets;
 
 use std::ffi::CStr;

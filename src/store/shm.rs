@@ -29,7 +29,7 @@ use super::{Key, Lookup, Store, StoreError, Usage, Value, MAX_ID_LEN};
 
 /// Bytes per slot. An entry takes `1 + ceil((len - HEAD_PAYLOAD) / CONT_PAYLOAD)` slots, so a
 /// typical 200–400 byte record takes two.
-pub const SLOT: usize = 256;
+pub(crate) const SLOT: usize = 256;
 const HEAD_HDR: usize = 80;
 const CONT_HDR: usize = 8;
 const HEAD_PAYLOAD: usize = SLOT - HEAD_HDR;
@@ -37,16 +37,16 @@ const CONT_PAYLOAD: usize = SLOT - CONT_HDR;
 const NIL: u32 = u32::MAX;
 const MAGIC: u64 = u64::from_le_bytes(*b"SNCSHM\r\n");
 /// The layout version written in the header; attaching to another version fails.
-pub const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 128;
 const SHARD_HDR: usize = 128;
 const MIN_SHARD_BYTES: u64 = 256 * 1024;
 const MAX_SHARDS: u64 = 64;
 const MIN_SLOTS: u64 = 16;
 /// The smallest size `ShmStore::new` accepts.
-pub const MIN_BYTES: u64 = 64 * 1024;
+pub(crate) const MIN_BYTES: u64 = 64 * 1024;
 /// How long a lookup or store waits for a shard lock before giving up (a counted miss).
-pub const LOCK_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 
 const KIND_FREE: u8 = 0;
 const KIND_HEAD: u8 = 1;
@@ -1060,6 +1060,22 @@ impl Store for ShmStore {
                     expirations: a.expirations + b.expirations,
                 }),
         }
+    }
+}
+
+/// The cache keeps a handle on its store for health and test access; the engine holds another.
+impl Store for Arc<ShmStore> {
+    fn get(&self, key: &Key, now: u64) -> Lookup {
+        (**self).get(key, now)
+    }
+    fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
+        (**self).put(key, value, expires_at)
+    }
+    fn remove(&self, key: &Key) -> bool {
+        (**self).remove(key)
+    }
+    fn usage(&self, vhost: Option<u32>) -> Usage {
+        (**self).usage(vhost)
     }
 }
 
