@@ -1,0 +1,1296 @@
+
+/*
+ * ngx_http_snicache_module: hands nginx's server-side TLS session resumption to snicache,
+ * partitioned by server block (virtual host), with snicache's policy on every resumption.
+ *
+ * Build and configuration: docs/nginx.md. Directives:
+ *
+ *   snicache on|off;                   http, server: manage the server's listen addresses
+ *   snicache_store memory:SIZE | shm:SIZE | redis://HOST:PORT;            http
+ *   snicache_timeout TIME;             http, server: session lifetime (1s .. 24h)
+ *   snicache_strict_sni on|off;        http: unknown SNI gets unrecognized_name
+ *   snicache_ticket_key_file PATH;     http: 32 to 64 bytes, the ticket master secret
+ *   snicache_ticket_rotation TIME;     http: how long a ticket key seals (1s .. 7d)
+ *   snicache_status;                   location: stats JSON, ?format=prometheus
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "snicache_ssl.h"
+
+
+#define NGX_HTTP_SNICACHE_MAX_TIMEOUT    86400
+#define NGX_HTTP_SNICACHE_MAX_ROTATION   (7 * 86400)
+
+/* A synthetic vhost name for a default server without a usable server_name
+ * (".invalid" is reserved, RFC 2606: no client sends it as SNI). */
+#define NGX_HTTP_SNICACHE_NONAME         "default.snicache.invalid"
+
+
+/*
+ * The servers reachable on one set of listen addresses, and their cache. Connections on
+ * these addresses start on the default server's SSL_CTX (ngx_http_ssl_handshake uses the
+ * address's default server), which is the listener snicache attaches to.
+ */
+typedef struct {
+    ngx_http_core_srv_conf_t   *default_server;
+    ngx_array_t                 servers;     /* ngx_http_core_srv_conf_t * */
+    ngx_array_t                 names;       /* ngx_str_t, NUL-terminated vhost names */
+    const snicache_cache       *cache;
+} ngx_http_snicache_group_t;
+
+
+typedef struct {
+    ngx_str_t                   store;
+    ngx_flag_t                  strict_sni;
+    ngx_str_t                   ticket_key;
+    time_t                      ticket_rotation;
+    ngx_array_t                 groups;      /* ngx_http_snicache_group_t * */
+} ngx_http_snicache_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    time_t                      timeout;
+    ngx_http_snicache_group_t  *group;
+} ngx_http_snicache_srv_conf_t;
+
+
+typedef struct {
+    const char                 *name;
+    size_t                      offset;
+    const char                 *type;
+} ngx_http_snicache_metric_t;
+
+
+static void *ngx_http_snicache_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_snicache_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_snicache_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_snicache_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_snicache_init_module(ngx_cycle_t *cycle);
+
+static char *ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_snicache_ticket_key_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_snicache_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+static ngx_int_t ngx_http_snicache_group_init(ngx_cycle_t *cycle,
+    ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group);
+static ngx_int_t ngx_http_snicache_add_names(ngx_cycle_t *cycle,
+    snicache_config *config, ngx_http_snicache_group_t *group,
+    ngx_http_core_srv_conf_t *cscf, SSL_CTX *ctx, uint32_t timeout,
+    ngx_uint_t is_default);
+static ngx_int_t ngx_http_snicache_add_vhost(ngx_cycle_t *cycle,
+    snicache_config *config, ngx_http_snicache_group_t *group,
+    ngx_http_core_srv_conf_t *cscf, ngx_str_t *name, SSL_CTX *ctx,
+    uint32_t timeout, uint32_t flags);
+static void ngx_http_snicache_cleanup(void *data);
+static void ngx_http_snicache_key_cleanup(void *data);
+static void ngx_http_snicache_log(void *userdata, snicache_log_level level,
+    const char *message, size_t len);
+static void ngx_http_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn,
+    int where, int ret);
+static u_char *ngx_http_snicache_message(snicache_result rc, u_char *buf,
+    size_t len);
+static ngx_int_t ngx_http_snicache_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_snicache_json(ngx_http_request_t *r,
+    const snicache_cache *cache, ngx_buf_t **out);
+static ngx_int_t ngx_http_snicache_prometheus(ngx_http_request_t *r,
+    ngx_http_snicache_group_t *group, ngx_buf_t **out);
+
+
+static ngx_conf_num_bounds_t  ngx_http_snicache_timeout_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_SNICACHE_MAX_TIMEOUT
+};
+
+static ngx_conf_num_bounds_t  ngx_http_snicache_rotation_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_SNICACHE_MAX_ROTATION
+};
+
+
+static ngx_command_t  ngx_http_snicache_commands[] = {
+
+    { ngx_string("snicache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_snicache_srv_conf_t, enable),
+      NULL },
+
+    { ngx_string("snicache_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_snicache_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("snicache_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_snicache_srv_conf_t, timeout),
+      &ngx_http_snicache_timeout_bounds },
+
+    { ngx_string("snicache_strict_sni"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_snicache_main_conf_t, strict_sni),
+      NULL },
+
+    { ngx_string("snicache_ticket_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_snicache_ticket_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("snicache_ticket_rotation"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_snicache_main_conf_t, ticket_rotation),
+      &ngx_http_snicache_rotation_bounds },
+
+    { ngx_string("snicache_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_snicache_status,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_snicache_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_snicache_postconfiguration,   /* postconfiguration */
+
+    ngx_http_snicache_create_main_conf,    /* create main configuration */
+    ngx_http_snicache_init_main_conf,      /* init main configuration */
+
+    ngx_http_snicache_create_srv_conf,     /* create server configuration */
+    ngx_http_snicache_merge_srv_conf,      /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_snicache_module = {
+    NGX_MODULE_V1,
+    &ngx_http_snicache_module_ctx,         /* module context */
+    ngx_http_snicache_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_snicache_init_module,         /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* nginx's own info callback (ngx_ssl_info_callback), chained from ours. */
+static void (*ngx_http_snicache_next_info)(const ngx_ssl_conn_t *ssl_conn,
+    int where, int ret);
+
+
+#define ngx_http_snicache_stat(name, type)                                    \
+    { #name, offsetof(snicache_stats, name), type }
+
+static ngx_http_snicache_metric_t  ngx_http_snicache_metrics[] = {
+    ngx_http_snicache_stat(hits, "counter"),
+    ngx_http_snicache_stat(misses, "counter"),
+    ngx_http_snicache_stat(stores, "counter"),
+    ngx_http_snicache_stat(store_errors, "counter"),
+    ngx_http_snicache_stat(evictions, "counter"),
+    ngx_http_snicache_stat(expirations, "counter"),
+    ngx_http_snicache_stat(refusals, "counter"),
+    ngx_http_snicache_stat(corrupt, "counter"),
+    ngx_http_snicache_stat(bad_ids, "counter"),
+    ngx_http_snicache_stat(invalidations, "counter"),
+    ngx_http_snicache_stat(ticket_unknown_key, "counter"),
+    ngx_http_snicache_stat(ticket_forged, "counter"),
+    ngx_http_snicache_stat(ticket_renewed, "counter"),
+    ngx_http_snicache_stat(pending, "counter"),
+    ngx_http_snicache_stat(entries, "gauge"),
+    ngx_http_snicache_stat(bytes, "gauge"),
+    { NULL, 0, NULL }
+};
+
+/* The built-in rules, in policy order. */
+static const char  *ngx_http_snicache_reasons[] = {
+    "vhost", "sni", "invalidated", "expired", "version", "cipher", "ems", NULL
+};
+
+
+static void *
+ngx_http_snicache_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_snicache_main_conf_t  *smcf;
+
+    smcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_snicache_main_conf_t));
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     smcf->store = { 0, NULL };
+     *     smcf->ticket_key = { 0, NULL };
+     */
+
+    smcf->strict_sni = NGX_CONF_UNSET;
+    smcf->ticket_rotation = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&smcf->groups, cf->pool, 2,
+                       sizeof(ngx_http_snicache_group_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return smcf;
+}
+
+
+static char *
+ngx_http_snicache_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_snicache_main_conf_t *smcf = conf;
+
+    ngx_conf_init_value(smcf->strict_sni, 0);
+    ngx_conf_init_value(smcf->ticket_rotation, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_snicache_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_snicache_srv_conf_t  *sscf;
+
+    sscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_snicache_srv_conf_t));
+    if (sscf == NULL) {
+        return NULL;
+    }
+
+    sscf->enable = NGX_CONF_UNSET;
+    sscf->timeout = NGX_CONF_UNSET;
+
+    return sscf;
+}
+
+
+static char *
+ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_snicache_srv_conf_t *prev = parent;
+    ngx_http_snicache_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    /* unset: the server's ssl_session_timeout (see ngx_http_snicache_group_init) */
+    ngx_conf_merge_value(conf->timeout, prev->timeout, NGX_CONF_UNSET);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_snicache_main_conf_t *smcf = conf;
+
+    u_char             msg[256];
+    ngx_str_t         *value;
+    snicache_result    rc;
+    snicache_config   *config;
+    snicache_ssl_api   api;
+
+    if (smcf->store.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* snicache parses the specification itself: ask it now, so nginx -t reports it */
+
+    snicache_ssl_api_init(&api);
+
+    config = NULL;
+    rc = snicache_config_new(&api, &config);
+
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = snicache_config_set_store(config, (const char *) value[1].data);
+    }
+
+    snicache_config_free(config);
+
+    if (rc != SNICACHE_RESULT_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"snicache_store\" value \"%V\" refused: %s",
+                           &value[1],
+                           ngx_http_snicache_message(rc, msg, sizeof(msg)));
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->store = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_snicache_main_conf_t *smcf = conf;
+
+    u_char              buf[80];
+    size_t              size;
+    ssize_t             n;
+    ngx_str_t          *value;
+    ngx_file_t          file;
+    ngx_file_info_t     fi;
+    ngx_pool_cleanup_t *cln;
+
+    if (smcf->ticket_key.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = value[1];
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY,
+                            NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"snicache_ticket_key_file\": cannot open \"%V\"",
+                           &file.name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"snicache_ticket_key_file\": cannot stat \"%V\"",
+                           &file.name);
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size < 32 || size > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"snicache_ticket_key_file\" \"%V\" holds %uz bytes,"
+                           " it must hold 32 to 64 bytes", &file.name, size);
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"snicache_ticket_key_file\": cannot read \"%V\"",
+                           &file.name);
+        goto failed;
+    }
+
+    if ((size_t) n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"snicache_ticket_key_file\": \"%V\" changed while"
+                           " being read (%z of %uz bytes)", &file.name, n, size);
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    smcf->ticket_key.data = ngx_pnalloc(cf->pool, size);
+    if (smcf->ticket_key.data == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(smcf->ticket_key.data, buf, size);
+    smcf->ticket_key.len = size;
+
+    cln->handler = ngx_http_snicache_key_cleanup;
+    cln->data = &smcf->ticket_key;
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &file.name);
+    }
+
+    return NGX_CONF_OK;
+
+failed:
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &file.name);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static void
+ngx_http_snicache_key_cleanup(void *data)
+{
+    ngx_str_t  *key = data;
+
+    ngx_explicit_memzero(key->data, key->len);
+}
+
+
+static char *
+ngx_http_snicache_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_snicache_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Groups the servers by listen address while the configuration's ports are still there
+ * (they live in the configuration's temporary pool, gone by init_module). Every SSL server
+ * sharing an address with a "snicache on" server must have it on too: the address's
+ * connections all go through the cache attached to its default server's SSL_CTX. An SSL_CTX
+ * serves one cache, so a server reachable on addresses with different sets of servers
+ * is refused.
+ */
+static ngx_int_t
+ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                      p, a, s, g, i, on, off, same;
+    ngx_http_conf_port_t           *port;
+    ngx_http_conf_addr_t           *addr;
+    ngx_http_core_srv_conf_t      **servers, **gservers, **cscfp;
+    ngx_http_snicache_group_t      *group, **groups;
+    ngx_http_snicache_srv_conf_t   *sconf;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_snicache_main_conf_t  *smcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    smcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_snicache_module);
+
+    if (cmcf->ports == NULL) {
+        return NGX_OK;
+    }
+
+    port = cmcf->ports->elts;
+
+    for (p = 0; p < cmcf->ports->nelts; p++) {
+
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+
+            if (!addr[a].opt.ssl) {
+                continue;
+            }
+
+            servers = addr[a].servers.elts;
+            on = 0;
+            off = 0;
+
+            for (s = 0; s < addr[a].servers.nelts; s++) {
+                sconf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                      ngx_http_snicache_module);
+                if (sconf->enable) {
+                    on++;
+
+                } else {
+                    off++;
+                }
+            }
+
+            if (on == 0) {
+                continue;
+            }
+
+            if (off) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "\"snicache\" is on for some servers listening"
+                              " on %V and off for others (the server in"
+                              " %s:%ui among them): all servers sharing a"
+                              " listen address must agree",
+                              &addr[a].opt.addr_text,
+                              addr[a].default_server->file_name,
+                              addr[a].default_server->line);
+                return NGX_ERROR;
+            }
+
+            groups = smcf->groups.elts;
+            group = NULL;
+
+            for (g = 0; g < smcf->groups.nelts; g++) {
+                gservers = groups[g]->servers.elts;
+                same = groups[g]->default_server == addr[a].default_server
+                       && groups[g]->servers.nelts == addr[a].servers.nelts;
+
+                for (s = 0; same && s < addr[a].servers.nelts; s++) {
+                    same = gservers[s] == servers[s];
+                }
+
+                if (same) {
+                    group = groups[g];
+                    break;
+                }
+            }
+
+            if (group) {
+                continue;
+            }
+
+            for (s = 0; s < addr[a].servers.nelts; s++) {
+                sconf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                      ngx_http_snicache_module);
+                if (sconf->group) {
+                    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                                  "\"snicache\": the server in %s:%ui listens"
+                                  " on addresses shared with different sets"
+                                  " of servers (%V among them); snicache"
+                                  " needs one set of servers per SSL context",
+                                  servers[s]->file_name, servers[s]->line,
+                                  &addr[a].opt.addr_text);
+                    return NGX_ERROR;
+                }
+            }
+
+            group = ngx_pcalloc(cf->pool, sizeof(ngx_http_snicache_group_t));
+            if (group == NULL) {
+                return NGX_ERROR;
+            }
+
+            group->default_server = addr[a].default_server;
+
+            if (ngx_array_init(&group->servers, cf->pool,
+                               addr[a].servers.nelts,
+                               sizeof(ngx_http_core_srv_conf_t *))
+                != NGX_OK
+                || ngx_array_init(&group->names, cf->pool, 4, sizeof(ngx_str_t))
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            for (i = 0; i < addr[a].servers.nelts; i++) {
+                cscfp = ngx_array_push(&group->servers);
+                if (cscfp == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *cscfp = servers[i];
+
+                sconf = ngx_http_conf_get_module_srv_conf(servers[i],
+                                                      ngx_http_snicache_module);
+                sconf->group = group;
+            }
+
+            groups = ngx_array_push(&smcf->groups);
+            if (groups == NULL) {
+                return NGX_ERROR;
+            }
+
+            *groups = group;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Runs in the master after the configuration is read and before the workers are forked
+ * (and for "nginx -t"), so each cache is made once and inherited by every worker. With the
+ * memory store each worker then has its own copy-on-write copy of the (empty) store: a
+ * session resumes only on the worker that stored it, and the status location shows the
+ * counters of the worker that answers. With "shm:SIZE" the sessions and counters live in
+ * a shared mapping made here, seen by all workers.
+ */
+static ngx_int_t
+ngx_http_snicache_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      g;
+    ngx_http_snicache_group_t     **groups;
+    ngx_http_snicache_main_conf_t  *smcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_OK;
+    }
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_snicache_module);
+    if (smcf == NULL) {
+        return NGX_OK;
+    }
+
+    groups = smcf->groups.elts;
+
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        if (ngx_http_snicache_group_init(cycle, smcf, groups[g]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_snicache_group_init(ngx_cycle_t *cycle,
+    ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group)
+{
+    u_char                         msg[256];
+    time_t                         timeout;
+    SSL_CTX                       *listener, *ctx;
+    ngx_uint_t                     s;
+    snicache_result                rc;
+    snicache_config               *config;
+    snicache_ssl_api               api;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_ssl_srv_conf_t       *sslcf;
+    ngx_http_core_srv_conf_t     **servers;
+    ngx_http_snicache_srv_conf_t  *sconf;
+
+    sslcf = ngx_http_conf_get_module_srv_conf(group->default_server,
+                                              ngx_http_ssl_module);
+    listener = sslcf->ssl.ctx;
+
+    if (listener == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"snicache\": the server in %s:%ui has no SSL context",
+                      group->default_server->file_name,
+                      group->default_server->line);
+        return NGX_ERROR;
+    }
+
+    snicache_ssl_api_init(&api);
+
+    config = NULL;
+    rc = snicache_config_new(&api, &config);
+
+    if (rc == SNICACHE_RESULT_OK && smcf->store.data) {
+        rc = snicache_config_set_store(config, (const char *) smcf->store.data);
+    }
+
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = snicache_config_set_strict_sni(config, smcf->strict_sni != 0);
+    }
+
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = snicache_config_set_log(config, ngx_http_snicache_log, NULL,
+                                     SNICACHE_LOG_LEVEL_INFO);
+    }
+
+    if (rc == SNICACHE_RESULT_OK
+        && (smcf->ticket_key.data || smcf->ticket_rotation))
+    {
+        /* NULL: a random secret per cache, drawn in the master, shared by the workers */
+        rc = snicache_config_set_ticket_keys(config, smcf->ticket_key.data,
+                                             smcf->ticket_key.len,
+                                             (uint32_t) smcf->ticket_rotation);
+    }
+
+    if (rc != SNICACHE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "\"snicache\": %s",
+                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+        goto failed;
+    }
+
+    servers = group->servers.elts;
+
+    for (s = 0; s < group->servers.nelts; s++) {
+        sslcf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                  ngx_http_ssl_module);
+        sconf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                  ngx_http_snicache_module);
+        ctx = sslcf->ssl.ctx;
+
+        if (ctx == NULL) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "\"snicache\": the server in %s:%ui has no SSL"
+                          " context, skipped",
+                          servers[s]->file_name, servers[s]->line);
+            continue;
+        }
+
+        if (sconf->timeout != NGX_CONF_UNSET) {
+            /* OpenSSL checks its own session lifetime too: make them agree */
+            timeout = sconf->timeout;
+            SSL_CTX_set_timeout(ctx, (long) timeout);
+
+        } else {
+            timeout = ngx_min(sslcf->session_timeout,
+                              NGX_HTTP_SNICACHE_MAX_TIMEOUT);
+        }
+
+        if (ngx_http_snicache_add_names(cycle, config, group, servers[s], ctx,
+                                        (uint32_t) ngx_max(timeout, 0),
+                                        servers[s] == group->default_server)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    rc = snicache_cache_new(config, &group->cache);
+
+    if (rc != SNICACHE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"snicache\" for the servers of %s:%ui%s%V%s: %s",
+                      group->default_server->file_name,
+                      group->default_server->line,
+                      smcf->store.data ? " (snicache_store \"" : "",
+                      &smcf->store,
+                      smcf->store.data ? "\")" : "",
+                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+        goto failed;
+    }
+
+    snicache_config_free(config);
+    config = NULL;
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        snicache_cache_free(group->cache);
+        group->cache = NULL;
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_snicache_cleanup;
+    cln->data = group;
+
+    /*
+     * nginx keeps its servername callback (ngx_http_ssl_servername): snicache's ClientHello
+     * callback has already moved the connection to the SSL_CTX of the server block matching
+     * the SNI, and nginx's callback, which OpenSSL runs on that context afterwards, finds the
+     * same server block and does the per-server setup the request needs (the connection's
+     * server configuration, error log, buffer size, verify mode and options; its
+     * SSL_set_SSL_CTX to the context already in use changes nothing). snicache's own
+     * servername callback would do nothing here (it only routes when the ClientHello
+     * callback is absent), and installing it would lose nginx's. Both route by the SNI
+     * alone, and snicache's "sni" rule binds a session to the exact SNI it was made under,
+     * so a session never resumes in a server block other than the one it was made in, even
+     * for names only nginx routes (regular expressions, "www.example.*").
+     *
+     * nginx's info callback (ngx_ssl_info_callback: handshake buffer size, renegotiation)
+     * stays too: ours calls it, then hands fatal alerts to snicache_on_info.
+     */
+
+    rc = snicache_cache_attach(group->cache, listener,
+                               SNICACHE_ATTACH_ALL
+                               & ~(SNICACHE_INSTALL_SERVERNAME
+                                   |SNICACHE_INSTALL_INFO));
+
+    if (rc != SNICACHE_RESULT_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"snicache\": attaching to the SSL context of the server"
+                      " in %s:%ui: %s",
+                      group->default_server->file_name,
+                      group->default_server->line,
+                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+        return NGX_ERROR;
+    }
+
+    for (s = 0; s <= group->servers.nelts; s++) {
+
+        if (s < group->servers.nelts) {
+            sslcf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                      ngx_http_ssl_module);
+            ctx = sslcf->ssl.ctx;
+
+        } else {
+            ctx = listener;
+        }
+
+        if (ctx == NULL
+            || SSL_CTX_get_info_callback(ctx) == ngx_http_snicache_info_callback)
+        {
+            continue;
+        }
+
+        if (ngx_http_snicache_next_info == NULL) {
+            ngx_http_snicache_next_info = SSL_CTX_get_info_callback(ctx);
+
+        } else if (SSL_CTX_get_info_callback(ctx)
+                   != ngx_http_snicache_next_info)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "\"snicache\": the SSL context of the server in"
+                          " %s:%ui has an unexpected info callback",
+                          servers[s]->file_name, servers[s]->line);
+            return NGX_ERROR;
+        }
+
+        SSL_CTX_set_info_callback(ctx, ngx_http_snicache_info_callback);
+    }
+
+    return NGX_OK;
+
+failed:
+
+    snicache_config_free(config);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
+    ngx_http_snicache_group_t *group, ngx_http_core_srv_conf_t *cscf,
+    SSL_CTX *ctx, uint32_t timeout, ngx_uint_t is_default)
+{
+    ngx_str_t                name, noname;
+    ngx_uint_t               n, added;
+    ngx_http_server_name_t  *sn;
+
+    sn = cscf->server_names.elts;
+    added = 0;
+
+    for (n = 0; n < cscf->server_names.nelts; n++) {
+
+        name = sn[n].name;
+
+        if (name.len == 0) {
+            continue;
+        }
+
+#if (NGX_PCRE)
+        if (sn[n].regex) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "\"snicache\": server_name \"%V\" in %s:%ui is a"
+                          " regular expression: skipped (its connections are"
+                          " kept under the default server's vhost)",
+                          &name, cscf->file_name, cscf->line);
+            continue;
+        }
+#endif
+
+        if (name.data[name.len - 1] == '*') {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "\"snicache\": server_name \"%V\" in %s:%ui is a"
+                          " trailing wildcard: skipped (its connections are"
+                          " kept under the default server's vhost)",
+                          &name, cscf->file_name, cscf->line);
+            continue;
+        }
+
+        if (name.data[0] == '.') {
+            /* ".example.com" is "example.com" and "*.example.com" */
+            name.data++;
+            name.len--;
+
+            switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
+                                                &name, ctx, timeout,
+                                                is_default && added == 0))
+            {
+            case NGX_OK:
+                added++;
+                break;
+            case NGX_ERROR:
+                return NGX_ERROR;
+            }
+
+            name.data = ngx_pnalloc(cycle->pool, sn[n].name.len + 1);
+            if (name.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            name.data[0] = '*';
+            ngx_memcpy(name.data + 1, sn[n].name.data, sn[n].name.len);
+            name.len = sn[n].name.len + 1;
+        }
+
+        switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
+                                            &name, ctx, timeout,
+                                            is_default && added == 0))
+        {
+        case NGX_OK:
+            added++;
+            break;
+        case NGX_ERROR:
+            return NGX_ERROR;
+        }
+    }
+
+    if (is_default && added == 0) {
+        ngx_str_set(&noname, NGX_HTTP_SNICACHE_NONAME);
+
+        if (ngx_http_snicache_add_vhost(cycle, config, group, cscf, &noname,
+                                        ctx, timeout, 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: added; NGX_DECLINED: skipped with a warning; NGX_ERROR: failed */
+
+static ngx_int_t
+ngx_http_snicache_add_vhost(ngx_cycle_t *cycle, snicache_config *config,
+    ngx_http_snicache_group_t *group, ngx_http_core_srv_conf_t *cscf,
+    ngx_str_t *name, SSL_CTX *ctx, uint32_t timeout, uint32_t is_default)
+{
+    u_char           msg[256];
+    ngx_str_t       *copy;
+    snicache_result  rc;
+
+    copy = ngx_array_push(&group->names);
+    if (copy == NULL) {
+        return NGX_ERROR;
+    }
+
+    copy->len = name->len;
+    copy->data = ngx_pnalloc(cycle->pool, name->len + 1);
+    if (copy->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy->data, name->data, name->len);
+    copy->data[name->len] = '\0';
+
+    rc = snicache_config_add_vhost(config, (const char *) copy->data, ctx,
+                                   timeout,
+                                   is_default ? SNICACHE_VHOST_DEFAULT : 0);
+
+    if (rc == SNICACHE_RESULT_OK) {
+        return NGX_OK;
+    }
+
+    group->names.nelts--;
+
+    if (rc == SNICACHE_RESULT_DUPLICATE_VHOST
+        || rc == SNICACHE_RESULT_INVALID_VHOST_NAME)
+    {
+        /* nginx warns about conflicting names itself and keeps the first */
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "\"snicache\": server_name \"%s\" in %s:%ui skipped: %s",
+                      copy->data, cscf->file_name, cscf->line,
+                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                  "\"snicache\": server_name \"%s\" in %s:%ui: %s",
+                  copy->data, cscf->file_name, cscf->line,
+                  ngx_http_snicache_message(rc, msg, sizeof(msg)));
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_snicache_cleanup(void *data)
+{
+    ngx_http_snicache_group_t  *group = data;
+
+    /* the attached SSL_CTXs hold their own references until they are freed */
+    snicache_cache_free(group->cache);
+    group->cache = NULL;
+}
+
+
+static void
+ngx_http_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn, int where,
+    int ret)
+{
+    if (ngx_http_snicache_next_info) {
+        ngx_http_snicache_next_info(ssl_conn, where, ret);
+    }
+
+    if ((where & SSL_CB_ALERT) && ((ret >> 8) & 0xff) == SSL3_AL_FATAL) {
+        snicache_on_info(ssl_conn, where, ret);
+    }
+}
+
+
+/* refusals arrive at info, store errors at warn */
+
+static void
+ngx_http_snicache_log(void *userdata, snicache_log_level level,
+    const char *message, size_t len)
+{
+    ngx_uint_t  ngx_level;
+
+    switch (level) {
+    case SNICACHE_LOG_LEVEL_ERROR:
+        ngx_level = NGX_LOG_ERR;
+        break;
+    case SNICACHE_LOG_LEVEL_WARN:
+        ngx_level = NGX_LOG_WARN;
+        break;
+    case SNICACHE_LOG_LEVEL_INFO:
+        ngx_level = NGX_LOG_INFO;
+        break;
+    default:
+        ngx_level = NGX_LOG_DEBUG;
+        break;
+    }
+
+    ngx_log_error(ngx_level, ngx_cycle->log, 0, "snicache: %*s",
+                  len, (u_char *) message);
+}
+
+
+static u_char *
+ngx_http_snicache_message(snicache_result rc, u_char *buf, size_t len)
+{
+    if (snicache_result_message(rc, (char *) buf, len) == 0) {
+        ngx_snprintf(buf, len - 1, "snicache error %ui%Z", (ngx_uint_t) rc);
+        buf[len - 1] = '\0';
+    }
+
+    return buf;
+}
+
+
+static ngx_int_t
+ngx_http_snicache_status_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       format;
+    ngx_buf_t                      *b;
+    ngx_uint_t                      g, prometheus;
+    ngx_chain_t                     out;
+    ngx_http_snicache_group_t      *group, **groups;
+    ngx_http_snicache_srv_conf_t   *sconf;
+    ngx_http_snicache_main_conf_t  *smcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* this server's cache, or the first one (a status server of its own) */
+
+    sconf = ngx_http_get_module_srv_conf(r, ngx_http_snicache_module);
+    smcf = ngx_http_get_module_main_conf(r, ngx_http_snicache_module);
+
+    group = sconf->group;
+
+    if (group == NULL || group->cache == NULL) {
+        groups = smcf->groups.elts;
+        group = NULL;
+
+        for (g = 0; g < smcf->groups.nelts; g++) {
+            if (groups[g]->cache) {
+                group = groups[g];
+                break;
+            }
+        }
+    }
+
+    if (group == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "snicache_status: no server has \"snicache on\"");
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    prometheus = ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+                 && format.len == 10
+                 && ngx_strncmp(format.data, "prometheus", 10) == 0;
+
+    if (prometheus) {
+        rc = ngx_http_snicache_prometheus(r, group, &b);
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+
+    } else {
+        rc = ngx_http_snicache_json(r, group->cache, &b);
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_snicache_json(ngx_http_request_t *r, const snicache_cache *cache,
+    ngx_buf_t **out)
+{
+    u_char           msg[256];
+    size_t           len, cap;
+    ngx_buf_t       *b;
+    ngx_uint_t       tries;
+    snicache_result  rc;
+
+    rc = snicache_cache_stats_json(cache, NULL, 0, &len);
+
+    /* the counters may grow between the two calls: leave room, retry */
+
+    for (tries = 0; rc == SNICACHE_RESULT_OK && tries < 4; tries++) {
+        cap = len + 1 + 1024;
+
+        b = ngx_create_temp_buf(r->pool, cap + 1);
+        if (b == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = snicache_cache_stats_json(cache, (char *) b->pos, cap, &len);
+
+        if (rc == SNICACHE_RESULT_OK) {
+            b->last = b->pos + len;
+            *b->last++ = '\n';
+            *out = b;
+            return NGX_OK;
+        }
+
+        if (rc == SNICACHE_RESULT_BUFFER_TOO_SMALL) {
+            rc = snicache_cache_stats_json(cache, NULL, 0, &len);
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "snicache_status: %s",
+                  ngx_http_snicache_message(rc, msg, sizeof(msg)));
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_snicache_prometheus(ngx_http_request_t *r,
+    ngx_http_snicache_group_t *group, ngx_buf_t **out)
+{
+    u_char                      msg[256];
+    size_t                      size;
+    uint64_t                    count;
+    ngx_buf_t                  *b;
+    ngx_str_t                  *names;
+    ngx_uint_t                  m, v, k;
+    snicache_stats             *stats;
+    snicache_result             rc;
+    ngx_http_snicache_metric_t *metric;
+
+    names = group->names.elts;
+
+    stats = ngx_palloc(r->pool, group->names.nelts * sizeof(snicache_stats) + 1);
+    if (stats == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    size = 0;
+
+    for (v = 0; v < group->names.nelts; v++) {
+        rc = snicache_cache_stats(group->cache, (const char *) names[v].data,
+                                  &stats[v]);
+        if (rc != SNICACHE_RESULT_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "snicache_status: vhost \"%V\": %s", &names[v],
+                          ngx_http_snicache_message(rc, msg, sizeof(msg)));
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        size += names[v].len;
+    }
+
+    /* each line: name, vhost, reason, a 20-digit number, punctuation */
+    size = (sizeof(ngx_http_snicache_metrics) / sizeof(ngx_http_snicache_metric_t)
+            + 8 * group->names.nelts + 2) * 256
+           + size * 32;
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (metric = ngx_http_snicache_metrics; metric->name; metric++) {
+        m = ngx_strcmp(metric->type, "counter") == 0;
+
+        b->last = ngx_sprintf(b->last, "# TYPE snicache_%s%s %s\n",
+                              metric->name, m ? "_total" : "", metric->type);
+
+        for (v = 0; v < group->names.nelts; v++) {
+            count = *(uint64_t *) ((u_char *) &stats[v] + metric->offset);
+            b->last = ngx_sprintf(b->last, "snicache_%s%s{vhost=\"%V\"} %uL\n",
+                                  metric->name, m ? "_total" : "",
+                                  &names[v], count);
+        }
+    }
+
+    b->last = ngx_cpymem(b->last, "# TYPE snicache_refusals_by_reason_total"
+                         " counter\n",
+                         sizeof("# TYPE snicache_refusals_by_reason_total"
+                                " counter\n") - 1);
+
+    for (v = 0; v < group->names.nelts; v++) {
+        for (k = 0; ngx_http_snicache_reasons[k]; k++) {
+            rc = snicache_cache_refusals(group->cache,
+                                         (const char *) names[v].data,
+                                         ngx_http_snicache_reasons[k], &count);
+            if (rc != SNICACHE_RESULT_OK) {
+                continue;
+            }
+
+            b->last = ngx_sprintf(b->last,
+                                  "snicache_refusals_by_reason_total{vhost=\"%V\","
+                                  "reason=\"%s\"} %uL\n",
+                                  &names[v], ngx_http_snicache_reasons[k], count);
+        }
+    }
+
+    *out = b;
+
+    return NGX_OK;
+}
