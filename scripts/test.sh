@@ -25,6 +25,8 @@ step() {
 
 step "cargo build" cargo build --locked
 step "cargo test" cargo test --locked
+# Ignored by default (a million sessions): resident memory within the bound, flat lookups.
+step "flood: 1M sessions into 10m stores" cargo test --locked --test flood -- --ignored --nocapture --test-threads 1
 step "c-tests build (plain, asan)" make -s -C c-tests all asan
 for t in target/c/test_*; do
     [ -x "$t" ] || continue
