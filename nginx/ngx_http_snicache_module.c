@@ -73,6 +73,8 @@ static char *ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_snicache_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_snicache_init_module(ngx_cycle_t *cycle);
 
+static char *ngx_http_snicache_check_time(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_snicache_ticket_key_file(ngx_conf_t *cf,
@@ -106,11 +108,11 @@ static ngx_int_t ngx_http_snicache_prometheus(ngx_http_request_t *r,
 
 
 static ngx_conf_num_bounds_t  ngx_http_snicache_timeout_bounds = {
-    ngx_conf_check_num_bounds, 1, NGX_HTTP_SNICACHE_MAX_TIMEOUT
+    ngx_http_snicache_check_time, 1, NGX_HTTP_SNICACHE_MAX_TIMEOUT
 };
 
 static ngx_conf_num_bounds_t  ngx_http_snicache_rotation_bounds = {
-    ngx_conf_check_num_bounds, 1, NGX_HTTP_SNICACHE_MAX_ROTATION
+    ngx_http_snicache_check_time, 1, NGX_HTTP_SNICACHE_MAX_ROTATION
 };
 
 
@@ -306,6 +308,24 @@ ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->timeout, prev->timeout, NGX_CONF_UNSET);
 
     return NGX_CONF_OK;
+}
+
+
+/* returned strings are printed after the directive's name by nginx */
+
+static char *
+ngx_http_snicache_check_time(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t *bounds = post;
+    time_t *tp = data;
+
+    if (*tp >= bounds->low && *tp <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    return bounds->high == NGX_HTTP_SNICACHE_MAX_TIMEOUT
+           ? "must be between 1s and 24h (RFC 5246 F.1.4)"
+           : "must be between 1s and 7d";
 }
 
 

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# ngx_http_snicache_module in Debian's real nginx (nginx/, built here with `make -C nginx`).
+# Two server blocks with different certificates on one port, 2 workers, each nginx started by
+# this test on 127.0.0.1 with its own prefix, config and pid file, and stopped on exit.
+#  1. Baseline: stock nginx (`ssl_session_cache shared:SSL:1m; ssl_session_tickets off;`) resumes
+#     a session made on a.test when the client sends SNI b.test.
+#  2. With the module (shm store, 2 workers): same-name resumption works, the other name gets a
+#     full handshake, TLS 1.2 and 1.3, session ids and tickets; the request is served by the
+#     server block of the SNI; the status location's counts match what the clients saw.
+#  3. A fatal alert (a forged record after a resumed handshake) invalidates the session.
+#  4. h2load: 10,000 connections (`Connection: close`) over both names: no errors, >= 95%
+#     resumed (counted from the status location's hits and the access log).
+#  5. `nginx -t` with each bad directive value names the directive and the problem.
+source "$(dirname "$0")/lib/common.sh"
+command -v nginx >/dev/null || { echo "FAIL: nginx not installed (scripts/deps.sh installs nginx, nginx-dev)"; exit 1; }
+make -s -C "$ROOT/nginx" >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; echo "FAIL: cannot build the nginx module"; exit 1; }
+MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+make_certs a.test b.test
+STARTED=()
+
+stop_nginx() { # DIR
+    local pid
+    pid=$(cat "$1/nginx.pid" 2>/dev/null) || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    rm -f "$1/nginx.pid"
+}
+trap 'for d in "${STARTED[@]}"; do stop_nginx "$d"; done; cleanup' EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# conf DIR MODULE(yes|no) WORKERS HTTP_DIRECTIVES [SERVER_DIRECTIVES [A_TEST_ONLY]]: writes DIR/nginx.conf with
+# a.test and b.test on $PORT and a plain-HTTP status server on $STATUS_PORT.
+conf() {
+    local dir=$1 module=$2 workers=$3 http=$4 server=${5:-} only_a=${6:-} name
+    mkdir -p "$dir/tmp"
+    {
+        [ "$module" = yes ] && echo "load_module $MODULE;"
+        echo "worker_processes $workers;"
+        echo "pid $dir/nginx.pid;"
+        echo "error_log $dir/error.log info;"
+        echo "events { worker_connections 1024; }"
+        echo "http {"
+        for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $dir/tmp;"; done
+        echo "  log_format sni '\$ssl_server_name \$ssl_session_reused \$ssl_protocol';"
+        echo "  ssl_protocols TLSv1.2 TLSv1.3;"
+        echo "  $http"
+        for name in a.test b.test; do
+            echo "  server {"
+            echo "    listen 127.0.0.1:$PORT ssl;"
+            echo "    server_name $name;"
+            echo "    ssl_certificate $TMP/$name.crt;"
+            echo "    ssl_certificate_key $TMP/$name.key;"
+            echo "    access_log $dir/access.log sni;"
+            echo "    $server"
+            [ "$name" = a.test ] && echo "    $only_a"
+            echo "    location / { return 200 'server=$name reused=\$ssl_session_reused sni=\$ssl_server_name\n'; }"
+            echo "  }"
+        done
+        echo "  server {"
+        echo "    listen 127.0.0.1:$STATUS_PORT;"
+        echo "    access_log off;"
+        [ "$module" = yes ] && echo "    location /status { snicache_status; }"
+        echo "  }"
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+start_nginx() { # DIR
+    local dir=$1
+    if ! nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/start.err"; then
+        cat "$dir/start.err" "$dir/error.log" 2>/dev/null
+        echo "FAIL: nginx did not start"
+        exit 1
+    fi
+    STARTED+=("$dir")
+    for _ in $(seq 50); do
+        [ -s "$dir/nginx.pid" ] && timeout 2 bash -c "</dev/tcp/127.0.0.1/$PORT" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "FAIL: nginx does not listen on $PORT"
+    exit 1
+}
+
+# ngx NAME S_CLIENT_FLAGS...: one request with SNI NAME; prints the transcript.
+ngx() {
+    local name=$1
+    shift
+    printf 'GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$name" |
+        timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername "$name" -ign_eof "$@" 2>"$TMP/client.err"
+}
+served() { grep -ao 'server=[^ ]* reused=[r.] sni=[^ ]*' | head -1; }
+status() { curl -sS --max-time 10 "http://127.0.0.1:$STATUS_PORT/status${1:-}"; }
+sum_refusals() { python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))'; }
+
+PORT=$(free_port)
+STATUS_PORT=$(free_port)
+
+echo "== baseline: stock nginx, ssl_session_cache shared:SSL:1m, tickets off, 2 workers"
+D=$TMP/stock
+conf "$D" no 2 "ssl_session_cache shared:SSL:1m; ssl_session_tickets off;"
+start_nginx "$D"
+for tls in 1.2 1.3; do
+    v=-tls1_${tls#1.}
+    out=$(ngx a.test "$v" -sess_out "$TMP/stock.$tls.sess")
+    expect_eq "stock TLS $tls: a.test full handshake" New "$(outcome <<<"$out")"
+    out=$(ngx b.test "$v" -sess_in "$TMP/stock.$tls.sess")
+    o=$(outcome <<<"$out")
+    echo "       stock TLS $tls: b.test offered a.test's session: $o, $(served <<<"$out")"
+    # nginx's session lookup runs in the default server's context, before the SNI is known.
+    expect_eq "stock TLS $tls: b.test RESUMES a.test's session (the flaw snicache closes)" Reused "$o"
+    expect_eq "stock TLS $tls: ... and the b.test block serves it" "server=b.test reused=r" \
+        "$(served <<<"$out" | cut -d' ' -f1-2)"
+done
+stop_nginx "$D"
+
+# TLS 1.3 stateful sessions: two stored per full handshake and one more per resumption, about
+# 512 bytes each: 16m keeps all of the h2load run's without eviction.
+echo "== module: snicache on, snicache_store shm:16m, 2 workers"
+STORE=shm:16m
+WORKERS=2
+D=$TMP/probe
+conf "$D" yes 2 "snicache on; snicache_store $STORE;"
+if ! nginx -t -p "$D" -c "$D/nginx.conf" >"$D/t.out" 2>&1; then
+    # shm not available in this build: the memory store is per worker (copy-on-write after the
+    # fork), so same-name resumption is only certain with one worker.
+    echo "       shm store refused ($(grep -o 'refused.*\|snicache.*' "$D/t.out" | head -1)): memory store, 1 worker"
+    STORE=memory:10m
+    WORKERS=1
+fi
+for tickets in off on; do
+    D=$TMP/module.$tickets
+    conf "$D" yes "$WORKERS" "snicache on; snicache_store $STORE;" "ssl_session_tickets $tickets;"
+    start_nginx "$D"
+    reused=0
+    for tls in 1.2 1.3; do
+        v=-tls1_${tls#1.}
+        echo "   -- TLS $tls, tickets $tickets"
+        out=$(ngx a.test "$v" -sess_out "$TMP/m.$tickets.$tls.sess")
+        expect_eq "a.test, no session: full handshake" New "$(outcome <<<"$out")"
+        out=$(ngx a.test "$v" -sess_in "$TMP/m.$tickets.$tls.sess")
+        expect_eq "a.test, a.test's session: resumed" Reused "$(outcome <<<"$out")"
+        expect_eq "a.test, a.test's session: served by a.test" "server=a.test reused=r sni=a.test" "$(served <<<"$out")"
+        reused=$((reused + 1))
+        out=$(ngx b.test "$v" -sess_in "$TMP/m.$tickets.$tls.sess")
+        expect_eq "b.test, a.test's session: refused, full handshake" New "$(outcome <<<"$out")"
+        expect_eq "b.test, a.test's session: served by b.test" "server=b.test reused=. sni=b.test" "$(served <<<"$out")"
+        out=$(ngx b.test "$v" -sess_out "$TMP/mb.$tickets.$tls.sess")
+        out=$(ngx b.test "$v" -sess_in "$TMP/mb.$tickets.$tls.sess")
+        expect_eq "b.test, b.test's session: resumed" Reused "$(outcome <<<"$out")"
+        reused=$((reused + 1))
+    done
+    json=$(status)
+    expect_eq "status total hits = resumptions the clients saw" "$reused" "$(stat "$json" total hits)"
+    expect_eq "status a.test hits" 2 "$(stat "$json" vhosts a.test hits)"
+    expect_eq "status b.test hits" 2 "$(stat "$json" vhosts b.test hits)"
+    if [ "$tickets" = on ]; then
+        expect_eq "status b.test ticket_unknown_key (a.test's tickets, TLS 1.2 and 1.3)" 2 \
+            "$(stat "$json" vhosts b.test ticket_unknown_key)"
+    else
+        expect_eq "status b.test misses (a.test's session ids are not in b.test's partition)" 2 \
+            "$(stat "$json" vhosts b.test misses)"
+    fi
+    expect_eq "status: no refusals by rule (other vhost's sessions are not even found)" 0 \
+        "$(stat "$json" total refusals | sum_refusals)"
+    prom=$(status '?format=prometheus')
+    expect_eq "prometheus: snicache_hits_total summed over vhosts = JSON total hits" "$reused" \
+        "$(awk '/^snicache_hits_total\{/ {s += $2} END {print s + 0}' <<<"$prom")"
+    check "prometheus: refusals by reason listed" grep -q '^snicache_refusals_by_reason_total{vhost="b.test",reason="sni"} 0$' <<<"$prom"
+
+    if [ "$tickets" = off ]; then
+        for tls in 1.2 1.3; do
+            before=$(stat "$(status)" total invalidations)
+            got=$(timeout 30 python3 "$ROOT/tests/blackbox/lib/fatal_alert.py" "$PORT" a.test "$tls")
+            echo "       fatal alert, TLS $tls: $got"
+            expect_eq "TLS $tls: session resumed, forged record, server's fatal alert, then a full handshake" \
+                "first=New second=Reused third=New alert=yes" "$got"
+            check "TLS $tls: status invalidations grew" test "$(stat "$(status)" total invalidations)" -gt "$before"
+        done
+        check "error log: snicache's refusal lines at info" grep -q '\[info\].*snicache: ' "$D/error.log"
+    fi
+    stop_nginx "$D"
+done
+
+echo "== h2load: 2 x 5000 connections (Connection: close), a.test and b.test, $WORKERS workers, $STORE"
+D=$TMP/load
+conf "$D" yes "$WORKERS" "snicache on; snicache_store $STORE;" "ssl_session_tickets off;"
+start_nginx "$D"
+pids=()
+started=$SECONDS
+for name in a.test b.test; do
+    h2load --h1 -c 8 -n 5000 -H 'Connection: close' --connect-to="127.0.0.1:$PORT" "https://$name/" \
+        >"$TMP/h2load.$name" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+echo "       10000 connections in $((SECONDS - started)) s"
+json=$(status)
+for name in a.test b.test; do
+    expect_eq "h2load $name: all requests succeeded" \
+        "requests: 5000 total, 5000 started, 5000 done, 5000 succeeded, 0 failed, 0 errored, 0 timeout" \
+        "$(grep '^requests:' "$TMP/h2load.$name")"
+    hits=$(stat "$json" vhosts "$name" hits)
+    logged=$(grep -c "^$name r " "$D/access.log")
+    check "$name: >= 95% resumed (status hits $hits of 5000: $((100 * hits / 5000))%)" test $((100 * hits)) -ge $((95 * 5000))
+    expect_eq "$name: status hits = resumed requests in the access log" "$logged" "$hits"
+done
+expect_eq "h2load: no refusals" 0 "$(stat "$json" total refusals | sum_refusals)"
+stop_nginx "$D"
+
+echo "== nginx -t: bad directive values"
+printf 'x%.0s' $(seq 10) >"$TMP/short.key"
+head -c 48 /dev/urandom >"$TMP/good.key"
+bad() { # DESCRIPTION EXPECTED_REGEX HTTP_DIRECTIVES [SERVER_DIRECTIVES [A_TEST_ONLY]]
+    local d=$TMP/bad.$RANDOM out
+    conf "$d" yes 1 "$3" "${4:-}" "${5:-}"
+    out=$(nginx -t -p "$d" -c "$d/nginx.conf" 2>&1)
+    local rc=$?
+    out=$(grep -m1 'emerg' <<<"$out")
+    echo "       ${out#*\] }"
+    if [ $rc -ne 0 ] && grep -Eq "$2" <<<"$out"; then ok "nginx -t: $1"; else not_ok "nginx -t: $1 (rc $rc)"; fi
+}
+bad "snicache maybe" '"snicache" directive.*"on" or "off"' "snicache maybe;"
+bad "snicache_store bogus" '"snicache_store" value "bogus:1m" refused: .+' "snicache on; snicache_store bogus:1m;"
+bad "snicache_store memory:lots" '"snicache_store" value "memory:lots" refused: .+' "snicache on; snicache_store memory:lots;"
+bad "snicache_store redis:// without a shared secret" 'snicache_store "redis://localhost".*: .*secret' \
+    "snicache on; snicache_store redis://localhost;"
+bad "snicache_store shm below 64k" 'snicache_store "shm:1k".*: .+' "snicache on; snicache_store shm:1k;"
+bad "snicache_timeout 0" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 0;"
+bad "snicache_timeout 2d" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 2d;"
+bad "snicache_timeout soon" '"snicache_timeout" directive invalid value' "snicache on; snicache_timeout soon;"
+bad "snicache_strict_sni maybe" '"snicache_strict_sni" directive.*"on" or "off"' "snicache on; snicache_strict_sni maybe;"
+bad "snicache_ticket_key_file of 10 bytes" '"snicache_ticket_key_file" ".*short.key" holds 10 bytes, it must hold 32 to 64 bytes' \
+    "snicache on; snicache_ticket_key_file $TMP/short.key;"
+bad "snicache_ticket_key_file missing" '"snicache_ticket_key_file": cannot open ".*missing.key"' \
+    "snicache on; snicache_ticket_key_file $TMP/missing.key;"
+bad "snicache_ticket_rotation 30d" '"snicache_ticket_rotation" directive must be between 1s and 7d' \
+    "snicache on; snicache_ticket_rotation 30d;"
+bad "snicache on in one server only" '"snicache" is on for some servers listening on 127.0.0.1:[0-9]+ and off for others' \
+    "" "" "snicache on;"
+d=$TMP/good
+conf "$d" yes 1 "snicache on; snicache_store $STORE; snicache_timeout 10m; snicache_strict_sni on; snicache_ticket_key_file $TMP/good.key; snicache_ticket_rotation 12h;"
+check "nginx -t: every directive with a good value" nginx -q -t -p "$d" -c "$d/nginx.conf"
+
+finish
