@@ -54,6 +54,8 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
     done
 fi
 
+# The section scripts/bench-nginx.sh writes survives this rewrite.
+nginx_section=$(sed -n '/<!-- nginx:begin/,/<!-- nginx:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "# Benchmarks"
@@ -101,5 +103,6 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "\`cargo bench --bench store${store_args[*]:+ ${store_args[*]}}\` (source: \`benches/store.rs\`)."
     echo
     sed -n '/^memory store/,$p' "$tmp/store"
+    [ -z "$nginx_section" ] || printf '\n%s\n' "$nginx_section"
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2
