@@ -133,7 +133,11 @@ static int snicache_ssl__ctx_cipher_enabled(const void *ctx, uint16_t id)
     STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers((const SSL_CTX *)ctx);
     int i;
 #ifdef OPENSSL_IS_BORINGSSL
-    /* BoringSSL always enables its TLS 1.3 suites; they are not in the configurable list. */
+    /* TLS 1.3 suites are not in SSL_CTX_get_ciphers. BoringSSL can restrict them
+     * (SSL_CTX_set1_tls13_ciphers) but has no way to read a context's list back, and a
+     * connection keeps the list it copied from the listener at SSL_new: SSL_set_SSL_CTX to
+     * the vhost's context does not bring the vhost's list. So answer "enabled" and leave the
+     * suite to BoringSSL, which resumes a TLS 1.3 session only with the suite it negotiates. */
     if (id >= 0x1301 && id <= 0x1303)
         return 1;
 #endif

@@ -4,7 +4,7 @@
 //! The Rust counterpart of `c-tests/harness.c`.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
@@ -49,6 +49,8 @@ pub const EXT_EMS: u16 = 23;
 thread_local! {
     /// The last fatal alert the client received on this thread.
     static CLIENT_ALERT: Cell<Option<u8>> = const { Cell::new(None) };
+    /// Sessions the client got from NewSessionTicket messages on this thread (TLS 1.3).
+    static CLIENT_TICKETS: RefCell<Vec<Session>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A self-signed P-256 certificate for `cn` and its key, both DER.
@@ -102,6 +104,13 @@ unsafe extern "C" fn client_info(_ssl: *const ffi::SSL, where_: c_int, ret: c_in
     }
 }
 
+/// Keeps the sessions of a TLS 1.3 client's NewSessionTicket messages: BoringSSL's
+/// `SSL_get1_session` gives a non-resumable session in TLS 1.3.
+unsafe extern "C" fn client_new_session(_ssl: *mut ffi::SSL, sess: *mut ffi::SSL_SESSION) -> c_int {
+    CLIENT_TICKETS.with(|t| t.borrow_mut().push(Session(sess)));
+    1 // the reference is ours now
+}
+
 /// A client context that verifies nothing and keeps no session cache of its own.
 pub struct Client(pub *mut ffi::SSL_CTX);
 
@@ -117,7 +126,11 @@ impl Client {
             let ctx = ffi::SSL_CTX_new(ffi::TLS_client_method());
             assert!(!ctx.is_null());
             ffi::SSL_CTX_set_verify(ctx, ffi::SSL_VERIFY_NONE, None);
-            ffi::SSL_CTX_set_session_cache_mode(ctx, ffi::SSL_SESS_CACHE_OFF);
+            ffi::SSL_CTX_set_session_cache_mode(
+                ctx,
+                ffi::SSL_SESS_CACHE_CLIENT | ffi::SSL_SESS_CACHE_NO_INTERNAL,
+            );
+            ffi::SSL_CTX_sess_set_new_cb(ctx, Some(client_new_session));
             ffi::SSL_CTX_set_info_callback(ctx, Some(client_info));
             Client(ctx)
         }
@@ -156,6 +169,34 @@ impl Session {
             Session(s)
         }
     }
+
+    /// The ticket the client would send (empty when it has none).
+    pub fn ticket(&self) -> Vec<u8> {
+        let (mut p, mut n) = (ptr::null(), 0usize);
+        // SAFETY: self holds a live session; the ticket bytes live as long as it.
+        unsafe {
+            ffi::SSL_SESSION_get0_ticket(self.0, &mut p, &mut n);
+            if p.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p, n).to_vec()
+            }
+        }
+    }
+
+    /// A copy whose ticket is `edit`ed: a forged or truncated ticket as a client would send it.
+    pub fn with_ticket(&self, edit: impl FnOnce(&mut Vec<u8>)) -> Session {
+        let copy = self.copy();
+        let mut ticket = self.ticket();
+        assert!(!ticket.is_empty(), "the session has a ticket");
+        edit(&mut ticket);
+        // SAFETY: copy holds the only reference to a fresh session.
+        assert_eq!(
+            unsafe { ffi::SSL_SESSION_set_ticket(copy.0, ticket.as_ptr(), ticket.len()) },
+            1
+        );
+        copy
+    }
 }
 
 impl Clone for Session {
@@ -192,6 +233,9 @@ pub struct Opts<'a> {
     pub cipher_list: Option<&'a str>,
     /// Rewrites the client's first flight (one ClientHello record) on its way to the server.
     pub rewrite_hello: Option<Rewrite<'a>>,
+    /// Called each time the server handshake stops with `SSL_ERROR_PENDING_SESSION`; the
+    /// server handshake is then driven again. None: such a stop ends the connection.
+    pub on_pending: Option<&'a dyn Fn()>,
 }
 
 /// What snicache decided for the server connection (`snicache_conn_info_get`).
@@ -218,6 +262,8 @@ pub struct Outcome {
     pub peer_cn: Option<String>,
     /// IANA id of the cipher suite the server negotiated (0 when none).
     pub cipher: u16,
+    /// Times the server handshake returned `SSL_ERROR_PENDING_SESSION`.
+    pub pending: u32,
 }
 
 impl Outcome {
@@ -292,6 +338,7 @@ unsafe fn peer_cn(c: *mut ffi::SSL) -> Option<String> {
 /// (optionally corrupted), then a clean shutdown.
 pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Outcome {
     CLIENT_ALERT.with(|a| a.set(None));
+    CLIENT_TICKETS.with(|t| t.borrow_mut().clear());
     // SAFETY: both SSLs and their BIOs are made, used and freed here, on this thread.
     unsafe {
         let c = ffi::SSL_new(client.0);
@@ -326,6 +373,7 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
         }
 
         let (mut a, mut b) = (0, 0);
+        let mut pending = 0;
         let mut first_flight = true;
         for _ in 0..50 {
             let (mut dead_c, mut dead_s) = (false, false);
@@ -343,6 +391,13 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
             feed(s_in, &flight);
             if b != 1 {
                 b = ffi::SSL_do_handshake(s);
+                if b <= 0 && ffi::SSL_get_error(s, b) == ffi::SSL_ERROR_PENDING_SESSION {
+                    pending += 1;
+                    if let Some(hook) = o.on_pending {
+                        hook();
+                        continue;
+                    }
+                }
                 dead_s = fatal(s, b);
             }
             pump(s_out, c_in);
@@ -391,7 +446,19 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
                 }
             });
         let cipher = ffi::SSL_get_current_cipher(s);
-        let session = ffi::SSL_get1_session(c);
+        // TLS 1.3: the last NewSessionTicket's session; TLS 1.2: the connection's.
+        let ticket = (ffi::SSL_version(c) == c_int::from(TLS1_3))
+            .then(|| CLIENT_TICKETS.with(|t| t.borrow_mut().pop()))
+            .flatten();
+        let session = match ticket {
+            Some(t) => {
+                let p = t.0;
+                std::mem::forget(t);
+                p
+            }
+            None => ffi::SSL_get1_session(c),
+        };
+        CLIENT_TICKETS.with(|t| t.borrow_mut().clear());
         let out = Outcome {
             ok,
             resumed: ffi::SSL_session_reused(s) == 1,
@@ -404,6 +471,7 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
             } else {
                 ffi::SSL_CIPHER_get_protocol_id(cipher)
             },
+            pending,
         };
         ffi::SSL_free(c);
         ffi::SSL_free(s);
@@ -462,8 +530,35 @@ impl Server {
         tickets: bool,
         tune: impl FnOnce(*mut snicache_config),
     ) -> Server {
+        Server::build_like(vhosts, tickets, None, tune)
+    }
+
+    /// As `build`; with `like`, each vhost uses the certificate and key of `like`'s vhost at
+    /// the same position, as servers of one fleet do (the session id context covers the
+    /// certificate).
+    pub fn build_like(
+        vhosts: &[VHost<'_>],
+        tickets: bool,
+        like: Option<&Server>,
+        tune: impl FnOnce(*mut snicache_config),
+    ) -> Server {
         let listener = server_ctx("listener");
         let ctxs: Vec<_> = vhosts.iter().map(|v| server_ctx(v.name)).collect();
+        if let Some(like) = like {
+            for (&ctx, &theirs) in ctxs.iter().zip(&like.vhosts) {
+                // SAFETY: live contexts; the certificate and key are reference-counted.
+                unsafe {
+                    assert_eq!(
+                        ffi::SSL_CTX_use_certificate(ctx, ffi::SSL_CTX_get0_certificate(theirs)),
+                        1
+                    );
+                    assert_eq!(
+                        ffi::SSL_CTX_use_PrivateKey(ctx, ffi::SSL_CTX_get0_privatekey(theirs)),
+                        1
+                    );
+                }
+            }
+        }
         if !tickets {
             for &ctx in ctxs.iter().chain([&listener]) {
                 // SAFETY: a live context owned by this server.

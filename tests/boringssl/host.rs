@@ -13,10 +13,13 @@ use snicache::ffi::callbacks::{
     snicache_hook_free_conn, snicache_on_client_hello, snicache_on_get_session, snicache_on_info,
     snicache_on_new_session, snicache_on_remove_session, snicache_on_servername,
 };
+use snicache::ffi::tickets::{
+    snicache_on_ticket_open, snicache_on_ticket_overhead, snicache_on_ticket_seal,
+};
 use snicache::host::ssl_api::{
     snicache_ssl_api, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_INFO,
-    SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE, SNICACHE_SSL_API_VERSION,
-    SNICACHE_SSL_LIBRARY_BORINGSSL,
+    SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE, SNICACHE_INSTALL_TICKET_KEYS,
+    SNICACHE_SSL_API_VERSION, SNICACHE_SSL_LIBRARY_BORINGSSL,
 };
 
 unsafe extern "C" fn free_conn(
@@ -115,7 +118,10 @@ unsafe extern "C" fn ssl_session(ssl: *const c_void) -> *mut c_void {
 }
 
 unsafe extern "C" fn ctx_cipher_enabled(ctx: *const c_void, id: u16) -> c_int {
-    // As in snicache_ssl.h: BoringSSL's TLS 1.3 suites are not in SSL_CTX_get_ciphers.
+    // As in snicache_ssl.h: TLS 1.3 suites are not in SSL_CTX_get_ciphers, and BoringSSL has
+    // no reader for a context's TLS 1.3 list (SSL_CTX_set1_tls13_ciphers is write-only; a
+    // connection keeps the listener's list anyway). BoringSSL resumes TLS 1.3 only with the
+    // suite it negotiates.
     if (0x1301..=0x1303).contains(&id) {
         return 1;
     }
@@ -292,8 +298,44 @@ unsafe extern "C" fn info(ssl: *const ffi::SSL, where_: c_int, ret: c_int) {
     }
 }
 
+unsafe extern "C" fn ticket_overhead(ssl: *mut ffi::SSL) -> usize {
+    snicache_on_ticket_overhead(ssl.cast())
+}
+
+unsafe extern "C" fn ticket_seal(
+    ssl: *mut ffi::SSL,
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out: usize,
+    in_: *const u8,
+    in_len: usize,
+) -> c_int {
+    snicache_on_ticket_seal(ssl.cast(), out, out_len, max_out, in_, in_len)
+}
+
+unsafe extern "C" fn ticket_open(
+    ssl: *mut ffi::SSL,
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out: usize,
+    in_: *const u8,
+    in_len: usize,
+) -> ffi::ssl_ticket_aead_result_t {
+    match snicache_on_ticket_open(ssl.cast(), out, out_len, max_out, in_, in_len) {
+        1 => ffi::ssl_ticket_aead_result_t::ssl_ticket_aead_success,
+        0 => ffi::ssl_ticket_aead_result_t::ssl_ticket_aead_ignore_ticket,
+        _ => ffi::ssl_ticket_aead_result_t::ssl_ticket_aead_error,
+    }
+}
+
+/// snicache's per-vhost ticket keys as BoringSSL's ticket AEAD method (`snicache_ssl__ticket_aead`).
+static TICKET_AEAD: ffi::SSL_TICKET_AEAD_METHOD = ffi::SSL_TICKET_AEAD_METHOD {
+    max_overhead: Some(ticket_overhead),
+    seal: Some(ticket_seal),
+    open: Some(ticket_open),
+};
+
 /// `SNICACHE_INSTALL_TICKET_CHECK` is OpenSSL's ticket callback: nothing to install here.
-/// `SNICACHE_INSTALL_TICKET_KEYS` (the ticket AEAD method) is left to the ticket tests.
 unsafe extern "C" fn ctx_install(ctx: *mut c_void, flags: u32, arg: *mut c_void) -> c_int {
     let ctx = ctx as *mut ffi::SSL_CTX;
     if flags & SNICACHE_INSTALL_CLIENT_HELLO != 0 {
@@ -314,6 +356,9 @@ unsafe extern "C" fn ctx_install(ctx: *mut c_void, flags: u32, arg: *mut c_void)
     }
     if flags & SNICACHE_INSTALL_INFO != 0 {
         ffi::SSL_CTX_set_info_callback(ctx, Some(info));
+    }
+    if flags & SNICACHE_INSTALL_TICKET_KEYS != 0 {
+        ffi::SSL_CTX_set_ticket_aead_method(ctx, &TICKET_AEAD);
     }
     1
 }
