@@ -1,0 +1,136 @@
+/* Garbage in the shared mapping, as a misbehaving process could write it. Sessions are made on
+ * a "shm:1m" cache, then bytes of the mapping (reached through the test-only
+ * snicache_debug_shm_mapping) are overwritten: first scattered random bytes over the whole
+ * mapping (header, locks, shard state, slots, counters), round after round, then every byte.
+ * A scribbled lock stays garbage: that shard answers every call with a counted miss after its
+ * 100 ms lock timeout (never a hang, never data) until the mapping is made again. After each
+ * round every stored session is offered again. No handshake may fail or take over 1 s (a
+ * damaged entry is a counted miss and a full handshake, never a resumption of garbage), the
+ * counters must account for every offer (hits + misses), and nothing may crash (also under
+ * ASan+UBSan and valgrind). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define SESSIONS 100
+
+static const char *names[2] = {"a.test", "b.test"};
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+int main(void)
+{
+    SSL_CTX *ctxs[2], *listener, *client;
+    SSL_SESSION *sess[SESSIONS];
+    snicache_config *config;
+    const snicache_cache *cache = NULL;
+    snicache_shm_health health;
+    snicache_stats before, after;
+    struct h_opts o;
+    unsigned char *base = NULL;
+    void *vbase = NULL;
+    size_t len = 0;
+    const char *quick = getenv("SNICACHE_TEST_QUICK");
+    int rounds = 20, round, i, v, offers = 0, resumed = 0, failed = 0;
+    double max_ms = 0;
+    unsigned long long rng = 0x9e3779b97f4a7c15ULL;
+
+    memset(&after, 0, sizeof after);
+    if (quick != NULL && strcmp(quick, "1") == 0)
+        rounds = 5;
+    for (v = 0; v < 2; v++) {
+        ctxs[v] = h_server_ctx(names[v]);
+        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
+    }
+    listener = h_server_ctx("listener");
+    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
+    client = h_client_ctx();
+    config = h_config(names, ctxs, 2);
+    CHECK_OK(snicache_config_set_store(config, "shm:1m"));
+    CHECK_OK(snicache_cache_new(config, &cache));
+    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    CHECK_OK(snicache_debug_shm_mapping(cache, &vbase, &len));
+    if (cache == NULL || vbase == NULL)
+        return h_done("shm_garbage");
+    base = vbase;
+
+    memset(&o, 0, sizeof o);
+    for (i = 0; i < SESSIONS; i++) {
+        struct h_result r;
+        o.sni = names[i % 2];
+        o.version = i % 2 ? TLS1_3_VERSION : TLS1_2_VERSION;
+        r = h_connect(listener, client, &o);
+        CHECK(r.ok && !r.resumed && r.session != NULL);
+        sess[i] = r.session;
+    }
+    before = h_stats(cache, NULL);
+    for (round = 0; round <= rounds; round++) {
+        if (round == rounds) {
+            /* The counters live in the mapping too: read them before the wipe scrambles them. */
+            after = h_stats(cache, NULL);
+            CHECK_OK(snicache_shm_health_get(cache, &health));
+            memset(base, 0xa5, len); /* everything, locks included */
+        } else {
+            for (i = 0; i < 256; i++) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                base[rng % len] = (unsigned char)(rng >> 32);
+            }
+        }
+        /* After the wipe every lock is garbage: each store call waits out its lock timeout. */
+        for (i = 0; i < (round == rounds ? 10 : SESSIONS); i++) {
+            struct h_result r;
+            double t0 = now_ms();
+            o.sni = names[i % 2];
+            o.version = i % 2 ? TLS1_3_VERSION : TLS1_2_VERSION;
+            o.offer = sess[i];
+            r = h_connect(listener, client, &o);
+            t0 = now_ms() - t0;
+            if (t0 > max_ms)
+                max_ms = t0;
+            offers++;
+            resumed += r.resumed;
+            failed += !r.ok;
+            if (r.ok && !r.resumed && r.session != NULL) {
+                SSL_SESSION_free(sess[i]); /* offer the fresh one next round */
+                sess[i] = r.session;
+            } else {
+                SSL_SESSION_free(r.session);
+            }
+        }
+    }
+    printf("  %d rounds of 256 random bytes, then all %zu bytes: %d offers, %d resumed, %d failed, "
+           "slowest %.1f ms\n  before the wipe:",
+           rounds, len, offers, resumed, failed, max_ms);
+    printf(" engine: hits=%llu misses=%llu store_errors=%llu corrupt=%llu; shm health: corrupt=%llu repairs=%llu "
+           "lock_timeouts=%llu lock_errors=%llu\n",
+           (unsigned long long)(after.hits - before.hits), (unsigned long long)(after.misses - before.misses),
+           (unsigned long long)after.store_errors, (unsigned long long)after.corrupt,
+           (unsigned long long)health.corrupt, (unsigned long long)health.repairs,
+           (unsigned long long)health.lock_timeouts, (unsigned long long)health.lock_errors);
+    CHECK(failed == 0 && max_ms < 1000);
+    CHECK(health.corrupt + health.repairs > 0);
+    CHECK(resumed > 0 && resumed < offers);
+    /* Up to the wipe, every offer was a hit or a counted miss, and only hits resumed. */
+    CHECK(after.hits - before.hits + after.misses - before.misses == (uint64_t)rounds * SESSIONS);
+    CHECK(after.hits - before.hits == (uint64_t)resumed && after.corrupt == 0);
+
+    for (i = 0; i < SESSIONS; i++)
+        SSL_SESSION_free(sess[i]);
+    snicache_cache_free(cache);
+    snicache_config_free(config);
+    SSL_CTX_free(client);
+    SSL_CTX_free(listener);
+    for (v = 0; v < 2; v++)
+        SSL_CTX_free(ctxs[v]);
+    return h_done("shm_garbage");
+}
