@@ -104,7 +104,8 @@ impl Stats {
     fn sum(&self, vhost: Option<u32>, read: impl Fn(usize) -> u64) -> u64 {
         match vhost {
             Some(v) => read(v as usize * self.stride),
-            None => (0..self.vhosts).map(|v| read(v * self.stride)).sum(),
+            // Wrapping: shared cells may hold anything another process wrote there.
+            None => (0..self.vhosts).fold(0u64, |a, v| a.wrapping_add(read(v * self.stride))),
         }
     }
 
@@ -121,9 +122,9 @@ impl Stats {
     /// Refusals by every rule.
     pub fn all_refusals(&self, vhost: Option<u32>) -> u64 {
         self.sum(vhost, |row| {
-            (EVENTS..self.stride)
-                .map(|i| self.cell(row + i).load(Relaxed))
-                .sum()
+            (EVENTS..self.stride).fold(0u64, |a, i| {
+                a.wrapping_add(self.cell(row + i).load(Relaxed))
+            })
         })
     }
 }

@@ -1001,9 +1001,12 @@ impl Store for ShmStore {
             l.set_u32(b, head);
             let v = self.vhost_index(key.vhost);
             let entries = l.row(v, 0);
-            entries.store(entries.load(Relaxed) + 1, Relaxed);
+            entries.store(entries.load(Relaxed).wrapping_add(1), Relaxed);
             let used = l.row(v, 1);
-            used.store(used.load(Relaxed) + (chunks * SLOT) as u64, Relaxed);
+            used.store(
+                used.load(Relaxed).wrapping_add((chunks * SLOT) as u64),
+                Relaxed,
+            );
             l.end();
             Ok(())
         })();
@@ -1044,8 +1047,8 @@ impl Store for ShmStore {
             };
             for s in 0..self.geo.shards {
                 let row = self.geo.shards_off + s * self.geo.stride + self.geo.rows_off + 16 * v;
-                u.entries += self.get_u64(row);
-                u.bytes += self.get_u64(row + 8);
+                u.entries = u.entries.wrapping_add(self.get_u64(row));
+                u.bytes = u.bytes.wrapping_add(self.get_u64(row + 8));
             }
             u
         };
@@ -1054,10 +1057,10 @@ impl Store for ShmStore {
             None => (0..self.geo.vhosts)
                 .map(one)
                 .fold(Usage::default(), |a, b| Usage {
-                    entries: a.entries + b.entries,
-                    bytes: a.bytes + b.bytes,
-                    evictions: a.evictions + b.evictions,
-                    expirations: a.expirations + b.expirations,
+                    entries: a.entries.wrapping_add(b.entries),
+                    bytes: a.bytes.wrapping_add(b.bytes),
+                    evictions: a.evictions.wrapping_add(b.evictions),
+                    expirations: a.expirations.wrapping_add(b.expirations),
                 }),
         }
     }
