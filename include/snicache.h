@@ -337,6 +337,48 @@ typedef struct {
    Lookups the store answered "pending".
    */
   uint64_t pending;
+  /*
+   Remote store (`redis://`) counters, in the totals only (0 for a single vhost):
+   local misses the remote store answered.
+   */
+  uint64_t remote_hits;
+  /*
+   Local misses the remote store did not have either.
+   */
+  uint64_t remote_misses;
+  /*
+   Remote lookups or writes cut off by their time budget.
+   */
+  uint64_t remote_timeouts;
+  /*
+   Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
+   */
+  uint64_t remote_errors;
+  /*
+   Remote records that failed to open: altered, moved to another key or vhost, or sealed
+   under an unknown key (each a miss).
+   */
+  uint64_t remote_seal_failures;
+  /*
+   Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
+   */
+  uint64_t remote_breaker_state;
+  /*
+   Times the circuit breaker opened.
+   */
+  uint64_t remote_breaker_trips;
+  /*
+   Remote lookups and writes skipped while the breaker was open.
+   */
+  uint64_t remote_breaker_skips;
+  /*
+   Records written to the remote store.
+   */
+  uint64_t remote_writes;
+  /*
+   Remote writes dropped (queue full or remote store unavailable).
+   */
+  uint64_t remote_write_drops;
 } snicache_stats;
 
 /*
@@ -931,6 +973,29 @@ snicache_result snicache_config_set_store(snicache_config *config, const char *s
 size_t snicache_result_message(uint32_t result, char *buf, size_t len);
 
 /*
+ Sets the secret (32 to 64 bytes, copied) from which the key sealing session records in a
+ remote store (`redis://`) is derived (HKDF-SHA256). Records are AES-256-GCM sealed and bound
+ to their vhost name and session id: every server sharing the store needs the same secret,
+ and a record copied to another key or vhost, altered, or sealed under an unknown key does not
+ open (a counted miss, never an error). Without it the ticket master secret
+ (`snicache_config_set_ticket_keys`) is used; with neither, `snicache_cache_new` refuses a
+ remote store. Ignored by the other stores.
+ */
+snicache_result snicache_config_set_seal_key(snicache_config *config,
+                                             const uint8_t *key,
+                                             size_t len);
+
+/*
+ Installs a new seal secret (32 to 64 bytes, copied) at run time: records are sealed with the
+ key derived from it at once, and records sealed under the previous key still open (the one
+ before that no longer does). Roll a new secret out to every server before removing the old
+ one. `SNICACHE_RESULT_INVALID_PARAMETER` when the cache has no remote store. Thread-safe.
+ */
+snicache_result snicache_cache_set_seal_key(const snicache_cache *cache,
+                                            const uint8_t *key,
+                                            size_t len);
+
+/*
  Reads the health counters of the cache's shared-memory store into `*out`.
  `SNICACHE_RESULT_INVALID_PARAMETER` when the cache's store is not `shm:`. Thread-safe.
  */
@@ -993,7 +1058,8 @@ int snicache_on_ticket_open(void *ssl,
  Installs a new ticket master secret (32 to 64 bytes, copied) at run time, e.g. one a fleet
  shares. New tickets are sealed with keys derived from it at once; tickets sealed under the
  previous secret still open (and are renewed) for one rotation period plus a ticket lifetime.
- Thread-safe.
+ A remote store whose seal key comes from the ticket secret (no `snicache_config_set_seal_key`)
+ rotates it too, keeping the previous key for opening. Thread-safe.
  */
 snicache_result snicache_cache_rotate_ticket_secret(const snicache_cache *cache,
                                                     const uint8_t *secret,

@@ -97,6 +97,11 @@ impl Engine {
             ticket_forged: e(Event::TicketForged),
             ticket_renewed: e(Event::TicketRenewed),
             pending: e(Event::Pending),
+            remote: vhost
+                .is_none()
+                .then(|| self.store.remote())
+                .flatten()
+                .unwrap_or_default(),
             refusals: self.stats.all_refusals(vhost),
             usage: self.store.usage(vhost),
         }
@@ -139,7 +144,16 @@ impl Engine {
             section(&mut out, Some(v.index));
             out.push('}');
         }
-        out.push_str("}}");
+        out.push('}');
+        if let Some(r) = self.store.remote() {
+            let _ = write!(
+                out,
+                ",\"remote\":{{\"hits\":{},\"misses\":{},\"timeouts\":{},\"errors\":{},\"seal_failures\":{},\"breaker_state\":{},\"breaker_trips\":{},\"breaker_skips\":{},\"writes\":{},\"write_drops\":{}}}",
+                r.hits, r.misses, r.timeouts, r.errors, r.seal_failures, r.breaker_state,
+                r.breaker_trips, r.breaker_skips, r.writes, r.write_drops
+            );
+        }
+        out.push('}');
         out
     }
 }
@@ -168,6 +182,8 @@ pub struct Snapshot {
     pub ticket_forged: u64,
     pub ticket_renewed: u64,
     pub pending: u64,
+    /// The store's remote tier (totals only; zero for one vhost or without a remote tier).
+    pub remote: crate::store::redis::RemoteStats,
     pub refusals: u64,
     pub usage: Usage,
 }

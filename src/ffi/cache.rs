@@ -35,6 +35,8 @@ pub struct snicache_cache {
     /// Session id context of each vhost, by vhost index.
     pub(crate) sid_ctx: Vec<[u8; 32]>,
     pub(crate) tickets: TicketKeys,
+    /// The remote store's seal keys, for rotation (`redis://` stores only).
+    pub(crate) seal: Option<Arc<crate::store::redis::SealKeys>>,
     /// The shared-memory store, when the store is `shm:` (also held by the engine).
     #[cfg(target_os = "linux")]
     pub(crate) shm: Option<Arc<crate::store::shm::ShmStore>>,
@@ -138,6 +140,7 @@ pub extern "C" fn snicache_cache_new(
         })?;
         #[cfg(target_os = "linux")]
         let mut shm = None;
+        let mut seal = None;
         let store: Box<dyn crate::store::Store> = match &config.host_store {
             Some(cbs) => Box::new(super::hooks::CStore {
                 cbs: cbs.clone(),
@@ -162,11 +165,10 @@ pub extern "C" fn snicache_cache_new(
                         "the shm store needs Linux (robust process-shared mutexes)",
                     ))
                 }
-                StoreSpec::Redis(_) => {
-                    return Err(fail(
-                        snicache_result::InvalidParameter,
-                        "the redis store is not built yet",
-                    ))
+                StoreSpec::Redis(url) => {
+                    let (store, keys) = super::redis::new_store(url, config, &vhosts)?;
+                    seal = Some(keys);
+                    Box::new(store)
                 }
             },
         };
@@ -194,6 +196,7 @@ pub extern "C" fn snicache_cache_new(
                 host,
                 sid_ctx,
                 tickets,
+                seal,
                 #[cfg(target_os = "linux")]
                 shm,
             })),
@@ -364,6 +367,28 @@ pub struct snicache_stats {
     pub ticket_renewed: u64,
     /// Lookups the store answered "pending".
     pub pending: u64,
+    /// Remote store (`redis://`) counters, in the totals only (0 for a single vhost):
+    /// local misses the remote store answered.
+    pub remote_hits: u64,
+    /// Local misses the remote store did not have either.
+    pub remote_misses: u64,
+    /// Remote lookups or writes cut off by their time budget.
+    pub remote_timeouts: u64,
+    /// Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
+    pub remote_errors: u64,
+    /// Remote records that failed to open: altered, moved to another key or vhost, or sealed
+    /// under an unknown key (each a miss).
+    pub remote_seal_failures: u64,
+    /// Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
+    pub remote_breaker_state: u64,
+    /// Times the circuit breaker opened.
+    pub remote_breaker_trips: u64,
+    /// Remote lookups and writes skipped while the breaker was open.
+    pub remote_breaker_skips: u64,
+    /// Records written to the remote store.
+    pub remote_writes: u64,
+    /// Remote writes dropped (queue full or remote store unavailable).
+    pub remote_write_drops: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -407,6 +432,16 @@ pub extern "C" fn snicache_cache_stats(
             ticket_forged: s.ticket_forged,
             ticket_renewed: s.ticket_renewed,
             pending: s.pending,
+            remote_hits: s.remote.hits,
+            remote_misses: s.remote.misses,
+            remote_timeouts: s.remote.timeouts,
+            remote_errors: s.remote.errors,
+            remote_seal_failures: s.remote.seal_failures,
+            remote_breaker_state: s.remote.breaker_state,
+            remote_breaker_trips: s.remote.breaker_trips,
+            remote_breaker_skips: s.remote.breaker_skips,
+            remote_writes: s.remote.writes,
+            remote_write_drops: s.remote.write_drops,
         };
         out(out_stats, stats, "out")
     })

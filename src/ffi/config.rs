@@ -46,12 +46,17 @@ pub struct snicache_config {
     pub(crate) host_store: Option<CStoreCallbacks>,
     /// The built-in store to use (memory unless set).
     pub(crate) store: StoreSpec,
+    /// Secret the remote store's seal key is derived from (`snicache_config_set_seal_key`).
+    pub(crate) seal_key: Option<Vec<u8>>,
 }
 
 impl Drop for snicache_config {
     fn drop(&mut self) {
         if let Some(secret) = &mut self.ticket_secret {
             crate::crypto::zeroize(secret);
+        }
+        if let Some(key) = &mut self.seal_key {
+            crate::crypto::zeroize(key);
         }
     }
 }
@@ -115,6 +120,7 @@ pub extern "C" fn snicache_config_new(
             ticket_rotation: SNICACHE_DEFAULT_TICKET_ROTATION,
             host_store: None,
             store: StoreSpec::Memory(None),
+            seal_key: None,
         });
         out(out_config, Box::into_raw(config), "out")
     })

@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod hooks;
+pub mod redis;
 #[cfg(target_os = "linux")]
 pub mod shm;
 pub mod tickets;

@@ -214,7 +214,8 @@ pub extern "C" fn snicache_on_ticket_open(
 /// Installs a new ticket master secret (32 to 64 bytes, copied) at run time, e.g. one a fleet
 /// shares. New tickets are sealed with keys derived from it at once; tickets sealed under the
 /// previous secret still open (and are renewed) for one rotation period plus a ticket lifetime.
-/// Thread-safe.
+/// A remote store whose seal key comes from the ticket secret (no `snicache_config_set_seal_key`)
+/// rotates it too, keeping the previous key for opening. Thread-safe.
 #[no_mangle]
 pub extern "C" fn snicache_cache_rotate_ticket_secret(
     cache: *const snicache_cache,
@@ -233,6 +234,11 @@ pub extern "C" fn snicache_cache_rotate_ticket_secret(
                 snicache_result::InvalidParameter,
                 format!("ticket secret of {len} bytes (32 to 64 needed)"),
             )
-        })
+        })?;
+        // A remote store's seal key derived from the ticket secret follows it.
+        if let Some(seal) = c.seal.as_ref().filter(|s| s.from_ticket_secret) {
+            seal.rotate(bytes);
+        }
+        Ok(())
     })
 }

@@ -3,6 +3,7 @@
 //! attachment it can reuse on a hit.
 
 pub mod memory;
+pub mod redis;
 #[cfg(target_os = "linux")]
 pub mod shm;
 pub mod spec;
@@ -111,4 +112,8 @@ pub trait Store: Send + Sync {
     fn remove(&self, key: &Key) -> bool;
     /// Counters for one virtual host, or the whole store with `None`.
     fn usage(&self, vhost: Option<u32>) -> Usage;
+    /// Counters of a remote tier, for stores that have one.
+    fn remote(&self) -> Option<redis::RemoteStats> {
+        None
+    }
 }

@@ -26,6 +26,7 @@ impl StoreSpec {
             if spec.len() == "redis://".len() {
                 return Err(SpecError("redis:// needs a HOST:PORT".into()));
             }
+            super::redis::RedisSpec::parse(spec).map_err(SpecError)?;
             return Ok(StoreSpec::Redis(spec.to_owned()));
         }
         match spec.split_once(':') {

@@ -1,0 +1,885 @@
+//! The fleet store: a Redis server shared by every server of a fleet, behind the in-process
+//! memory store as a local tier.
+//!
+//! - A lookup asks the local tier first; on a local miss it fetches from Redis within a
+//!   per-lookup budget (connect and read timeouts cut to what is left of it) and keeps what it
+//!   found in the local tier. A timeout, an error or an open circuit breaker is `Unavailable`:
+//!   the engine goes on with a full handshake. Nothing here ever blocks longer than the budget.
+//! - A put goes to the local tier at once and to Redis from a background writer through a
+//!   bounded queue; when the queue is full or Redis is unavailable the write is dropped and
+//!   counted (the session still resumes on this server).
+//! - Records leave the process sealed (AES-256-GCM, `crypto::seal`), with the vhost name and
+//!   session id as associated data: a record copied to another key or vhost, or altered, does
+//!   not open and is a counted miss. Rotation keeps the previous key for opening.
+//! - Keys are `snicache:v1:<vhost name>:<hex id>` with a TTL of the session's remaining life.
+//! - Credentials come in the URL and never appear in a message: `redact` hides them.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::memory::MemoryStore;
+use super::{Key, Lookup, Store, StoreError, Usage, Value};
+use crate::crypto::{hkdf_sha256, open, seal, zeroize};
+
+/// Sealed-record format version, the first byte of every value snicache writes to Redis.
+const FORMAT: u8 = 1;
+const KEY_PREFIX: &str = "snicache:v1:";
+const AAD_LABEL: &[u8] = b"snicache redis record v1\0";
+const SEAL_SALT: &[u8] = b"snicache redis seal key v1";
+/// Consecutive failures that open the circuit breaker.
+const BREAKER_THRESHOLD: u32 = 3;
+
+/// Tunables, given as query parameters of the store URL (all optional):
+/// `redis://[user:password@]HOST:PORT[/DB]?budget_ms=5&pool=8&backoff_ms=1000&queue=4096&write_timeout_ms=100`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Longest a lookup may spend on Redis (connecting included): 1 to 1000 ms, default 5.
+    pub budget: Duration,
+    /// Most connections open for lookups at once: 1 to 256, default 8.
+    pub pool: usize,
+    /// How long an open circuit breaker keeps Redis out before it lets one probe through:
+    /// 10 ms to 60 s, default 1 s.
+    pub backoff: Duration,
+    /// Writes waiting for the background writer: 1 to 1 000 000, default 4096.
+    pub queue: usize,
+    /// Connect and I/O timeout of the background writer: 1 to 10 000 ms, default 100.
+    pub write_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> RedisOptions {
+        RedisOptions {
+            budget: Duration::from_millis(5),
+            pool: 8,
+            backoff: Duration::from_secs(1),
+            queue: 4096,
+            write_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A parsed `redis://` specification: the URL for the client (without snicache's parameters)
+/// and the options.
+#[derive(Clone)]
+pub struct RedisSpec {
+    url: String,
+    pub options: RedisOptions,
+}
+
+impl std::fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisSpec({}, {:?})", redact(&self.url), self.options)
+    }
+}
+
+impl RedisSpec {
+    /// Parses and checks a specification; no connection is made. Errors never quote the
+    /// credentials.
+    pub fn parse(spec: &str) -> Result<RedisSpec, String> {
+        let shown = redact(spec);
+        let (base, query) = match spec.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (spec, ""),
+        };
+        let mut o = RedisOptions::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let n = |min: u64, max: u64| {
+                value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|v| (min..=max).contains(v))
+                    .ok_or_else(|| format!("{shown}: {name}={value:?} is not in {min}..={max}"))
+            };
+            match name {
+                "budget_ms" => o.budget = Duration::from_millis(n(1, 1000)?),
+                "pool" => o.pool = n(1, 256)? as usize,
+                "backoff_ms" => o.backoff = Duration::from_millis(n(10, 60_000)?),
+                "queue" => o.queue = n(1, 1_000_000)? as usize,
+                "write_timeout_ms" => o.write_timeout = Duration::from_millis(n(1, 10_000)?),
+                _ => {
+                    return Err(format!(
+                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms)"
+                    ))
+                }
+            }
+        }
+        ::redis::Client::open(base).map_err(|e| {
+            format!(
+                "{shown}: not a redis://[user:password@]HOST:PORT[/DB] URL ({})",
+                scrub(&e.to_string(), base)
+            )
+        })?;
+        Ok(RedisSpec {
+            url: base.to_owned(),
+            options: o,
+        })
+    }
+
+    /// The URL with its credentials hidden, for messages.
+    pub fn shown(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`.
+pub fn redact(url: &str) -> String {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
+        return url.to_owned();
+    };
+    let scheme_len = url.len() - rest.len();
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_len], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// `message` with the user name and password of `url` (if any) replaced by `***`, for error
+/// texts that come from the client library.
+fn scrub(message: &str, url: &str) -> String {
+    let mut out = message.to_owned();
+    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            let mut secrets: Vec<&str> = userinfo.split(':').filter(|s| s.len() > 1).collect();
+            secrets.push(userinfo);
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            for s in secrets {
+                out = out.replace(s, "***");
+            }
+        }
+    }
+    out
+}
+
+/// The record sealing keys: the current one seals and opens, the previous one only opens.
+pub struct SealKeys {
+    keys: RwLock<([u8; 32], Option<[u8; 32]>)>,
+    /// True when the keys follow the ticket master secret (no key of the host's own).
+    pub from_ticket_secret: bool,
+}
+
+impl Drop for SealKeys {
+    fn drop(&mut self) {
+        let mut k = self.keys.write();
+        zeroize(&mut k.0);
+        if let Some(p) = &mut k.1 {
+            zeroize(p);
+        }
+    }
+}
+
+impl SealKeys {
+    /// Keys derived (HKDF-SHA256) from `material`: the host's seal key, or the ticket master
+    /// secret, so servers given the same material open each other's records.
+    pub fn new(material: &[u8], from_ticket_secret: bool) -> SealKeys {
+        SealKeys {
+            keys: RwLock::new((derive(material), None)),
+            from_ticket_secret,
+        }
+    }
+
+    /// Seals with a key derived from `material` from now on; the current key keeps opening.
+    pub fn rotate(&self, material: &[u8]) {
+        let mut k = self.keys.write();
+        let old = std::mem::replace(&mut k.0, derive(material));
+        if let Some(mut p) = k.1.replace(old) {
+            zeroize(&mut p);
+        }
+    }
+
+    fn seal(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&seal(&self.keys.read().0, aad, plain));
+        out
+    }
+
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let (&format, body) = sealed.split_first()?;
+        if format != FORMAT {
+            return None;
+        }
+        let k = self.keys.read();
+        open(&k.0, aad, body).or_else(|| k.1.as_ref().and_then(|p| open(p, aad, body)))
+    }
+}
+
+fn derive(material: &[u8]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    hkdf_sha256(material, SEAL_SALT, b"records", &mut key);
+    key
+}
+
+/// Counters of the Redis tier (store-wide).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Local misses answered from Redis.
+    pub hits: u64,
+    /// Local misses Redis did not have either.
+    pub misses: u64,
+    /// Lookups or writes cut off by their timeout.
+    pub timeouts: u64,
+    /// Lookups or writes that failed otherwise (refused, dropped connection, error reply,
+    /// no free connection in the pool).
+    pub errors: u64,
+    /// Records that did not open (altered, moved to another key or vhost, unknown seal key).
+    pub seal_failures: u64,
+    /// 0 closed (Redis in use), 1 open (Redis skipped), 2 half-open (next call probes).
+    pub breaker_state: u64,
+    /// Times the breaker opened.
+    pub breaker_trips: u64,
+    /// Lookups and writes that skipped Redis because the breaker was open.
+    pub breaker_skips: u64,
+    /// Records written to Redis.
+    pub writes: u64,
+    /// Writes dropped: the queue was full, or Redis was unavailable.
+    pub write_drops: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    timeouts: AtomicU64,
+    errors: AtomicU64,
+    seal_failures: AtomicU64,
+    breaker_trips: AtomicU64,
+    breaker_skips: AtomicU64,
+    writes: AtomicU64,
+    write_drops: AtomicU64,
+}
+
+/// Where the store reports breaker changes: `(warning, message)`; messages carry no secrets.
+pub type Notify = Box<dyn Fn(bool, &str) + Send + Sync>;
+
+/// Stops calling Redis after `BREAKER_THRESHOLD` consecutive failures, for `backoff`; then lets
+/// one call through as a probe, which closes it on success or opens it again on failure.
+struct Breaker {
+    failures: AtomicU32,
+    /// Milliseconds since `epoch` until which Redis is skipped; 0 when closed.
+    open_until: AtomicU64,
+    probing: AtomicBool,
+    backoff: Duration,
+    epoch: Instant,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Whether a call may go to Redis now (in half-open state only the first caller may).
+    fn allow(&self) -> bool {
+        let until = self.open_until.load(Relaxed);
+        until == 0
+            || (self.now_ms() >= until
+                && self
+                    .probing
+                    .compare_exchange(false, true, Relaxed, Relaxed)
+                    .is_ok())
+    }
+
+    /// True when this success closed an open breaker.
+    fn success(&self) -> bool {
+        self.failures.store(0, Relaxed);
+        self.probing.store(false, Relaxed);
+        self.open_until.swap(0, Relaxed) != 0
+    }
+
+    /// True when this failure opened the breaker (from closed).
+    fn failure(&self) -> bool {
+        let until = self.now_ms() + self.backoff.as_millis() as u64;
+        if self.probing.swap(false, Relaxed) {
+            self.open_until.store(until, Relaxed);
+            return false;
+        }
+        let n = self.failures.fetch_add(1, Relaxed) + 1;
+        n >= BREAKER_THRESHOLD
+            && self
+                .open_until
+                .compare_exchange(0, until, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    fn state(&self) -> u64 {
+        match self.open_until.load(Relaxed) {
+            0 => 0,
+            until if self.now_ms() < until => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// How a call to Redis failed.
+enum Failure {
+    Timeout,
+    Error(String),
+}
+
+/// What the lookups and the writer share.
+struct Remote {
+    client: ::redis::Client,
+    shown: String,
+    url: String,
+    options: RedisOptions,
+    vhosts: Vec<String>,
+    seal: Arc<SealKeys>,
+    idle: Mutex<Vec<::redis::Connection>>,
+    open_conns: AtomicUsize,
+    breaker: Breaker,
+    counters: Counters,
+    notify: Option<Notify>,
+}
+
+impl Remote {
+    fn redis_key(&self, key: &Key) -> String {
+        let name = self
+            .vhosts
+            .get(key.vhost as usize)
+            .map_or("", String::as_str);
+        let mut k = String::with_capacity(KEY_PREFIX.len() + name.len() + 1 + 64);
+        k.push_str(KEY_PREFIX);
+        k.push_str(name);
+        k.push(':');
+        for b in key.id() {
+            let _ = write!(k, "{b:02x}");
+        }
+        k
+    }
+
+    /// Binds a sealed record to its vhost (by name, the same on every server) and session id.
+    fn aad(&self, key: &Key) -> Vec<u8> {
+        let name = self
+            .vhosts
+            .get(key.vhost as usize)
+            .map_or("", String::as_str);
+        let mut aad = Vec::with_capacity(AAD_LABEL.len() + name.len() + 1 + key.id().len());
+        aad.extend_from_slice(AAD_LABEL);
+        aad.extend_from_slice(name.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(key.id());
+        aad
+    }
+
+    fn classify(&self, e: &::redis::RedisError) -> Failure {
+        if e.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Error(scrub(&e.to_string(), &self.url))
+        }
+    }
+
+    /// Counts a failure and feeds the breaker; drops idle connections when the server went
+    /// away (they are all dead then).
+    fn failed(&self, f: Failure) {
+        let why = match f {
+            Failure::Timeout => {
+                self.counters.timeouts.fetch_add(1, Relaxed);
+                "timed out".to_owned()
+            }
+            Failure::Error(why) => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                self.idle.lock().clear();
+                why
+            }
+        };
+        if self.breaker.failure() {
+            self.counters.breaker_trips.fetch_add(1, Relaxed);
+            if let Some(n) = &self.notify {
+                n(
+                    true,
+                    &format!(
+                        "redis store {}: {why}; skipping it for {} ms, then probing",
+                        self.shown,
+                        self.breaker.backoff.as_millis()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.breaker.success() {
+            if let Some(n) = &self.notify {
+                n(
+                    false,
+                    &format!("redis store {}: reachable again", self.shown),
+                );
+            }
+        }
+    }
+
+    /// GET within `deadline`, on a pooled connection; once more on a new one when a pooled
+    /// connection turns out dead (the server restarted).
+    fn fetch(&self, key: &str, deadline: Instant) -> Result<Option<Vec<u8>>, Failure> {
+        let pooled = self.idle.lock().pop();
+        let reused = pooled.is_some();
+        match self.fetch_on(pooled, key, deadline) {
+            Err(Failure::Error(_)) if reused => {
+                self.idle.lock().clear();
+                self.fetch_on(None, key, deadline)
+            }
+            r => r,
+        }
+    }
+
+    fn fetch_on(
+        &self,
+        pooled: Option<::redis::Connection>,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let left = |d: Instant| {
+            d.checked_duration_since(Instant::now())
+                .filter(|t| !t.is_zero())
+                .ok_or(Failure::Timeout)
+        };
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => {
+                if self.open_conns.fetch_add(1, Relaxed) >= self.options.pool {
+                    self.open_conns.fetch_sub(1, Relaxed);
+                    return Err(Failure::Error("no free connection in the pool".into()));
+                }
+                match left(deadline).and_then(|t| {
+                    self.client
+                        .get_connection_with_timeout(t)
+                        .map_err(|e| self.classify(&e))
+                }) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.open_conns.fetch_sub(1, Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let result = left(deadline).and_then(|t| {
+            conn.set_read_timeout(Some(t))
+                .and_then(|()| conn.set_write_timeout(Some(t)))
+                .and_then(|()| ::redis::cmd("GET").arg(key).query(&mut conn))
+                .map_err(|e| self.classify(&e))
+        });
+        match result {
+            Ok(v) => {
+                self.idle.lock().push(conn);
+                Ok(v)
+            }
+            Err(e) => {
+                // A late reply would be read as the answer to the next command: never reuse.
+                self.open_conns.fetch_sub(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a sealed value: `(expires_at, record)`.
+    fn unseal(&self, key: &Key, sealed: &[u8]) -> Option<(u64, Vec<u8>)> {
+        let plain = self.seal.open(&self.aad(key), sealed)?;
+        if plain.len() < 8 {
+            return None;
+        }
+        let expires = u64::from_be_bytes(plain[..8].try_into().ok()?);
+        Some((expires, plain[8..].to_vec()))
+    }
+
+    fn stats(&self) -> RemoteStats {
+        let c = &self.counters;
+        RemoteStats {
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            seal_failures: c.seal_failures.load(Relaxed),
+            breaker_state: self.breaker.state(),
+            breaker_trips: c.breaker_trips.load(Relaxed),
+            breaker_skips: c.breaker_skips.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+            write_drops: c.write_drops.load(Relaxed),
+        }
+    }
+}
+
+enum Op {
+    Put {
+        key: Key,
+        record: Arc<[u8]>,
+        expires_at: u64,
+    },
+    Remove(Key),
+}
+
+/// The background writer: one connection, its own timeouts, the shared breaker.
+struct Writer {
+    remote: Arc<Remote>,
+    conn: Option<::redis::Connection>,
+}
+
+impl Writer {
+    fn run(mut self, ops: Receiver<Op>, closing: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+        while let Ok(op) = ops.recv() {
+            if closing.load(Relaxed) {
+                break;
+            }
+            if self.remote.breaker.allow() {
+                let reused = self.conn.is_some();
+                let result = match self.apply(&op) {
+                    // The connection died since its last use (a restart): once more, anew.
+                    Err(Failure::Error(_)) if reused => {
+                        self.conn = None;
+                        self.apply(&op)
+                    }
+                    r => r,
+                };
+                match result {
+                    Ok(wrote) => {
+                        self.remote.succeeded();
+                        if wrote {
+                            self.remote.counters.writes.fetch_add(1, Relaxed);
+                        }
+                    }
+                    Err(f) => {
+                        self.conn = None;
+                        self.remote.counters.write_drops.fetch_add(1, Relaxed);
+                        self.remote.failed(f);
+                    }
+                }
+            } else {
+                self.remote.counters.breaker_skips.fetch_add(1, Relaxed);
+                self.remote.counters.write_drops.fetch_add(1, Relaxed);
+            }
+            done.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Ok(true) when a record was written.
+    fn apply(&mut self, op: &Op) -> Result<bool, Failure> {
+        let r = &self.remote;
+        let timeout = r.options.write_timeout;
+        if self.conn.is_none() {
+            let c = r
+                .client
+                .get_connection_with_timeout(timeout)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(timeout))?;
+                    c.set_write_timeout(Some(timeout))?;
+                    Ok(c)
+                })
+                .map_err(|e| r.classify(&e))?;
+            self.conn = Some(c);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        match op {
+            Op::Put {
+                key,
+                record,
+                expires_at,
+            } => {
+                let ttl = expires_at.saturating_sub(unix_now());
+                let key = *key;
+                if ttl == 0 {
+                    return Ok(false);
+                }
+                let mut plain = Vec::with_capacity(8 + record.len());
+                plain.extend_from_slice(&expires_at.to_be_bytes());
+                plain.extend_from_slice(record);
+                let sealed = r.seal.seal(&r.aad(&key), &plain);
+                zeroize(&mut plain);
+                ::redis::cmd("SET")
+                    .arg(r.redis_key(&key))
+                    .arg(sealed)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query::<()>(conn)
+                    .map_err(|e| r.classify(&e))?;
+                Ok(true)
+            }
+            Op::Remove(key) => {
+                ::redis::cmd("DEL")
+                    .arg(r.redis_key(key))
+                    .query::<()>(conn)
+                    .map_err(|e| r.classify(&e))?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The memory store in front of Redis.
+pub struct RedisStore {
+    local: MemoryStore,
+    remote: Arc<Remote>,
+    ops: Option<SyncSender<Op>>,
+    enqueued: AtomicU64,
+    done: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl RedisStore {
+    /// A store over `spec` with `local` as its local tier; `vhosts` are the vhost names by
+    /// index (they name the Redis keys, so servers sharing Redis must name vhosts alike).
+    /// No connection is made here: the first lookup or write connects.
+    pub fn new(
+        spec: &RedisSpec,
+        local: MemoryStore,
+        vhosts: Vec<String>,
+        seal: Arc<SealKeys>,
+        notify: Option<Notify>,
+    ) -> Result<RedisStore, String> {
+        let client = ::redis::Client::open(spec.url.as_str())
+            .map_err(|e| format!("{}: {}", spec.shown(), scrub(&e.to_string(), &spec.url)))?;
+        let remote = Arc::new(Remote {
+            client,
+            shown: spec.shown(),
+            url: spec.url.clone(),
+            options: spec.options,
+            vhosts,
+            seal,
+            idle: Mutex::new(Vec::new()),
+            open_conns: AtomicUsize::new(0),
+            breaker: Breaker {
+                failures: AtomicU32::new(0),
+                open_until: AtomicU64::new(0),
+                probing: AtomicBool::new(false),
+                backoff: spec.options.backoff,
+                epoch: Instant::now(),
+            },
+            counters: Counters::default(),
+            notify,
+        });
+        let (tx, rx) = sync_channel(spec.options.queue);
+        let closing = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            remote: remote.clone(),
+            conn: None,
+        };
+        let (c, d) = (closing.clone(), done.clone());
+        let handle = std::thread::Builder::new()
+            .name("snicache-redis-writer".into())
+            .spawn(move || writer.run(rx, c, d))
+            .map_err(|e| format!("cannot start the redis writer thread: {e}"))?;
+        Ok(RedisStore {
+            local,
+            remote,
+            ops: Some(tx),
+            enqueued: AtomicU64::new(0),
+            done,
+            closing,
+            writer: Some(handle),
+        })
+    }
+
+    /// Counters of the Redis tier.
+    pub fn remote_stats(&self) -> RemoteStats {
+        self.remote.stats()
+    }
+
+    /// Waits until the background writer has handled every write queued so far, or `timeout`
+    /// passed; true when it has. For tests and benchmarks.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let target = self.enqueued.load(Relaxed);
+        let end = Instant::now() + timeout;
+        while self.done.load(Relaxed) < target {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    fn enqueue(&self, op: Op) {
+        let Some(tx) = &self.ops else { return };
+        match tx.try_send(op) {
+            Ok(()) => {
+                self.enqueued.fetch_add(1, Relaxed);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.remote.counters.write_drops.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The local-miss path: Redis within the budget.
+    fn get_remote(&self, key: &Key, now: u64) -> Lookup {
+        let r = &self.remote;
+        if !r.breaker.allow() {
+            r.counters.breaker_skips.fetch_add(1, Relaxed);
+            return Lookup::Unavailable;
+        }
+        let deadline = Instant::now() + r.options.budget;
+        let sealed = match r.fetch(&r.redis_key(key), deadline) {
+            Ok(v) => {
+                r.succeeded();
+                v
+            }
+            Err(f) => {
+                r.failed(f);
+                return Lookup::Unavailable;
+            }
+        };
+        let Some(sealed) = sealed else {
+            r.counters.misses.fetch_add(1, Relaxed);
+            return Lookup::Miss;
+        };
+        let Some((expires_at, record)) = r.unseal(key, &sealed) else {
+            r.counters.seal_failures.fetch_add(1, Relaxed);
+            return Lookup::Miss;
+        };
+        if expires_at <= now {
+            return Lookup::Expired;
+        }
+        r.counters.hits.fetch_add(1, Relaxed);
+        let value = Value::new(record);
+        // Later lookups on this server are local; a record too large for it still resumes.
+        let _ = self.local.put(*key, value.clone(), expires_at);
+        Lookup::Hit(value)
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // Queued writes are given up: waiting for them could take a timeout each.
+        self.closing.store(true, Relaxed);
+        self.ops = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn get(&self, key: &Key, now: u64) -> Lookup {
+        match self.local.get(key, now) {
+            Lookup::Miss => self.get_remote(key, now),
+            found => found,
+        }
+    }
+
+    fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
+        let record = value.bytes.clone();
+        let local = self.local.put(key, value, expires_at);
+        self.enqueue(Op::Put {
+            key,
+            record,
+            expires_at,
+        });
+        local
+    }
+
+    fn remove(&self, key: &Key) -> bool {
+        self.enqueue(Op::Remove(*key));
+        self.local.remove(key)
+    }
+
+    fn usage(&self, vhost: Option<u32>) -> Usage {
+        self.local.usage(vhost)
+    }
+
+    fn remote(&self) -> Option<RemoteStats> {
+        Some(self.remote.stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact("redis://user:s3cret@10.0.0.1:6379/2"),
+            "redis://***@10.0.0.1:6379/2"
+        );
+        assert_eq!(redact("redis://:pw@h:1"), "redis://***@h:1");
+        assert_eq!(redact("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        let err = RedisSpec::parse("redis://u:topsecret@h:1?pool=0").unwrap_err();
+        assert!(!err.contains("topsecret") && err.contains("pool"), "{err}");
+        let err = RedisSpec::parse("redis://u:topsecret@h:1?nope=1").unwrap_err();
+        assert!(!err.contains("topsecret"), "{err}");
+        let spec = RedisSpec::parse("redis://u:topsecret@h:1").unwrap();
+        assert!(!format!("{spec:?}").contains("topsecret"));
+        assert_eq!(
+            scrub(
+                "AUTH failed for u:topsecret (topsecret)",
+                "redis://u:topsecret@h:1"
+            ),
+            "AUTH failed for *** (***)"
+        );
+    }
+
+    #[test]
+    fn options_parse() {
+        let s =
+            RedisSpec::parse("redis://127.0.0.1:6379/1?budget_ms=3&pool=2&backoff_ms=50").unwrap();
+        assert_eq!(s.options.budget, Duration::from_millis(3));
+        assert_eq!(s.options.pool, 2);
+        assert_eq!(s.options.backoff, Duration::from_millis(50));
+        assert_eq!(s.url, "redis://127.0.0.1:6379/1");
+        for bad in [
+            "redis://h:1?budget_ms=0",
+            "redis://h:1?budget_ms=x",
+            "redis://h:1?queue=0",
+        ] {
+            assert!(RedisSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seal_keys_rotate_and_keep_the_previous_for_opening() {
+        let k = SealKeys::new(&[1; 32], false);
+        let old = k.seal(b"aad", b"record");
+        k.rotate(&[2; 32]);
+        let new = k.seal(b"aad", b"record");
+        assert_eq!(k.open(b"aad", &old).as_deref(), Some(&b"record"[..]));
+        assert_eq!(k.open(b"aad", &new).as_deref(), Some(&b"record"[..]));
+        assert_eq!(k.open(b"other", &new), None);
+        k.rotate(&[3; 32]);
+        assert_eq!(k.open(b"aad", &old), None, "two rotations ago");
+        assert!(k.open(b"aad", &new).is_some());
+    }
+
+    #[test]
+    fn breaker_opens_after_failures_and_probes_once() {
+        let b = Breaker {
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            backoff: Duration::from_millis(30),
+            epoch: Instant::now(),
+        };
+        assert!(b.allow());
+        assert!(!b.failure());
+        assert!(!b.failure());
+        assert!(b.failure(), "third failure opens");
+        assert_eq!(b.state(), 1);
+        assert!(!b.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.state(), 2);
+        assert!(b.allow(), "one probe");
+        assert!(!b.allow(), "only one");
+        assert!(!b.failure(), "a failed probe reopens without a new trip");
+        assert_eq!(b.state(), 1);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow());
+        assert!(b.success(), "a good probe closes");
+        assert_eq!(b.state(), 0);
+        assert!(b.allow() && b.allow());
+    }
+}

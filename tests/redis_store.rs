@@ -1,0 +1,435 @@
+//! The Redis store against a real `redis-server` (Debian's package; scripts/deps.sh and .ci/run
+//! install it), started by each test on a free loopback port and stopped when the test ends.
+//! Nothing is skipped: without redis-server these tests fail.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use snicache::store::memory::MemoryStore;
+use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
+use snicache::store::{Key, Lookup, Store, Value};
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// On a free port no other test of this process was given (tests run in parallel, and one
+    /// restarts its server on the same port).
+    fn start() -> RedisServer {
+        static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+        loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut given = GIVEN.lock().unwrap();
+            if !given.contains(&port) {
+                given.push(port);
+                drop(given);
+                return RedisServer::start_on(port);
+            }
+        }
+    }
+
+    fn start_on(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}): install Debian's redis-server package \
+                     (scripts/deps.sh does); these tests are never skipped"
+                )
+            });
+        let mut server = RedisServer { child, port };
+        let end = Instant::now() + Duration::from_secs(10);
+        // Ours, not another process's server on that port.
+        while server.pid() != Some(server.child.id()) {
+            assert!(
+                Instant::now() < end && server.child.try_wait().unwrap().is_none(),
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn pid(&self) -> Option<u32> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut self.cli().ok()?)
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|p| p.trim().parse().ok())
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cli(&self) -> redis::RedisResult<redis::Connection> {
+        let mut c =
+            redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))?;
+        redis::cmd("PING").query::<String>(&mut c)?;
+        Ok(c)
+    }
+
+    fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const VHOSTS: [&str; 2] = ["a.test", "b.test"];
+
+fn store(url: &str, seal: &[u8]) -> RedisStore {
+    store_with(url, Arc::new(SealKeys::new(seal, false)))
+}
+
+fn store_with(url: &str, seal: Arc<SealKeys>) -> RedisStore {
+    let spec = RedisSpec::parse(url).unwrap();
+    RedisStore::new(
+        &spec,
+        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
+        VHOSTS.iter().map(|s| s.to_string()).collect(),
+        seal,
+        None,
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn key(vhost: u32, id: u8) -> Key {
+    Key::new(vhost, &[id; 32]).unwrap()
+}
+
+fn redis_key(vhost: u32, id: u8) -> String {
+    format!("snicache:v1:{}:{}", VHOSTS[vhost as usize], hex::<32>(id))
+}
+
+fn hex<const N: usize>(b: u8) -> String {
+    format!("{b:02x}").repeat(N)
+}
+
+const RECORD: &[u8] = b"a record only snicache can read";
+
+fn put_and_flush(s: &RedisStore, k: Key, expires_at: u64) {
+    s.put(k, Value::new(RECORD.to_vec()), expires_at).unwrap();
+    assert!(s.flush(Duration::from_secs(5)), "writer did not finish");
+}
+
+fn hit_bytes(l: Lookup) -> Option<Vec<u8>> {
+    match l {
+        Lookup::Hit(v) => Some(v.bytes.to_vec()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_session_stored_by_one_server_resumes_on_another_sealed_with_its_ttl() {
+    let r = RedisServer::start();
+    let (one, two) = (store(&r.url(), &[7; 32]), store(&r.url(), &[7; 32]));
+    let expires = now() + 300;
+    put_and_flush(&one, key(0, 1), expires);
+    assert_eq!(one.remote_stats().writes, 1);
+
+    let mut c = r.cli().unwrap();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        !raw.windows(RECORD.len()).any(|w| w == RECORD),
+        "record is sealed in Redis"
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+    assert!((298..=300).contains(&ttl), "TTL {ttl}");
+
+    assert_eq!(
+        hit_bytes(two.get(&key(0, 1), now())).as_deref(),
+        Some(RECORD)
+    );
+    assert_eq!(two.remote_stats().hits, 1);
+    assert_eq!(two.usage(None).entries, 1, "kept in the local tier");
+    // Answered locally from now on: Redis is not asked again.
+    assert!(hit_bytes(two.get(&key(0, 1), now())).is_some());
+    assert_eq!(two.remote_stats().hits, 1);
+    // Another vhost's key with the same id is a different key.
+    assert!(matches!(two.get(&key(1, 1), now()), Lookup::Miss));
+    assert_eq!(two.remote_stats().misses, 1);
+
+    // A removal reaches Redis too.
+    one.remove(&key(0, 1));
+    assert!(one.flush(Duration::from_secs(5)));
+    let exists: u32 = redis::cmd("EXISTS")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn short_lifetimes_expire_in_redis_and_dead_sessions_are_not_written() {
+    let r = RedisServer::start();
+    let s = store(&r.url(), &[7; 32]);
+    put_and_flush(&s, key(0, 1), now() + 2);
+    put_and_flush(&s, key(0, 2), now());
+    let mut c = r.cli().unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+    assert!((1..=2).contains(&ttl), "TTL {ttl}");
+    let exists: u32 = redis::cmd("EXISTS")
+        .arg(redis_key(0, 2))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exists, 0, "an already expired session is not written");
+    std::thread::sleep(Duration::from_millis(3100));
+    let exists: u32 = redis::cmd("EXISTS")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exists, 0, "Redis dropped it at its TTL");
+}
+
+#[test]
+fn altered_moved_or_foreign_records_are_counted_misses() {
+    let r = RedisServer::start();
+    let one = store(&r.url(), &[7; 32]);
+    put_and_flush(&one, key(0, 1), now() + 300);
+    let mut c = r.cli().unwrap();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(redis_key(0, 1))
+        .query(&mut c)
+        .unwrap();
+
+    // Moved to another id of the same vhost, and to the same id of another vhost.
+    for (v, id) in [(0, 2), (1, 1)] {
+        redis::cmd("SET")
+            .arg(redis_key(v, id))
+            .arg(&raw)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let two = store(&r.url(), &[7; 32]);
+    assert!(matches!(two.get(&key(0, 2), now()), Lookup::Miss));
+    assert!(matches!(two.get(&key(1, 1), now()), Lookup::Miss));
+    assert_eq!(two.remote_stats().seal_failures, 2);
+
+    // One byte of the ciphertext changed in place.
+    redis::cmd("SETRANGE")
+        .arg(redis_key(0, 1))
+        .arg(20)
+        .arg(&[raw[20] ^ 1][..])
+        .query::<()>(&mut c)
+        .unwrap();
+    assert!(matches!(two.get(&key(0, 1), now()), Lookup::Miss));
+    // Truncated, and plain garbage.
+    redis::cmd("SET")
+        .arg(redis_key(0, 3))
+        .arg(&raw[..10])
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(redis_key(0, 4))
+        .arg("garbage")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert!(matches!(two.get(&key(0, 3), now()), Lookup::Miss));
+    assert!(matches!(two.get(&key(0, 4), now()), Lookup::Miss));
+    assert_eq!(two.remote_stats().seal_failures, 5);
+    assert_eq!(two.remote_stats().hits, 0);
+
+    // A server with another seal key cannot open the original either.
+    put_and_flush(&one, key(0, 5), now() + 300);
+    let stranger = store(&r.url(), &[8; 32]);
+    assert!(matches!(stranger.get(&key(0, 5), now()), Lookup::Miss));
+    assert_eq!(stranger.remote_stats().seal_failures, 1);
+}
+
+#[test]
+fn after_rotation_the_previous_key_still_opens() {
+    let r = RedisServer::start();
+    let old = store(&r.url(), &[1; 32]);
+    put_and_flush(&old, key(0, 1), now() + 300);
+    let keys = Arc::new(SealKeys::new(&[1; 32], false));
+    keys.rotate(&[2; 32]);
+    let rotated = store_with(&r.url(), keys.clone());
+    assert!(hit_bytes(rotated.get(&key(0, 1), now())).is_some());
+    put_and_flush(&rotated, key(0, 2), now() + 300);
+    assert!(
+        matches!(old.get(&key(0, 2), now()), Lookup::Miss),
+        "the old key cannot open records sealed under the new one"
+    );
+    let new_only = store(&r.url(), &[2; 32]);
+    assert!(hit_bytes(new_only.get(&key(0, 2), now())).is_some());
+    keys.rotate(&[3; 32]);
+    let fresh = store_with(&r.url(), keys);
+    assert!(hit_bytes(fresh.get(&key(0, 2), now())).is_some());
+    assert!(
+        matches!(fresh.get(&key(0, 1), now()), Lookup::Miss),
+        "two rotations ago"
+    );
+}
+
+#[test]
+fn a_down_redis_opens_the_breaker_and_a_probe_closes_it_when_it_is_back() {
+    let r = RedisServer::start();
+    let url = format!("{}?budget_ms=5&backoff_ms=300", r.url());
+    let s = store(&url, &[7; 32]);
+    put_and_flush(&s, key(0, 9), now() + 300);
+    let port = r.stop();
+
+    for id in 10..20 {
+        let t = Instant::now();
+        assert!(matches!(s.get(&key(0, id), now()), Lookup::Unavailable));
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "lookup took {:?}",
+            t.elapsed()
+        );
+    }
+    let st = s.remote_stats();
+    assert_eq!(st.errors, 3, "three failures open the breaker: {st:?}");
+    assert_eq!((st.breaker_state, st.breaker_trips), (1, 1));
+    assert_eq!(st.breaker_skips, 7);
+    // Writes while it is open are dropped and counted; the local tier still has them.
+    put_and_flush(&s, key(0, 1), now() + 300);
+    assert_eq!(s.remote_stats().write_drops, 1);
+    assert!(hit_bytes(s.get(&key(0, 1), now())).is_some());
+
+    let r = RedisServer::start_on(port);
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(s.remote_stats().breaker_state, 2, "half-open");
+    // The probe: Redis answers (empty after the restart), the breaker closes.
+    assert!(matches!(s.get(&key(0, 30), now()), Lookup::Miss));
+    assert_eq!(s.remote_stats().breaker_state, 0);
+    put_and_flush(&s, key(0, 2), now() + 300);
+    let other = store(&url, &[7; 32]);
+    assert!(
+        hit_bytes(other.get(&key(0, 2), now())).is_some(),
+        "{:?} {:?}",
+        s.remote_stats(),
+        other.remote_stats()
+    );
+    drop(r);
+}
+
+#[test]
+fn a_slow_redis_costs_a_lookup_no_more_than_its_budget() {
+    let r = RedisServer::start();
+    let url = format!("{}?budget_ms=5&backoff_ms=200", r.url());
+    let s = store(&url, &[7; 32]);
+    put_and_flush(&s, key(0, 1), now() + 300);
+    let other = store(&url, &[7; 32]);
+    // Warm one pooled connection so the slow part is the reply, not the connect.
+    assert!(matches!(other.get(&key(0, 2), now()), Lookup::Miss));
+
+    let mut c = r.cli().unwrap();
+    let sleeper = std::thread::spawn(move || {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("1")
+            .query::<()>(&mut c)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert!(matches!(other.get(&key(0, 1), now()), Lookup::Unavailable));
+        worst = worst.max(t.elapsed());
+    }
+    assert!(
+        worst < Duration::from_millis(25),
+        "worst lookup {worst:?} with a 5 ms budget"
+    );
+    let st = other.remote_stats();
+    assert!(st.timeouts >= 1 && st.breaker_trips == 1, "{st:?}");
+    sleeper.join().unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(
+        hit_bytes(other.get(&key(0, 1), now())).is_some(),
+        "back once Redis answers again"
+    );
+}
+
+#[test]
+fn credentials_in_the_url_reach_redis_and_no_message() {
+    let r = RedisServer::start();
+    let mut c = r.cli().unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("fleet")
+        .arg("on")
+        .arg(">hunter2-secret")
+        .arg("~snicache:*")
+        .arg("+get")
+        .arg("+set")
+        .arg("+del")
+        .arg("+ping")
+        .arg("+client")
+        .arg("+hello")
+        .query::<()>(&mut c)
+        .unwrap();
+    let good = format!("redis://fleet:hunter2-secret@127.0.0.1:{}/0", r.port);
+    let s = store(&good, &[7; 32]);
+    put_and_flush(&s, key(0, 1), now() + 300);
+    assert_eq!(s.remote_stats().writes, 1, "{:?}", s.remote_stats());
+    let other = store(&good, &[7; 32]);
+    assert!(hit_bytes(other.get(&key(0, 1), now())).is_some());
+
+    let messages = Arc::new(Mutex::new(Vec::<String>::new()));
+    let m = messages.clone();
+    let bad = format!("redis://fleet:wrong-secret@127.0.0.1:{}/0", r.port);
+    let spec = RedisSpec::parse(&bad).unwrap();
+    assert!(!format!("{spec:?}").contains("wrong-secret"));
+    let s = RedisStore::new(
+        &spec,
+        MemoryStore::new(1 << 20, 100, 2),
+        VHOSTS.iter().map(|s| s.to_string()).collect(),
+        Arc::new(SealKeys::new(&[7; 32], false)),
+        Some(Box::new(move |_, msg: &str| {
+            m.lock().unwrap().push(msg.to_owned())
+        })),
+    )
+    .unwrap();
+    for id in 0..3 {
+        assert!(matches!(s.get(&key(0, id), now()), Lookup::Unavailable));
+    }
+    let messages = messages.lock().unwrap();
+    assert!(!messages.is_empty(), "the breaker opening is reported");
+    for m in messages.iter() {
+        assert!(
+            !m.contains("wrong-secret") && m.contains("redis://***@127.0.0.1"),
+            "{m}"
+        );
+    }
+}
