@@ -30,6 +30,8 @@ struct demo_options {
     const char *default_vhost;   /* NULL: the first --vhost */
     int strict_sni;
     const char *store;           /* --store SPEC, for snicache_config_set_store */
+    char store_shown[256];       /* the same with any user:password@ hidden, for messages */
+    const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */
     int threads;
     int tls_min, tls_max;        /* TLS1_2_VERSION or TLS1_3_VERSION */
     int tickets;

@@ -20,8 +20,11 @@ static const char usage[] =
     "                          (default: the first --vhost)\n"
     "  --strict-sni            refuse unknown names with a fatal unrecognized_name alert\n"
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
-    "                          (default memory:10m); shm:SIZE and redis://HOST:PORT are\n"
-    "                          accepted once libsnicache implements them\n"
+    "                          (default memory:10m); shm:SIZE; or\n"
+    "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
+    "                          by a fleet, behind a local memory tier (needs --seal-key-file)\n"
+    "  --seal-key-file PATH    32 to 64 secret bytes that seal sessions kept in Redis; every\n"
+    "                          server sharing the Redis store needs the same file\n"
     "  --threads N             worker threads serving connections (default 2)\n"
     "  --tls-min 1.2|1.3       lowest TLS version (default 1.2)\n"
     "  --tls-max 1.2|1.3       highest TLS version (default 1.3)\n"
@@ -89,10 +92,31 @@ static void vhost(struct demo_options *o, const char *s)
     }
 }
 
+/* Hides "user:password@" after "SCHEME://" (shows "***@" instead), so logs never show credentials. */
+static void hide_credentials(const char *spec, char *out, size_t cap)
+{
+    const char *rest = strstr(spec, "://"), *at, *end;
+    if (rest == NULL) {
+        snprintf(out, cap, "%s", spec);
+        return;
+    }
+    rest += 3;
+    end = rest + strcspn(rest, "/?#");
+    at = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL)
+        snprintf(out, cap, "%s", spec);
+    else
+        snprintf(out, cap, "%.*s***%s", (int)(rest - spec), spec, at);
+}
+
 static int takes_value(const char *flag)
 {
     static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads",
-                                        "--tls-min", "--tls-max", "--tickets", "--timeout", "--io-timeout"};
+                                        "--tls-min", "--tls-max", "--tickets", "--timeout", "--io-timeout",
+                                        "--seal-key-file"};
     size_t i;
     for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(flag, flags[i]) == 0)
@@ -173,11 +197,14 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
                 bad(flag, value, "must be on or off");
         } else if (strcmp(flag, "--timeout") == 0) {
             o->timeout = (unsigned)number(flag, value, 1, 86400);
+        } else if (strcmp(flag, "--seal-key-file") == 0) {
+            o->seal_key_file = value;
         } else if (strcmp(flag, "--io-timeout") == 0) {
             o->io_timeout = (unsigned)number(flag, value, 1, 3600);
         }
     }
 
+    hide_credentials(o->store, o->store_shown, sizeof o->store_shown);
     if (o->n_vhosts == 0)
         bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
     if (o->tls_min > o->tls_max)

@@ -55,6 +55,29 @@ static void bad_store(const char *spec, snicache_result r)
     exit(2);
 }
 
+/* --seal-key-file: the secret (32 to 64 bytes) sealing the sessions a remote store keeps. */
+static void set_seal_key(snicache_config *config, const char *path)
+{
+    unsigned char key[65];
+    size_t n;
+    snicache_result r;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %s\n", path, strerror(errno));
+        exit(2);
+    }
+    n = fread(key, 1, sizeof key, f);
+    fclose(f);
+    if (n < 32 || n > 64) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %zu bytes, 32 to 64 needed\n", path, n);
+        exit(2);
+    }
+    r = snicache_config_set_seal_key(config, key, n);
+    OPENSSL_cleanse(key, sizeof key);
+    if (r != SNICACHE_RESULT_OK)
+        die_snicache("snicache_config_set_seal_key", r);
+}
+
 /* ALPN: this server speaks HTTP/1.1 only; select it when offered, else no ALPN at all. */
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg)
@@ -134,7 +157,9 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         die_snicache("snicache_config_new", r);
     /* "memory[:SIZE]", "shm:SIZE" or "redis://HOST:PORT": snicache parses it and says why not. */
     if ((r = snicache_config_set_store(config, o->store)) != SNICACHE_RESULT_OK)
-        bad_store(o->store, r);
+        bad_store(o->store_shown, r);
+    if (o->seal_key_file != NULL)
+        set_seal_key(config, o->seal_key_file);
     if ((r = snicache_config_set_timeout(config, o->timeout)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_set_timeout", r);
     if ((r = snicache_config_set_strict_sni(config, o->strict_sni != 0)) != SNICACHE_RESULT_OK)
@@ -160,7 +185,7 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
     if ((r = snicache_cache_new(config, &cache)) != SNICACHE_RESULT_OK) {
         /* A well-formed spec of a store this libsnicache does not have is refused here. */
         if (r == SNICACHE_RESULT_INVALID_PARAMETER && strncmp(o->store, "memory", 6) != 0)
-            bad_store(o->store, r);
+            bad_store(o->store_shown, r);
         die_snicache("snicache_cache_new", r);
     }
     snicache_config_free(config);
@@ -307,7 +332,7 @@ int main(int argc, char **argv)
         }
     }
     demo_log("serving %d vhost(s) with %d thread(s), store %s, tickets %s, TLS %s..%s, strict SNI %s",
-             o.n_vhosts, o.threads, o.store, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
+             o.n_vhosts, o.threads, o.store_shown, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
              o.tls_max == TLS1_3_VERSION ? "1.3" : "1.2", o.strict_sni ? "on" : "off");
 
     while (sigwait(&stop_signals, &sig) != 0)
