@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Resumed handshakes per second through Debian's nginx: nginx + ngx_http_snicache_module
-# (snicache_store shm:16m) against stock nginx with `ssl_session_cache shared:SSL:10m`, both
+# (snicache_store shm:64m) against stock nginx with `ssl_session_cache shared:SSL:10m`, both
 # with `ssl_session_tickets off`, one worker each, both running at once on loopback and driven
 # by h2load in interleaved rounds (`Connection: close`: one handshake per request; all but each
 # client's first resume). Figures, not a pass/fail test. Writes its section of BENCHMARKS.md
 # (between the nginx markers; scripts/bench.sh keeps it).
-#   scripts/bench-nginx.sh            5 rounds x 10000 connections per variant and TLS version
+#   scripts/bench-nginx.sh            7 rounds x 10000 connections per variant and TLS version
 #   scripts/bench-nginx.sh --quick    2 rounds x 3000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-rounds=5
+rounds=7
 n=10000
 if [ "${1:-}" = "--quick" ]; then
     rounds=2
@@ -54,7 +54,7 @@ start() {
         echo "  log_format r '\$ssl_session_reused';"
         echo "  access_log $d/access.log r buffer=64k flush=1s; ssl_protocols $protocols; ssl_session_tickets off;"
         if [ "$variant" = module ]; then
-            echo "  snicache on; snicache_store shm:16m;"
+            echo "  snicache on; snicache_store shm:64m;"
         else
             echo "  ssl_session_cache shared:SSL:10m;"
         fi
@@ -123,14 +123,14 @@ section=$(
     echo "\`scripts/bench-nginx.sh${1:+ $1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nginx -v 2>&1 | sed 's/^nginx version: //'),"
     echo "$(nproc) CPUs, load average before: $load_before; after: $load_after; commit $(git rev-parse --short HEAD)."
     echo "Stock nginx (\`ssl_session_cache shared:SSL:10m\`) and nginx + ngx_http_snicache_module"
-    echo "(\`snicache on; snicache_store shm:16m;\`) run at the same time, one worker each, tickets off;"
+    echo "(\`snicache on; snicache_store shm:64m;\`) run at the same time, one worker each, tickets off;"
     echo "h2load (\`--h1 -c $clients -n $n -H 'Connection: close'\`, SNI a.test) drives them in $rounds interleaved"
     echo "rounds, so every request is a handshake and all but each client's first resume. h2load shares"
     echo "the machine's CPUs with nginx. Figures: requests (= handshakes) per second, median (min-max);"
     echo 'the ratio is the median of the per-round ratios; the last column counts `$ssl_session_reused` in'
     echo "each access log."
     echo
-    echo "| protocol | stock nginx, shared:SSL:10m | nginx + snicache, shm:16m | module / stock | resumed (stock / module, access log) |"
+    echo "| protocol | stock nginx, shared:SSL:10m | nginx + snicache, shm:64m | module / stock | resumed (stock / module, access log) |"
     echo "|---|---:|---:|---:|---:|"
     printf '%s' "$results"
     echo "<!-- nginx:end -->"
