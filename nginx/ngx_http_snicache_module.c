@@ -1278,12 +1278,12 @@ ngx_http_snicache_prometheus(ngx_http_request_t *r,
     for (metric = ngx_http_snicache_metrics; metric->name; metric++) {
         m = ngx_strcmp(metric->type, "counter") == 0;
 
-        b->last = ngx_sprintf(b->last, "# TYPE snicache_%s%s %s\n",
+        b->last = ngx_slprintf(b->last, b->end, "# TYPE snicache_%s%s %s\n",
                               metric->name, m ? "_total" : "", metric->type);
 
         for (v = 0; v < group->names.nelts; v++) {
             count = *(uint64_t *) ((u_char *) &stats[v] + metric->offset);
-            b->last = ngx_sprintf(b->last, "snicache_%s%s{vhost=\"%V\"} %uL\n",
+            b->last = ngx_slprintf(b->last, b->end, "snicache_%s%s{vhost=\"%V\"} %uL\n",
                                   metric->name, m ? "_total" : "",
                                   &names[v], count);
         }
@@ -1303,7 +1303,7 @@ ngx_http_snicache_prometheus(ngx_http_request_t *r,
                 continue;
             }
 
-            b->last = ngx_sprintf(b->last,
+            b->last = ngx_slprintf(b->last, b->end,
                                   "snicache_refusals_by_reason_total{vhost=\"%V\","
                                   "reason=\"%s\"} %uL\n",
                                   &names[v], ngx_http_snicache_reasons[k], count);
