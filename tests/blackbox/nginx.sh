@@ -122,18 +122,23 @@ stop_nginx "$D"
 
 # TLS 1.3 stateful sessions: two stored per full handshake and one more per resumption, about
 # 512 bytes each: 16m keeps all of the h2load run's without eviction.
-echo "== module: snicache on, snicache_store shm:16m, 2 workers"
+# SNICACHE_NGINX_STORE=memory runs the memory-store variant (1 worker) instead.
 STORE=shm:16m
 WORKERS=2
 D=$TMP/probe
 conf "$D" yes 2 "snicache on; snicache_store $STORE;"
-if ! nginx -t -p "$D" -c "$D/nginx.conf" >"$D/t.out" 2>&1; then
+if [ "${SNICACHE_NGINX_STORE:-}" = memory ]; then
+    STORE=memory:16m
+    WORKERS=1
+    echo "       SNICACHE_NGINX_STORE=memory: memory store, 1 worker"
+elif ! nginx -t -p "$D" -c "$D/nginx.conf" >"$D/t.out" 2>&1; then
     # shm not available in this build: the memory store is per worker (copy-on-write after the
     # fork), so same-name resumption is only certain with one worker.
     echo "       shm store refused ($(grep -o 'refused.*\|snicache.*' "$D/t.out" | head -1)): memory store, 1 worker"
-    STORE=memory:10m
+    STORE=memory:16m
     WORKERS=1
 fi
+echo "== module: snicache on, snicache_store $STORE, $WORKERS worker(s)"
 for tickets in off on; do
     D=$TMP/module.$tickets
     conf "$D" yes "$WORKERS" "snicache on; snicache_store $STORE;" "ssl_session_tickets $tickets;"
