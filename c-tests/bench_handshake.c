@@ -7,6 +7,8 @@
  *   internal+sni / snicache-2vh   the same with two name-based vhosts: an nginx-style
  *              servername callback switching SSL_CTX over the internal cache, against snicache
  *              routing two vhosts from a separate listener context
+ *   snicache+redis   with SNICACHE_BENCH_REDIS=redis://HOST:PORT set: snicache with the Redis
+ *              store (memory tier in front, sessions also written to Redis), against snicache
  * and full TLS 1.2 handshakes for scale. Rounds interleave the variants (rotating the order)
  * so drifting machine load hits all of them alike; each figure is the median over rounds, and
  * each ratio the median of the per-round ratios. Every counted resumed handshake is checked
@@ -346,7 +348,11 @@ int main(int argc, char **argv)
     snicache_config *config1 = NULL, *config2 = NULL;
     const snicache_cache *cache1 = NULL, *cache2 = NULL;
     SSL_CTX *internal, *snic, *decode, *full, *sni_listener, *snic_listener, *snic_vh[2];
-    struct variant *v_int, *v_snic, *v_dec, *v_full, *v_isni, *v_s2;
+    struct variant *v_int, *v_snic, *v_dec, *v_full, *v_isni, *v_s2, *v_redis = NULL;
+    const char *redis_url = getenv("SNICACHE_BENCH_REDIS");
+    snicache_config *config3 = NULL;
+    const snicache_cache *cache3 = NULL;
+    SSL_CTX *snic_redis = NULL;
 
     while ((opt = getopt(argc, argv, "t:r:n:qv:")) != -1) {
         switch (opt) {
@@ -415,6 +421,19 @@ int main(int argc, char **argv)
     v_isni = add("internal+sni (2 vhosts)", sni_listener, "a.test", "b.test", 1, per_round);
     v_s2 = add("snicache (2 vhosts)", snic_listener, "a.test", "b.test", 1, per_round);
     v_s2->cache = cache2;
+    if (redis_url != NULL) {
+        static const uint8_t seal_key[32] = {1};
+        snic_redis = server_ctx("a.test");
+        if (snicache_config_new(&api, &config3) != SNICACHE_RESULT_OK
+            || snicache_config_set_store(config3, redis_url) != SNICACHE_RESULT_OK
+            || snicache_config_set_seal_key(config3, seal_key, sizeof seal_key) != SNICACHE_RESULT_OK
+            || snicache_config_add_vhost(config3, "a.test", snic_redis, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
+            || snicache_cache_new(config3, &cache3) != SNICACHE_RESULT_OK
+            || snicache_cache_attach(cache3, snic_redis, 0) != SNICACHE_RESULT_OK)
+            die("snicache setup (redis store)");
+        v_redis = add("snicache+redis", snic_redis, "a.test", "a.test", 1, per_round);
+        v_redis->cache = cache3;
+    }
     v_full = add("full handshake (internal)", full, "a.test", "a.test", 0, per_round / 8 < 2 ? 2 : per_round / 8);
 
     if (only != NULL) {
@@ -470,6 +489,15 @@ int main(int argc, char **argv)
     printf("\nsnicache / internal: %.3fx (1 vhost), %.3fx (2 vhosts vs internal+sni); decode-every-hit / internal: "
            "%.3fx\n",
            ratio(v_snic, v_int, rounds), ratio(v_s2, v_isni, rounds), ratio(v_dec, v_int, rounds));
+    if (v_redis != NULL) {
+        snicache_stats st;
+        if (snicache_cache_stats(cache3, NULL, &st) != SNICACHE_RESULT_OK)
+            die("snicache_cache_stats");
+        printf("snicache+redis / snicache (memory store): %.3fx; Redis writes %llu, remote lookups %llu, "
+               "errors %llu\n",
+               ratio(v_redis, v_snic, rounds), (unsigned long long)st.remote_writes,
+               (unsigned long long)(st.remote_hits + st.remote_misses), (unsigned long long)st.remote_errors);
+    }
 
     for (i = 0; i < n_variants; i++) {
         int t, k;
@@ -478,6 +506,10 @@ int main(int argc, char **argv)
                 SSL_SESSION_free(variants[i].offer[t][k]);
     }
     snicache_cache_free(cache1);
+    snicache_cache_free(cache3);
+    snicache_config_free(config3);
+    if (snic_redis != NULL)
+        SSL_CTX_free(snic_redis);
     snicache_cache_free(cache2);
     snicache_config_free(config1);
     snicache_config_free(config2);
