@@ -1,8 +1,8 @@
 //! Store specifications as hosts and the demo server write them: `memory[:SIZE]`,
 //! `shm:SIZE`, `redis://[user:password@]HOST:PORT[/DB]`.
 
-/// A parsed store specification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed store specification. Its `Debug` hides Redis credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// In-process memory store; `None` keeps the configured size.
     Memory(Option<u64>),
@@ -10,6 +10,16 @@ pub enum StoreSpec {
     Shm(u64),
     /// A Redis server, behind a local memory tier.
     Redis(String),
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Memory(size) => write!(f, "Memory({size:?})"),
+            StoreSpec::Shm(size) => write!(f, "Shm({size})"),
+            StoreSpec::Redis(url) => write!(f, "Redis({})", super::redis::redact(url)),
+        }
+    }
 }
 
 /// Why a specification was refused.
@@ -57,6 +67,8 @@ mod tests {
             StoreSpec::parse("redis://127.0.0.1:6379"),
             Ok(StoreSpec::Redis("redis://127.0.0.1:6379".into()))
         );
+        let secret = StoreSpec::parse("redis://user:hunter2@127.0.0.1:6379").unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
         for bad in [
             "",
             "shm",
