@@ -33,6 +33,7 @@ struct demo_options {
     char store_shown[256];       /* the same with any user:password@ hidden, for messages */
     const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */
     int threads;
+    int workers;                 /* --workers N: prefork processes sharing the listener (0: none) */
     int tls_min, tls_max;        /* TLS1_2_VERSION or TLS1_3_VERSION */
     int tickets;
     unsigned timeout;            /* session lifetime, seconds */

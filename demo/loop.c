@@ -292,9 +292,9 @@ static void respond_whoami(struct worker *w, struct conn *c)
         info.vhost_len = 1;
         info.sni = NULL;
     }
-    n = snprintf(body, sizeof body, "vhost=%.*s sni=%.*s resumed=%d proto=%s worker=%d\n", (int)info.vhost_len,
+    n = snprintf(body, sizeof body, "vhost=%.*s sni=%.*s resumed=%d proto=%s worker=%d pid=%d\n", (int)info.vhost_len,
                  info.vhost, info.sni != NULL ? (int)info.sni_len : 1, info.sni != NULL ? info.sni : "-",
-                 SSL_session_reused(c->ssl) ? 1 : 0, SSL_get_version(c->ssl), w->id);
+                 SSL_session_reused(c->ssl) ? 1 : 0, SSL_get_version(c->ssl), w->id, (int)getpid());
     respond(c, 200, "OK", "text/plain", body, (size_t)n);
 }
 

@@ -26,6 +26,9 @@ static const char usage[] =
     "  --seal-key-file PATH    32 to 64 secret bytes that seal sessions kept in Redis; every\n"
     "                          server sharing the Redis store needs the same file\n"
     "  --threads N             worker threads serving connections (default 2)\n"
+    "  --workers N             prefork: fork N worker processes after making the cache, each\n"
+    "                          with --threads threads on the shared listening socket (default:\n"
+    "                          none); use with --store shm:SIZE so they share sessions\n"
     "  --tls-min 1.2|1.3       lowest TLS version (default 1.2)\n"
     "  --tls-max 1.2|1.3       highest TLS version (default 1.3)\n"
     "  --tickets on|off        off: no stateless tickets; session ids in TLS 1.2 and stateful\n"
@@ -114,7 +117,7 @@ static void hide_credentials(const char *spec, char *out, size_t cap)
 
 static int takes_value(const char *flag)
 {
-    static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads",
+    static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads", "--workers",
                                         "--tls-min", "--tls-max", "--tickets", "--timeout", "--io-timeout",
                                         "--seal-key-file"};
     size_t i;
@@ -184,6 +187,8 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             o->store = value;
         } else if (strcmp(flag, "--threads") == 0) {
             o->threads = (int)number(flag, value, 1, 256);
+        } else if (strcmp(flag, "--workers") == 0) {
+            o->workers = (int)number(flag, value, 1, 64);
         } else if (strcmp(flag, "--tls-min") == 0) {
             o->tls_min = tls_version(flag, value);
         } else if (strcmp(flag, "--tls-max") == 0) {

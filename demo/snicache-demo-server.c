@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -270,15 +271,103 @@ static void *worker_main(void *p)
     return NULL;
 }
 
+/* Runs o->threads event-loop threads (ids first_id, first_id + 1, ...) until SIGTERM or SIGINT.
+ * Returns 0 after a clean stop. */
+static int serve_threads(const struct demo_options *o, struct demo_server *server, sigset_t *stop_signals,
+                         int first_id)
+{
+    struct worker_arg *args = calloc((size_t)o->threads, sizeof *args);
+    pthread_t *threads = calloc((size_t)o->threads, sizeof *threads);
+    int pipefd[2], sig = 0, i;
+
+    atomic_init(&server->stop, 0);
+    if (threads == NULL || args == NULL || pipe(pipefd) != 0) {
+        perror("snicache-demo-server");
+        return 1;
+    }
+    server->wake_fd = pipefd[0];
+    for (i = 0; i < o->threads; i++) {
+        args[i].server = server;
+        args[i].id = first_id + i;
+        if (pthread_create(&threads[i], NULL, worker_main, &args[i]) != 0) {
+            fprintf(stderr, "snicache-demo-server: cannot start thread %d\n", i);
+            return 1;
+        }
+    }
+    while (sigwait(stop_signals, &sig) != 0)
+        ;
+    demo_log("signal %d: stopping", sig);
+    atomic_store(&server->stop, 1);
+    if (write(pipefd[1], "x", 1) != 1)
+        demo_log("cannot wake the workers: %s", strerror(errno));
+    for (i = 0; i < o->threads; i++)
+        pthread_join(threads[i], NULL);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    free(threads);
+    free(args);
+    return 0;
+}
+
+/* Forks worker process p: its threads get ids p * o->threads + t (GET / and the log show them). */
+static pid_t fork_worker(const struct demo_options *o, struct demo_server *server, sigset_t *stop_signals, int p)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child inherited the cache, the listening socket and the blocked signal mask. */
+        int rc = serve_threads(o, server, stop_signals, p * o->threads);
+        fflush(NULL);
+        _exit(rc);
+    }
+    if (pid < 0)
+        demo_log("fork: %s", strerror(errno));
+    return pid;
+}
+
+/* Prefork: forks o->workers processes, re-forks one that dies, and on SIGTERM or SIGINT passes
+ * SIGTERM on and waits for them all. Returns 0 after a clean stop. */
+static int serve_processes(const struct demo_options *o, struct demo_server *server, sigset_t *stop_signals)
+{
+    pid_t pids[64];
+    sigset_t waitset = *stop_signals;
+    int p, sig = 0, status;
+
+    sigaddset(&waitset, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &waitset, NULL);
+    fflush(NULL);
+    for (p = 0; p < o->workers; p++)
+        if ((pids[p] = fork_worker(o, server, stop_signals, p)) < 0)
+            return 1;
+    for (;;) {
+        pid_t dead;
+        if (sigwait(&waitset, &sig) != 0)
+            continue;
+        if (sig != SIGCHLD)
+            break;
+        while ((dead = waitpid(-1, &status, WNOHANG)) > 0)
+            for (p = 0; p < o->workers; p++)
+                if (pids[p] == dead) {
+                    demo_log("worker process %d (pid %d) died (status %d): forking it again", p, (int)dead, status);
+                    pids[p] = fork_worker(o, server, stop_signals, p);
+                }
+    }
+    demo_log("signal %d: stopping %d worker processes", sig, o->workers);
+    for (p = 0; p < o->workers; p++)
+        if (pids[p] > 0)
+            kill(pids[p], SIGTERM);
+    for (p = 0; p < o->workers; p++)
+        if (pids[p] > 0)
+            waitpid(pids[p], &status, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct demo_options o;   /* large (vhost table); static keeps it off the stack */
     struct demo_server server;
-    struct worker_arg *args;
-    pthread_t *threads;
     struct sigaction sa;
     sigset_t stop_signals;
-    int pipefd[2], sig = 0, i;
+    int i;
     size_t fd_limit;
 
     demo_parse_options(argc, argv, &o);
@@ -309,40 +398,16 @@ int main(int argc, char **argv)
     server.listen_fd = listen_on(o.listen);
     server.io_timeout = o.io_timeout;
     server.max_conns_per_worker = (fd_limit > 64 ? fd_limit - 32 : 32) / (size_t)o.threads;
-    atomic_init(&server.stop, 0);
-    if (pipe(pipefd) != 0) {
-        perror("snicache-demo-server: pipe");
-        return 1;
-    }
-    server.wake_fd = pipefd[0];
-
-    /* 4. Serve: N workers, each an event loop (loop.c explains the design). */
-    threads = calloc((size_t)o.threads, sizeof *threads);
-    args = calloc((size_t)o.threads, sizeof *args);
-    if (threads == NULL || args == NULL) {
-        perror("snicache-demo-server");
-        return 1;
-    }
-    for (i = 0; i < o.threads; i++) {
-        args[i].server = &server;
-        args[i].id = i;
-        if (pthread_create(&threads[i], NULL, worker_main, &args[i]) != 0) {
-            fprintf(stderr, "snicache-demo-server: cannot start thread %d\n", i);
-            return 1;
-        }
-    }
+    if (o.workers > 0)
+        demo_log("prefork: %d worker processes", o.workers);
     demo_log("serving %d vhost(s) with %d thread(s), store %s, tickets %s, TLS %s..%s, strict SNI %s",
              o.n_vhosts, o.threads, o.store_shown, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
              o.tls_max == TLS1_3_VERSION ? "1.3" : "1.2", o.strict_sni ? "on" : "off");
-
-    while (sigwait(&stop_signals, &sig) != 0)
-        ;
-    demo_log("signal %d: stopping", sig);
-    atomic_store(&server.stop, 1);
-    if (write(pipefd[1], "x", 1) != 1)
-        demo_log("cannot wake the workers: %s", strerror(errno));
-    for (i = 0; i < o.threads; i++)
-        pthread_join(threads[i], NULL);
+    /* 4. Serve: threads in this process, or --workers processes forked now, after the cache
+     * exists, so they share it (with shm:SIZE, its sessions and counters too). */
+    if (o.workers > 0 ? serve_processes(&o, &server, &stop_signals) != 0
+                      : serve_threads(&o, &server, &stop_signals, 0) != 0)
+        return 1;
 
     /* 5. Free everything: the workers freed their SSL objects; then our reference to the cache,
      * then the contexts (each holds a reference to the cache; the last one frees it). */
@@ -355,10 +420,6 @@ int main(int argc, char **argv)
         free(o.vhosts[i].key);
     }
     close(server.listen_fd);
-    close(pipefd[0]);
-    close(pipefd[1]);
-    free(threads);
-    free(args);
     demo_log("stopped");
     return 0;
 }
