@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Builds the release library, runs the store micro-benchmark and the handshake benchmark, and
-# writes BENCHMARKS.md with the machine, the commands, the figures and the date.
+# Runs every benchmark the project has and writes BENCHMARKS.md with the machine, the commands,
+# the figures (as ratios against a baseline in the same run) and the date: the in-process
+# handshake benchmark (snicache vs OpenSSL's internal cache, 1 and 2 threads, callgrind), the
+# memory store and the shm store micro-benchmarks, then scripts/bench-redis.sh (needs
+# redis-server) and scripts/bench-nginx.sh (needs nginx and h2load), which write their own
+# sections, and last a chart of handshakes per second per configuration
+# (docs/benchmarks-handshakes.png, scripts/bench-chart.py; installs python3-matplotlib if missing).
 # Figures only: nothing here passes or fails on speed (shared machines are noisy).
-#   scripts/bench.sh            full run (a few minutes)
+#   scripts/bench.sh            full run (several minutes)
 #   scripts/bench.sh --quick    short run, to check that everything works
+# SNICACHE_BENCH_SKIP="nginx redis" leaves those out (their sections already in BENCHMARKS.md
+# are kept as they are), e.g. while someone else is measuring with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +35,12 @@ echo "=== handshakes, 1 thread" >&2
 "$bench" -t 1 "${quick[@]}" | tee "$tmp/hs1" >&2
 echo "=== handshakes, 2 threads" >&2
 "$bench" -t 2 "${quick[@]}" | tee "$tmp/hs2" >&2
+shm=""
+if [ -f benches/shm.rs ]; then
+    echo "=== shm store vs memory store" >&2
+    cargo bench --locked --bench shm "${store_args[@]}" 2>/dev/null | tee "$tmp/shm" >&2
+    shm=$tmp/shm
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Instructions per resumed handshake under callgrind: deterministic where wall time is not.
@@ -55,7 +68,8 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
 fi
 
 # The section scripts/bench-nginx.sh writes survives this rewrite.
-nginx_section=$(sed -n '/<!-- nginx:begin/,/<!-- nginx:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+# Sections other scripts write (between <!-- NAME:begin --> and <!-- NAME:end -->) are kept.
+kept=$(sed -n '/<!-- [a-z]*:begin/,/<!-- [a-z]*:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "# Benchmarks"
@@ -68,6 +82,11 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "- OpenSSL: $(openssl version 2>/dev/null || echo unknown); $(rustc --version)"
     echo "- Load average (1/5/15 min) before: $load_before; after: $load_after"
     echo "- Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include c-tests benches || echo ' (with local changes)')"
+    [ ${#quick[@]} -eq 0 ] || echo "- A \`--quick\` run (fewer rounds and handshakes): noisier figures."
+    echo
+    echo "![Handshakes per second per configuration](docs/benchmarks-handshakes.png)"
+    echo
+    echo "Every table below with a handshakes/s column, one bar per row (\`scripts/bench-chart.py\`)."
     echo
     echo "## Resumed TLS 1.2 handshakes per second"
     echo
@@ -103,6 +122,46 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "\`cargo bench --bench store${store_args[*]:+ ${store_args[*]}}\` (source: \`benches/store.rs\`)."
     echo
     sed -n '/^memory store/,$p' "$tmp/store"
-    [ -z "$nginx_section" ] || printf '\n%s\n' "$nginx_section"
+    if [ -n "$shm" ]; then
+        echo
+        echo "## Shared-memory store"
+        echo
+        echo "\`cargo bench --bench shm${store_args[*]:+ ${store_args[*]}}\` (source: \`benches/shm.rs\`): read the ratios (memory and shm"
+        echo "rounds interleaved), not the absolute ns. \"2\" is two forked processes on one mapping for shm and"
+        echo "two threads on one store for memory. The shm store copies the record out on a hit (the memory"
+        echo "store hands back a reference-counted one and, in process, the host's decoded session)."
+        echo
+        echo '```'
+        sed -n '/^shm vs memory/,$p' "$shm"
+        echo '```'
+    fi
+    [ -z "$kept" ] || printf '\n%s\n' "$kept"
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2
+
+skip=" ${SNICACHE_BENCH_SKIP:-} "
+if [[ $skip != *" redis "* ]]; then
+    if command -v redis-server >/dev/null && [ -x scripts/bench-redis.sh ]; then
+        scripts/bench-redis.sh ${1:+"$1"}
+    else
+        echo "bench: no redis-server, the Redis section is left as it is" >&2
+    fi
+fi
+if [[ $skip != *" nginx "* ]]; then
+    if command -v nginx >/dev/null && command -v h2load >/dev/null && [ -x scripts/bench-nginx.sh ]; then
+        scripts/bench-nginx.sh ${1:+"$1"}
+    else
+        echo "bench: no nginx or h2load, the nginx section is left as it is" >&2
+    fi
+fi
+
+# Debian's python3-matplotlib is for Debian's python3 (another python3 may come first in PATH).
+py=python3
+python3 -c 'import matplotlib' 2>/dev/null || py=/usr/bin/python3
+if ! $py -c 'import matplotlib' 2>/dev/null; then
+    echo "bench: installing python3-matplotlib for the chart" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-matplotlib >/dev/null
+fi
+$py scripts/bench-chart.py BENCHMARKS.md docs/benchmarks-handshakes.png
