@@ -39,6 +39,12 @@ for t in tests/blackbox/*.sh; do
     [ -f "$t" ] || continue
     step "blackbox $(basename "$t" .sh)" bash "$t"
 done
+# libFuzzer smoke runs (docs/fuzzing.md): nightly, built once into fuzz/target; 5 s per target
+# from its committed corpus. Fails loudly without nightly.
+step "fuzz build (nightly, ASan, sancov)" scripts/fuzz-smoke.sh --build
+for t in $(scripts/fuzz-smoke.sh --list); do
+    step "fuzz $t (5 s)" scripts/fuzz-smoke.sh "$t" 5
+done
 
 if ((failed)); then
     printf 'failed: %s\n' "${failures[@]}"
