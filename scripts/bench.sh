@@ -83,6 +83,13 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "- Load average (1/5/15 min) before: $load_before; after: $load_after"
     echo "- Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include c-tests benches || echo ' (with local changes)')"
     [ ${#quick[@]} -eq 0 ] || echo "- A \`--quick\` run (fewer rounds and handshakes): noisier figures."
+    if awk -v l="${load_before%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+        echo "- The machine was busy (load average above its $(nproc) CPUs, from other work): absolute"
+        echo "  rates are depressed and noisy; the interleaved ratios and the callgrind instruction"
+        echo "  counts (which load does not change) are what to read."
+    fi
+    [ -z "${SNICACHE_BENCH_SKIP:-}" ] ||
+        echo "- Left out of this run: ${SNICACHE_BENCH_SKIP} (their sections below keep their own date)."
     echo
     echo "![Handshakes per second per configuration](docs/benchmarks-handshakes.png)"
     echo
