@@ -118,7 +118,7 @@ pub extern "C" fn snicache_result_message(result: u32, buf: *mut c_char, len: us
     })
 }
 
-fn all() -> [snicache_result; 17] {
+fn all() -> [snicache_result; 18] {
     use snicache_result::*;
     [
         Ok,
@@ -137,6 +137,7 @@ fn all() -> [snicache_result; 17] {
         BufferTooSmall,
         HostCallFailed,
         DuplicateRule,
+        StoreFailed,
         Panic,
     ]
 }
