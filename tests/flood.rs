@@ -15,9 +15,13 @@ use snicache::store::{Key, Lookup, Store, Value};
 const BOUND: u64 = 10 << 20;
 const SESSIONS: u64 = 1_000_000;
 /// What resident memory may grow by beyond the bound: allocator slack, the shard maps' and slot
-/// vectors' capacity, and the test's own buffers.
+/// vectors' capacity, and the test's own buffers. Measured: the memory store grows 14.6 MiB for
+/// its 10 MiB bound (its 160-byte ENTRY_OVERHEAD estimate is about 200 bytes short per entry
+/// with these records, so this part grows with the bound); the shm store exactly 10 MiB.
 const FIXED_OVERHEAD: u64 = 8 << 20;
 const PROBE: u64 = 5_000;
+/// Sessions pushed before the first timing: the store holds about 22,000, so it is evicting.
+const FULL: u64 = 50_000;
 const NOW: u64 = 1_700_000_000;
 
 /// Resident set size of this process in bytes (`/proc/self/statm`, second field, in pages).
@@ -82,17 +86,18 @@ fn lookups(store: &dyn Store, from: u64, to: u64) -> (f64, u64) {
 /// LRU store; CLOCK eviction in fixed slots only approximates recency, so it is printed there.
 fn flood(name: &str, store: &dyn Store, before: u64, recent: u64) {
     let mut session = [0x5a_u8; 300];
-    // Warm-up: the first PROBE sessions fit, so their lookups are hits on a near-empty store.
-    for n in 0..PROBE {
+    // Fill until the store is full and evicting, then time lookups of the newest sessions; the
+    // same lookups again after a million sessions must cost about the same.
+    for n in 0..FULL {
         store
             .put(key(n), value(n, &mut session), NOW + 3600)
             .unwrap();
     }
-    let (early_ns, early_hits) = lookups(store, 0, PROBE);
+    let (early_ns, early_hits) = lookups(store, FULL - PROBE, FULL);
     let start = Instant::now();
     let mut peak = rss();
     let mut full = 0;
-    for n in PROBE..SESSIONS {
+    for n in FULL..SESSIONS {
         store
             .put(key(n), value(n, &mut session), NOW + 3600)
             .unwrap();
@@ -104,7 +109,7 @@ fn flood(name: &str, store: &dyn Store, before: u64, recent: u64) {
             }
         }
     }
-    let put_ns = start.elapsed().as_nanos() as f64 / (SESSIONS - PROBE) as f64;
+    let put_ns = start.elapsed().as_nanos() as f64 / (SESSIONS - FULL) as f64;
     let after = rss();
     peak = peak.max(after);
     // The last PROBE sessions are the most recent: still there after a million evictions.
@@ -116,7 +121,7 @@ fn flood(name: &str, store: &dyn Store, before: u64, recent: u64) {
     println!(
         "flood {name}: {SESSIONS} sessions into {:.0} MiB: RSS {:.1} MiB before, {:.1} MiB after, \
          {:.1} MiB at 100000 sessions, peak {:.1} MiB (growth {:.1} MiB, allowed {:.0} MiB); store holds {} entries, {:.1} MiB, \
-         {} evictions; put {:.0} ns; lookup {:.0} ns at the start ({early_hits}/{PROBE} hits), \
+         {} evictions; put {:.0} ns; lookup {:.0} ns once full ({FULL} sessions) ({early_hits}/{PROBE} hits), \
          {:.0} ns at the end ({late_hits}/{PROBE} hits), {:.0} ns for evicted keys \
          ({stale_hits} hits), end/start {:.2}",
         mib(BOUND),
@@ -135,7 +140,6 @@ fn flood(name: &str, store: &dyn Store, before: u64, recent: u64) {
         miss_ns,
         late_ns / early_ns,
     );
-    assert_eq!(early_hits, PROBE, "{name}: the first sessions fit");
     assert!(
         usage.bytes <= BOUND,
         "{name}: store counts {} bytes",
@@ -153,8 +157,8 @@ fn flood(name: &str, store: &dyn Store, before: u64, recent: u64) {
         after.saturating_sub(full)
     );
     assert!(
-        late_hits >= PROBE * recent / 100,
-        "{name}: only {late_hits} of the last {PROBE} sessions are found"
+        early_hits.min(late_hits) >= PROBE * recent / 100,
+        "{name}: only {early_hits} and {late_hits} of the last {PROBE} sessions are found"
     );
 }
 
