@@ -37,7 +37,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 build() {
     echo "fuzz: building ${targets[*]} with $nightly" >&2
     cargo +nightly build --manifest-path fuzz/Cargo.toml --locked --release --target "$host" --bins ||
-        { echo "!!! FUZZ SMOKE: the fuzz targets do not build" >&2; return 1; }
+        { echo "!!! FUZZ SMOKE: the fuzz targets do not build (stale fuzz/Cargo.lock? see docs/fuzzing.md)" >&2; return 1; }
 }
 
 if [ "${1:-}" = "--build" ]; then
