@@ -892,14 +892,15 @@ snicache_result snicache_config_set_timeout(snicache_config *config, uint32_t se
 snicache_result snicache_config_set_strict_sni(snicache_config *config, bool strict);
 
 /*
- Sends log lines up to `max_level` (refusals at INFO, store errors at WARN) to `cb`.
+ Sends log lines up to `max_level` (a `snicache_log_level` value; refusals at INFO, store
+ errors at WARN) to `cb`. Any other level is `SNICACHE_RESULT_INVALID_PARAMETER`.
  `cb` NULL turns logging off. `cb` and `userdata` must stay valid and be callable from any
  thread for as long as a cache made from this config lives.
  */
 snicache_result snicache_config_set_log(snicache_config *config,
                                         snicache_log_cb cb,
                                         void *userdata,
-                                        snicache_log_level max_level);
+                                        uint32_t max_level);
 
 /*
  Adds a virtual host: `name` is an exact DNS name or a wildcard `*.example.com` (matching any

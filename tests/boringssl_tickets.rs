@@ -689,7 +689,7 @@ fn rule_setup(version: u16, tickets: bool, client: &Client) -> RuleMode {
             c,
             Some(log_line),
             ud(log as *const _ as _),
-            snicache_log_level::Info,
+            snicache_log_level::Info as u32,
         );
         assert_eq!(r, snicache_result::Ok);
     });

@@ -393,12 +393,8 @@ fuzz_target!(|data: &[u8]| {
                 input.byte() & 1 != 0,
             )),
             6 => {
-                let level = match input.byte() % 4 {
-                    0 => snicache_log_level::Error,
-                    1 => snicache_log_level::Warn,
-                    2 => snicache_log_level::Info,
-                    _ => snicache_log_level::Debug,
-                };
+                // Any level, valid (1 to 4) or not: out-of-range ones must be refused.
+                let level = u32::from(input.byte()) % 6;
                 let cb: snicache_log_cb = if input.byte() & 1 == 0 {
                     Some(log_cb)
                 } else {

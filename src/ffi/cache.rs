@@ -43,11 +43,14 @@ pub struct snicache_cache {
 }
 
 impl snicache_cache {
-    pub(crate) fn vhost_by_sid_ctx(&self, sid: &[u8]) -> Option<u32> {
+    /// The vhosts whose context carries this session id context (several when vhosts share
+    /// one `SSL_CTX`, like the names of one nginx server block).
+    pub(crate) fn vhosts_by_sid_ctx<'a>(&'a self, sid: &'a [u8]) -> impl Iterator<Item = u32> + 'a {
         self.sid_ctx
             .iter()
-            .position(|s| s[..] == *sid)
-            .map(|i| i as u32)
+            .enumerate()
+            .filter(move |(_, s)| s[..] == *sid)
+            .map(|(i, _)| i as u32)
     }
 }
 
@@ -104,7 +107,15 @@ pub extern "C" fn snicache_cache_new(
                 // SAFETY: the vhost's SSL_CTX is live per snicache_config_add_vhost's contract.
                 unsafe { (ctx_cert(host, ctx), host_call!(host, ctx_verify_mode(ctx))) }
             };
-            let sid = session_id_context(&v.name, &cert, mode);
+            // Vhosts sharing a context share its one session id context: derive it from all of
+            // their names, so no name's setting silently replaces another's.
+            let mut names: Vec<&str> = vhosts
+                .iter()
+                .filter(|o| o.ctx == v.ctx)
+                .map(|o| o.name.as_str())
+                .collect();
+            names.sort_unstable();
+            let sid = session_id_context(&names.join(" "), &cert, mode);
             // SAFETY: as above; sid is 32 bytes (SSL_MAX_SID_CTX_LENGTH).
             if !ctx.is_null()
                 && unsafe { host_call!(host, ctx_set_sid_ctx(ctx, sid.as_ptr(), 32)) } != 1

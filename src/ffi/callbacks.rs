@@ -473,17 +473,15 @@ pub extern "C" fn snicache_on_remove_session(ctx: *mut c_void, sess: *mut c_void
             if sid.is_null() {
                 return;
             }
-            let Some(vhost) =
-                cache.vhost_by_sid_ctx(std::slice::from_raw_parts(sid, sid_len as usize))
-            else {
-                return;
-            };
             let mut id_len: c_uint = 0;
             let id = host_call!(host, session_id(sess, &mut id_len));
-            if !id.is_null() {
-                cache
-                    .engine
-                    .remove(vhost, std::slice::from_raw_parts(id, id_len as usize));
+            if id.is_null() {
+                return;
+            }
+            let id = std::slice::from_raw_parts(id, id_len as usize);
+            for vhost in cache.vhosts_by_sid_ctx(std::slice::from_raw_parts(sid, sid_len as usize))
+            {
+                cache.engine.remove(vhost, id);
             }
         }
     })

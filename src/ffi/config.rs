@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::error::fail;
 use super::hooks::{
-    snicache_log_cb, snicache_log_level, snicache_rule_cb, snicache_store_get_cb,
-    snicache_store_put_cb, snicache_store_remove_cb, CLog, CRule, CStoreCallbacks,
+    snicache_log_cb, snicache_rule_cb, snicache_store_get_cb, snicache_store_put_cb,
+    snicache_store_remove_cb, CLog, CRule, CStoreCallbacks,
 };
 use super::{arg_mut, arg_str, guard, out, snicache_result};
 use crate::engine::policy::{Rule, MAX_LIFETIME};
@@ -210,7 +210,8 @@ pub extern "C" fn snicache_config_set_strict_sni(
     })
 }
 
-/// Sends log lines up to `max_level` (refusals at INFO, store errors at WARN) to `cb`.
+/// Sends log lines up to `max_level` (a `snicache_log_level` value; refusals at INFO, store
+/// errors at WARN) to `cb`. Any other level is `SNICACHE_RESULT_INVALID_PARAMETER`.
 /// `cb` NULL turns logging off. `cb` and `userdata` must stay valid and be callable from any
 /// thread for as long as a cache made from this config lives.
 #[no_mangle]
@@ -218,11 +219,11 @@ pub extern "C" fn snicache_config_set_log(
     config: *mut snicache_config,
     cb: snicache_log_cb,
     userdata: *mut c_void,
-    max_level: snicache_log_level,
+    max_level: u32,
 ) -> snicache_result {
     guard(|| {
         let config = arg_mut(config, "config")?;
-        let max = match max_level as u32 {
+        let max = match max_level {
             1 => Level::Error,
             2 => Level::Warn,
             3 => Level::Info,
