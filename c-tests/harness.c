@@ -188,6 +188,37 @@ snicache_config *h_config(const char **names, SSL_CTX **ctxs, int n)
     return config;
 }
 
+const snicache_cache *h_stateful_new(const char **names, const char *store, SSL_CTX **ctxs, SSL_CTX **listener,
+                                     SSL_CTX **client, snicache_config **config)
+{
+    const snicache_cache *cache = NULL;
+    int v;
+    for (v = 0; v < 2; v++) {
+        ctxs[v] = h_server_ctx(names[v]);
+        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
+    }
+    *listener = h_server_ctx("listener");
+    SSL_CTX_set_options(*listener, SSL_OP_NO_TICKET);
+    *client = h_client_ctx();
+    *config = h_config(names, ctxs, 2);
+    CHECK_OK(snicache_config_set_store(*config, store));
+    CHECK_OK(snicache_cache_new(*config, &cache));
+    if (cache != NULL)
+        CHECK_OK(snicache_cache_attach(cache, *listener, 0));
+    return cache;
+}
+
+void h_stateful_free(const snicache_cache *cache, snicache_config *config, SSL_CTX *client, SSL_CTX *listener,
+                     SSL_CTX **ctxs)
+{
+    snicache_cache_free(cache);
+    snicache_config_free(config);
+    SSL_CTX_free(client);
+    SSL_CTX_free(listener);
+    SSL_CTX_free(ctxs[0]);
+    SSL_CTX_free(ctxs[1]);
+}
+
 snicache_stats h_stats(const snicache_cache *cache, const char *vhost)
 {
     snicache_stats st;

@@ -79,6 +79,15 @@ SSL_SESSION *h_session_copy(SSL_SESSION *s);
 /* A config with `n` vhosts: names[i] served by ctxs[i]; vhost 0 is the default. */
 snicache_config *h_config(const char **names, SSL_CTX **ctxs, int n);
 
+/* A listener with two vhosts (names[0] the default), all with SSL_OP_NO_TICKET (session ids in
+ * TLS 1.2, stateful sessions in TLS 1.3), a client context, and a cache on the store `store`
+ * (e.g. "shm:10m") attached to the listener. Returns the cache (NULL when it could not be made);
+ * the other pieces come back through the pointers. h_stateful_free releases them all. */
+const snicache_cache *h_stateful_new(const char **names, const char *store, SSL_CTX **ctxs, SSL_CTX **listener,
+                                     SSL_CTX **client, snicache_config **config);
+void h_stateful_free(const snicache_cache *cache, snicache_config *config, SSL_CTX *client, SSL_CTX *listener,
+                     SSL_CTX **ctxs);
+
 /* Stats helpers. */
 snicache_stats h_stats(const snicache_cache *cache, const char *vhost);
 uint64_t h_refusals(const snicache_cache *cache, const char *vhost, const char *reason);

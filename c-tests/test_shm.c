@@ -143,17 +143,7 @@ int main(void)
     pthread_barrierattr_setpshared(&battr, PTHREAD_PROCESS_SHARED);
     pthread_barrier_init(&area->barrier, &battr, WORKERS);
 
-    for (v = 0; v < 2; v++) {
-        ctxs[v] = h_server_ctx(names[v]);
-        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
-    }
-    listener = h_server_ctx("listener");
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    client = h_client_ctx();
-    config = h_config(names, ctxs, 2);
-    CHECK_OK(snicache_config_set_store(config, "shm:10m"));
-    CHECK_OK(snicache_cache_new(config, &cache));  /* the mapping, before fork */
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    cache = h_stateful_new(names, "shm:10m", ctxs, &listener, &client, &config); /* the mapping, before fork */
     if (cache == NULL)
         return h_done("shm");
 
@@ -205,11 +195,6 @@ int main(void)
 
     pthread_barrier_destroy(&area->barrier);
     munmap(area, sizeof *area);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    for (v = 0; v < 2; v++)
-        SSL_CTX_free(ctxs[v]);
+    h_stateful_free(cache, config, client, listener, ctxs);
     return h_done("shm");
 }

@@ -125,7 +125,7 @@ int main(void)
     snicache_shm_health health;
     snicache_stats total;
     const char *quick = getenv("SNICACHE_TEST_QUICK");
-    int kills = 200, k, w, v, status, waited;
+    int kills = 200, k, w, status, waited;
     double limit_ms = 1000;
     long offered = 0, resumed = 0, handshakes = 0;
     double max_ms = 0;
@@ -141,17 +141,7 @@ int main(void)
     if (area == MAP_FAILED)
         return h_done("shm_crash");
     memset(area, 0, sizeof *area);
-    for (v = 0; v < 2; v++) {
-        ctxs[v] = h_server_ctx(names[v]);
-        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
-    }
-    listener = h_server_ctx("listener");
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    client = h_client_ctx();
-    config = h_config(names, ctxs, 2);
-    CHECK_OK(snicache_config_set_store(config, "shm:4m"));
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    cache = h_stateful_new(names, "shm:4m", ctxs, &listener, &client, &config);
     if (cache == NULL)
         return h_done("shm_crash");
 
@@ -212,11 +202,6 @@ int main(void)
     CHECK(total.corrupt == 0 && health.corrupt == 0 && health.lock_errors == 0);
 
     munmap(area, sizeof *area);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    for (v = 0; v < 2; v++)
-        SSL_CTX_free(ctxs[v]);
+    h_stateful_free(cache, config, client, listener, ctxs);
     return h_done("shm_crash");
 }

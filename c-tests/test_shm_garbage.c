@@ -39,24 +39,14 @@ int main(void)
     void *vbase = NULL;
     size_t len = 0;
     const char *quick = getenv("SNICACHE_TEST_QUICK");
-    int rounds = 20, round, i, v, offers = 0, resumed = 0, failed = 0;
+    int rounds = 20, round, i, offers = 0, resumed = 0, failed = 0;
     double max_ms = 0;
     unsigned long long rng = 0x9e3779b97f4a7c15ULL;
 
     memset(&after, 0, sizeof after);
     if (quick != NULL && strcmp(quick, "1") == 0)
         rounds = 5;
-    for (v = 0; v < 2; v++) {
-        ctxs[v] = h_server_ctx(names[v]);
-        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
-    }
-    listener = h_server_ctx("listener");
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    client = h_client_ctx();
-    config = h_config(names, ctxs, 2);
-    CHECK_OK(snicache_config_set_store(config, "shm:1m"));
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    cache = h_stateful_new(names, "shm:1m", ctxs, &listener, &client, &config);
     CHECK_OK(snicache_debug_shm_mapping(cache, &vbase, &len));
     if (cache == NULL || vbase == NULL)
         return h_done("shm_garbage");
@@ -126,11 +116,6 @@ int main(void)
 
     for (i = 0; i < SESSIONS; i++)
         SSL_SESSION_free(sess[i]);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    for (v = 0; v < 2; v++)
-        SSL_CTX_free(ctxs[v]);
+    h_stateful_free(cache, config, client, listener, ctxs);
     return h_done("shm_garbage");
 }
