@@ -1,27 +1,31 @@
-//! The in-process store: sharded hash maps, each shard behind its own `parking_lot` mutex with an
-//! intrusive LRU list, bounded by bytes and by entries. get/put/remove are O(1); expiry is lazy
-//! (checked on lookup), and eviction drops the least recently used entry of the shard.
+//! The in-process store: sharded hash maps, each shard behind its own `parking_lot` mutex,
+//! bounded by bytes and by entries. Entries live in the map itself, so a lookup touches the
+//! map's slot and the record and nothing else. get/put/remove are O(1) (amortized); expiry is
+//! lazy (checked on lookup). Eviction is second chance (CLOCK) over a queue of keys in
+//! insertion order: a hit only marks its entry; the eviction pass gives a marked entry at the
+//! front another turn at the back (clearing the mark) and drops the first unmarked one.
+//! Recently used sessions survive as with LRU, without relinking a list on every hit.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
-use super::{Key, Lookup, Store, StoreError, Usage, Value};
+use super::{Key, Lookup, Store, StoreError, Usage, Value, MAX_ID_LEN};
 
-/// Bytes charged per entry on top of its record: key, map slot, slab entry, list links, the
-/// record's allocation header, and the slack of the growing map and slab. Measured: a flood of
-/// a million ~250-byte records into 10 MB (tests/flood.rs) grows resident memory by about 690
-/// bytes per kept entry.
+/// Bytes charged per entry on top of its record: the map slot (key, value handles, expiry,
+/// cost, mark), its queue slot, the record's allocation header, and the slack of the growing
+/// map and queue. Measured: a flood of a million ~320-byte records into 10 MB (tests/flood.rs)
+/// grows resident memory by what the store charges, 10.0 MiB for 13.7k kept entries.
 pub const ENTRY_OVERHEAD: usize = 448;
-const NIL: u32 = u32::MAX;
 const MIN_SHARD_BYTES: u64 = 64 * 1024;
 const MAX_SHARDS: u64 = 64;
 
-/// A key with its SipHash, computed once per operation: the shard is picked from bits 32..,
-/// and the shard's map reuses the hash instead of hashing the key a second time.
+/// A key with its hash, computed once per operation: the shard is picked from bits 32.., and
+/// the shard's map reuses the hash instead of hashing the key a second time.
 #[derive(Clone, Copy)]
 struct Hashed {
     hash: u64,
@@ -61,21 +65,52 @@ impl Hasher for PassThrough {
 }
 
 struct Entry {
-    key: Hashed,
     value: Value,
     expires_at: u64,
     cost: usize,
-    prev: u32,
-    next: u32,
+    /// Which insertion this is: a queue slot naming another is stale.
+    seq: u64,
+    /// Used since the eviction pass last saw it: it gets a second chance.
+    referenced: bool,
+}
+
+/// A keyed hash of a session key: folded 64×64→128-bit multiplications (the construction of
+/// foldhash and wyhash) over the zero-padded id, with a per-store random seed. A quarter of
+/// SipHash's cost for a 32-byte id; the seed keeps the bucket of an id unpredictable, so ids
+/// offered by clients cannot be chosen to collide.
+struct KeyHasher([u64; 4]);
+
+impl KeyHasher {
+    fn new() -> KeyHasher {
+        let r = RandomState::new();
+        KeyHasher([0u64, 1, 2, 3].map(|n| r.hash_one(n)))
+    }
+
+    fn hash(&self, key: &Key) -> u64 {
+        fn fold(a: u64, b: u64) -> u64 {
+            let p = u128::from(a) * u128::from(b);
+            (p as u64) ^ ((p >> 64) as u64)
+        }
+        let id = key.id();
+        let mut buf = [0u8; MAX_ID_LEN];
+        buf[..id.len()].copy_from_slice(id);
+        let w = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let s = &self.0;
+        let meta = (u64::from(key.vhost) << 8) | id.len() as u64;
+        let a = fold(w(0) ^ s[0], w(1) ^ s[1] ^ meta);
+        let b = fold(w(2) ^ s[2], w(3) ^ s[3]);
+        fold(a ^ s[1], b ^ s[2]).rotate_left(23) ^ a
+    }
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Hashed, u32, BuildHasherDefault<PassThrough>>,
-    slots: Vec<Option<Entry>>,
-    free: Vec<u32>,
-    head: u32,
-    tail: u32,
+    map: HashMap<Hashed, Entry, BuildHasherDefault<PassThrough>>,
+    /// Keys in insertion order, each with the `seq` of the entry it was queued for. Removed
+    /// or replaced entries leave stale slots behind, skipped when met and swept out when they
+    /// outnumber the live ones.
+    queue: VecDeque<(Hashed, u64)>,
+    next_seq: u64,
     bytes: u64,
 }
 
@@ -90,89 +125,73 @@ struct Counters {
 
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     shard_bytes: u64,
     shard_entries: u64,
     counters: Box<[Counters]>,
 }
 
 impl Shard {
-    fn new() -> Shard {
-        Shard {
-            head: NIL,
-            tail: NIL,
-            ..Default::default()
-        }
+    fn is_live(&self, slot: &(Hashed, u64)) -> bool {
+        self.map.get(&slot.0).is_some_and(|e| e.seq == slot.1)
     }
 
-    fn entry(&self, i: u32) -> &Entry {
-        self.slots[i as usize]
-            .as_ref()
-            .expect("linked slot is occupied")
-    }
-
-    fn entry_mut(&mut self, i: u32) -> &mut Entry {
-        self.slots[i as usize]
-            .as_mut()
-            .expect("linked slot is occupied")
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let e = self.entry(i);
-            (e.prev, e.next)
-        };
-        match prev {
-            NIL => self.head = next,
-            p => self.entry_mut(p).next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.entry_mut(n).prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.head;
-        {
-            let e = self.entry_mut(i);
-            e.prev = NIL;
-            e.next = old;
-        }
-        match old {
-            NIL => self.tail = i,
-            o => self.entry_mut(o).prev = i,
-        }
-        self.head = i;
-    }
-
-    fn take(&mut self, i: u32) -> Entry {
-        self.unlink(i);
-        let e = self.slots[i as usize]
-            .take()
-            .expect("linked slot is occupied");
-        self.map.remove(&e.key);
-        self.free.push(i);
+    /// Removes the entry of `key`, if any.
+    fn take(&mut self, key: &Hashed) -> Option<(Hashed, Entry)> {
+        let (k, e) = self.map.remove_entry(key)?;
         self.bytes -= e.cost as u64;
-        e
+        // Stale queue slots stay bounded: at most as many as live ones, plus some slack.
+        if self.queue.len() > 2 * self.map.len() + 64 {
+            let mut queue = mem::take(&mut self.queue);
+            queue.retain(|slot| self.is_live(slot));
+            self.queue = queue;
+        }
+        Some((k, e))
     }
 
-    fn insert(&mut self, e: Entry) -> u32 {
-        let key = e.key;
-        self.bytes += e.cost as u64;
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(e);
-                i
+    fn insert(&mut self, key: Hashed, value: Value, expires_at: u64, cost: usize) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += cost as u64;
+        self.map.insert(
+            key,
+            Entry {
+                value,
+                expires_at,
+                cost,
+                seq,
+                referenced: false,
+            },
+        );
+        self.queue.push_back((key, seq));
+    }
+
+    /// Evicts in queue order until `extra` more bytes (and, with `slot`, one more entry) fit
+    /// the bounds. A marked entry at the front gets its second chance instead: it goes to the
+    /// back with its mark cleared. Every entry is passed over at most once, so this ends.
+    fn make_room(
+        &mut self,
+        extra: u64,
+        slot: bool,
+        max_bytes: u64,
+        max_entries: u64,
+        evicted: &mut Vec<(Hashed, Entry)>,
+    ) {
+        while self.bytes + extra > max_bytes || (slot && self.map.len() as u64 >= max_entries) {
+            let Some(front) = self.queue.pop_front() else {
+                break;
+            };
+            match self.map.get_mut(&front.0) {
+                Some(e) if e.seq == front.1 => {
+                    if mem::take(&mut e.referenced) {
+                        self.queue.push_back(front);
+                    } else {
+                        evicted.extend(self.take(&front.0));
+                    }
+                }
+                _ => {} // stale: the entry it was queued for is gone
             }
-            None => {
-                self.slots.push(Some(e));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.map.insert(key, i);
-        self.push_front(i);
-        i
+        }
     }
 }
 
@@ -191,8 +210,8 @@ impl MemoryStore {
         // Every shard holds at least one entry and the shards together at most `max_entries`.
         let shards = shards.min(1 << max_entries.max(1).ilog2());
         MemoryStore {
-            shards: (0..shards).map(|_| Mutex::new(Shard::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: KeyHasher::new(),
             shard_bytes: max_bytes / shards,
             shard_entries: max_entries.max(1) / shards,
             counters: (0..vhosts.max(1)).map(|_| Counters::default()).collect(),
@@ -200,7 +219,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &Key) -> (&Mutex<Shard>, Hashed) {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(key);
         // The map's buckets use the low bits and its tags the top 7: keep the shard apart.
         let shard = &self.shards[((hash >> 32) as usize) & (self.shards.len() - 1)];
         (shard, Hashed { hash, key: *key })
@@ -210,8 +229,8 @@ impl MemoryStore {
         &self.counters[(vhost as usize).min(self.counters.len() - 1)]
     }
 
-    fn dropped(&self, e: &Entry) {
-        let c = self.counters(e.key.key.vhost);
+    fn dropped(&self, (k, e): &(Hashed, Entry)) {
+        let c = self.counters(k.key.vhost);
         c.entries.fetch_sub(1, Relaxed);
         c.bytes.fetch_sub(e.cost as u64, Relaxed);
     }
@@ -221,19 +240,20 @@ impl Store for MemoryStore {
     fn get(&self, key: &Key, now: u64) -> Lookup {
         let (shard, hashed) = self.shard(key);
         let mut shard = shard.lock();
-        let Some(&i) = shard.map.get(&hashed) else {
+        let Some(e) = shard.map.get_mut(&hashed) else {
             return Lookup::Miss;
         };
-        if shard.entry(i).expires_at <= now {
-            let e = shard.take(i);
-            drop(shard);
-            self.dropped(&e);
-            self.counters(key.vhost).expirations.fetch_add(1, Relaxed);
-            return Lookup::Expired;
+        if e.expires_at > now {
+            e.referenced = true;
+            return Lookup::Hit(e.value.clone());
         }
-        shard.unlink(i);
-        shard.push_front(i);
-        Lookup::Hit(shard.entry(i).value.clone())
+        let gone = shard.take(&hashed);
+        drop(shard);
+        if let Some(gone) = gone {
+            self.dropped(&gone);
+        }
+        self.counters(key.vhost).expirations.fetch_add(1, Relaxed);
+        Lookup::Expired
     }
 
     fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
@@ -241,53 +261,60 @@ impl Store for MemoryStore {
         if cost as u64 > self.shard_bytes {
             return Err(StoreError::TooLarge);
         }
-        let mut evicted = Vec::new();
         let (shard, hashed) = self.shard(&key);
-        let mut shard = shard.lock();
-        if let Some(&i) = shard.map.get(&hashed) {
-            evicted.push((shard.take(i), false));
-        }
-        while shard.tail != NIL
-            && (shard.bytes + cost as u64 > self.shard_bytes
-                || shard.map.len() as u64 >= self.shard_entries)
-        {
-            let tail = shard.tail;
-            evicted.push((shard.take(tail), true));
-        }
-        shard.insert(Entry {
-            key: hashed,
-            value,
-            expires_at,
-            cost,
-            prev: NIL,
-            next: NIL,
-        });
-        drop(shard);
+        let mut evicted = Vec::new();
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
         let c = self.counters(key.vhost);
-        c.entries.fetch_add(1, Relaxed);
-        c.bytes.fetch_add(cost as u64, Relaxed);
-        // Values are dropped outside the lock: an attachment's drop calls into the host library.
-        for (e, is_eviction) in evicted {
-            self.dropped(&e);
-            if is_eviction {
-                self.counters(e.key.key.vhost)
-                    .evictions
-                    .fetch_add(1, Relaxed);
+        let replaced = match shard.map.get_mut(&hashed) {
+            // A new value for a stored key takes its place, keeps its turn and is marked used.
+            Some(e) => {
+                let old_cost = mem::replace(&mut e.cost, cost);
+                e.expires_at = expires_at;
+                e.referenced = true;
+                let old = mem::replace(&mut e.value, value);
+                shard.bytes = shard.bytes + cost as u64 - old_cost as u64;
+                shard.make_room(0, false, self.shard_bytes, self.shard_entries, &mut evicted);
+                c.bytes.fetch_add(cost as u64, Relaxed);
+                c.bytes.fetch_sub(old_cost as u64, Relaxed);
+                Some(old)
             }
+            None => {
+                shard.make_room(
+                    cost as u64,
+                    true,
+                    self.shard_bytes,
+                    self.shard_entries,
+                    &mut evicted,
+                );
+                shard.insert(hashed, value, expires_at, cost);
+                c.entries.fetch_add(1, Relaxed);
+                c.bytes.fetch_add(cost as u64, Relaxed);
+                None
+            }
+        };
+        drop(guard);
+        // Values are dropped outside the lock: an attachment's drop calls into the host library.
+        drop(replaced);
+        for gone in evicted {
+            self.dropped(&gone);
+            self.counters(gone.0.key.vhost)
+                .evictions
+                .fetch_add(1, Relaxed);
         }
         Ok(())
     }
 
     fn remove(&self, key: &Key) -> bool {
         let (shard, hashed) = self.shard(key);
-        let mut shard = shard.lock();
-        let Some(&i) = shard.map.get(&hashed) else {
-            return false;
-        };
-        let e = shard.take(i);
-        drop(shard);
-        self.dropped(&e);
-        true
+        let gone = shard.lock().take(&hashed);
+        match gone {
+            Some(gone) => {
+                self.dropped(&gone);
+                true
+            }
+            None => false,
+        }
     }
 
     fn usage(&self, vhost: Option<u32>) -> Usage {
