@@ -23,6 +23,12 @@
 #define SNICACHE_ATTACH_ALL (((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK)
 
 /*
+ `snicache_on_client_hello` answer: pause the handshake (OpenSSL `SSL_CLIENT_HELLO_RETRY`)
+ until the ready callback names this connection, then drive it again.
+ */
+#define SNICACHE_CLIENT_HELLO_RETRY 2
+
+/*
  `snicache_conn_info.outcome`: no session offered or found; a full handshake.
  */
 #define SNICACHE_OUTCOME_FULL 0
@@ -71,8 +77,9 @@
 
 /*
  Version of the `snicache_ssl_api` layout. `snicache_ssl.h` fills this in.
+ 2: `client_hello_session_id` added.
  */
-#define SNICACHE_SSL_API_VERSION 1
+#define SNICACHE_SSL_API_VERSION 2
 
 /*
  `snicache_ssl_api.library` for OpenSSL (1.1.1 or 3.x).
@@ -379,6 +386,14 @@ typedef struct {
    Remote writes dropped (queue full or remote store unavailable).
    */
   uint64_t remote_write_drops;
+  /*
+   Background fetches started for paused handshakes (`snicache_config_set_async_lookup`).
+   */
+  uint64_t remote_fetches;
+  /*
+   Lookups that went on in full at once because too many background fetches were under way.
+   */
+  uint64_t remote_fetch_drops;
 } snicache_stats;
 
 /*
@@ -571,6 +586,12 @@ typedef struct {
                          const uint8_t *hmac,
                          const uint8_t *iv,
                          int enc);
+  /*
+   The legacy session id of the ClientHello being processed into `*out` (borrowed from the
+   ClientHello); returns its length, 0 when empty. OpenSSL:
+   `SSL_client_hello_get0_session_id(ssl)`; BoringSSL: `hello->session_id`.
+   */
+  size_t (*client_hello_session_id)(void *ssl, const void *hello, const uint8_t **out);
 } snicache_ssl_api;
 
 /*
@@ -662,6 +683,21 @@ typedef void (*snicache_store_remove_cb)(void *userdata,
                                          size_t vhost_len,
                                          const uint8_t *id,
                                          size_t id_len);
+
+/*
+ Tells the host that a connection it paused may go on: the session lookup that paused it
+ (BoringSSL `SSL_ERROR_PENDING_SESSION`, OpenSSL `SSL_ERROR_WANT_CLIENT_HELLO_CB`) has its
+ answer (found, missing, failed or timed out). Drive that connection's handshake again.
+
+ Called on a snicache background thread, never on the connection's own thread and never
+ while snicache holds a lock the host could need. `ssl` is only a token: the `SSL *` of the
+ paused connection as it was when it paused. The connection may have been closed and freed
+ since, and its address reused by a new connection, so look the token up among the
+ connections the host itself still holds paused and ignore it otherwise; never dereference
+ it. A connection may be woken more than once, and asking again before the wake is harmless
+ (it pauses again).
+ */
+typedef void (*snicache_ready_cb)(void *userdata, const void *ssl);
 
 /*
  Health of a cache's shared-memory store, summed over every process using the mapping.
@@ -788,6 +824,10 @@ void snicache_hook_free_conn(void *ptr);
  `arg` is the cache, or NULL to use the one attached to `ssl`'s current context.
  Returns 1 to go on, or 0 with `*alert` set: `illegal_parameter` (47) for a malformed SNI,
  `unrecognized_name` (112) for an unknown name in strict mode or without a default vhost.
+ With asynchronous lookups (`snicache_config_set_async_lookup`) on OpenSSL, it may return
+ `SNICACHE_CLIENT_HELLO_RETRY` while the store fetches the offered session: answer
+ `SSL_CLIENT_HELLO_RETRY` and drive the handshake again once the ready callback named `ssl`
+ (OpenSSL then calls this callback again, which goes on when the answer is there).
  A connection without any attached cache goes on untouched.
  */
 int snicache_on_client_hello(void *ssl, const void *hello, int *alert, void *arg);
@@ -806,7 +846,9 @@ int snicache_on_servername(void *ssl, int *alert, void *arg);
  handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record, a store
  failure. When the store answers "pending", BoringSSL hosts get `SSL_magic_pending_session_ptr()`
  (the handshake returns `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the
- answer) and OpenSSL hosts get NULL (a full handshake).
+ answer, which the ready callback of `snicache_config_set_async_lookup` tells for the Redis
+ store) and OpenSSL hosts get NULL (a full handshake; with asynchronous lookups OpenSSL hosts
+ pause in the ClientHello callback instead, and this lookup finds the fetched answer).
  */
 void *snicache_on_get_session(void *ssl, const uint8_t *id, int id_len, int *copy);
 
@@ -955,6 +997,33 @@ snicache_result snicache_config_set_store_callbacks(snicache_config *config,
                                                     snicache_store_put_cb put,
                                                     snicache_store_remove_cb remove,
                                                     void *userdata);
+
+/*
+ Asynchronous session lookups: a remote store (`redis://`) no longer fetches on the handshake
+ thread. A lookup the local tier cannot answer starts a background fetch (at most
+ `async_ms`, 200 by default, a store URL parameter) and pauses the handshake; `ready` is
+ called with the connection's `SSL *` as a token when the answer is there, and the host then
+ drives that handshake again, which goes on with the answer (resumed, or full when the session
+ was missing, Redis failed or the fetch timed out).
+
+ - BoringSSL: the handshake returns `SSL_ERROR_PENDING_SESSION` (from the session lookup).
+ - OpenSSL: the ClientHello callback reads the offered session id (TLS 1.2 session id, or
+   the TLS 1.3 stateful PSK identity) and returns `SSL_CLIENT_HELLO_RETRY`: the handshake
+   returns `SSL_ERROR_WANT_CLIENT_HELLO_CB`. A host that chains its own ClientHello callback
+   maps `SNICACHE_CLIENT_HELLO_RETRY` from `snicache_on_client_hello` to it.
+
+ In both cases: keep the connection aside (its socket is not what it waits for), and call
+ `SSL_do_handshake` (or `SSL_accept`, `SSL_read`) again after `ready` named it; give it a
+ deadline as for any handshake. `ready` runs on a snicache thread (see `snicache_ready_cb`
+ for what the token means); it and `userdata` must stay valid and callable from any thread
+ while a cache made from this config lives. NULL turns asynchronous lookups off (the
+ default: a local miss asks Redis on the handshake thread within `budget_ms`). Other stores
+ answer at once and never pause; a host store (`snicache_config_set_store_callbacks`)
+ decides itself when to answer "pending" and when to drive the handshake again.
+ */
+snicache_result snicache_config_set_async_lookup(snicache_config *config,
+                                                 snicache_ready_cb ready,
+                                                 void *userdata);
 
 /*
  Chooses the built-in store from a specification: `memory[:SIZE]` (the default; in-process),

@@ -97,6 +97,25 @@ static int snicache_ssl__client_hello_ext(void *ssl, const void *hello, unsigned
 #endif
 }
 
+static size_t snicache_ssl__client_hello_session_id(void *ssl, const void *hello, const uint8_t **out)
+{
+#ifdef OPENSSL_IS_BORINGSSL
+    const SSL_CLIENT_HELLO *h = (const SSL_CLIENT_HELLO *)hello;
+    (void)ssl;
+    if (h == NULL)
+        return 0;
+    *out = h->session_id;
+    return h->session_id_len;
+#else
+    const unsigned char *id = NULL;
+    size_t n;
+    (void)hello;
+    n = SSL_client_hello_get0_session_id((SSL *)ssl, &id);
+    *out = id;
+    return n;
+#endif
+}
+
 static int snicache_ssl__ssl_version(const void *ssl)
 {
     return SSL_version((const SSL *)ssl);
@@ -301,7 +320,10 @@ static int snicache_ssl__ticket_key_init(void *cipher_ctx, void *mac_ctx, const 
 static enum ssl_select_cert_result_t snicache_ssl__select_cert(const SSL_CLIENT_HELLO *hello)
 {
     int alert = 0;
-    if (snicache_on_client_hello(hello->ssl, hello, &alert, NULL))
+    int r = snicache_on_client_hello(hello->ssl, hello, &alert, NULL);
+    if (r == SNICACHE_CLIENT_HELLO_RETRY)
+        return ssl_select_cert_retry;
+    if (r == 1)
         return ssl_select_cert_success;
     /* BoringSSL answers ssl_select_cert_error with handshake_failure; sending snicache's alert
      * (illegal_parameter, unrecognized_name) first puts that one on the wire instead. */
@@ -311,7 +333,12 @@ static enum ssl_select_cert_result_t snicache_ssl__select_cert(const SSL_CLIENT_
 #else
 static int snicache_ssl__client_hello(SSL *ssl, int *alert, void *arg)
 {
-    return snicache_on_client_hello(ssl, NULL, alert, arg) ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
+    /* RETRY: asynchronous lookups are fetching the offered session; the handshake returns
+     * SSL_ERROR_WANT_CLIENT_HELLO_CB until the host drives it again after the ready callback. */
+    int r = snicache_on_client_hello(ssl, NULL, alert, arg);
+    if (r == SNICACHE_CLIENT_HELLO_RETRY)
+        return SSL_CLIENT_HELLO_RETRY;
+    return r == 1 ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
 }
 
 static int snicache_ssl__ticket_generate(SSL *ssl, void *arg)
@@ -466,6 +493,7 @@ static inline void snicache_ssl_api_init(snicache_ssl_api *api)
     api->ssl_get_ctx = snicache_ssl__ssl_get_ctx;
     api->ssl_set_ctx = snicache_ssl__ssl_set_ctx;
     api->client_hello_ext = snicache_ssl__client_hello_ext;
+    api->client_hello_session_id = snicache_ssl__client_hello_session_id;
     api->ssl_version = snicache_ssl__ssl_version;
     api->ssl_servername = snicache_ssl__ssl_servername;
     api->ssl_extms = snicache_ssl__ssl_extms;

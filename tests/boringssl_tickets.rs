@@ -566,7 +566,7 @@ fn a_pending_lookup_pauses_the_handshake_until_the_store_answers() {
     // SSL_do_handshake stops with SSL_ERROR_PENDING_SESSION and the host drives it again.
     store.mode.store(1, Ordering::SeqCst);
     let paused = AtomicU32::new(0);
-    let release = || {
+    let release = |_| {
         let n = paused.fetch_add(1, Ordering::SeqCst) + 1;
         assert_eq!(store.gets.load(Ordering::SeqCst), n, "asked once per drive");
         if n == 2 {
@@ -589,7 +589,7 @@ fn a_pending_lookup_pauses_the_handshake_until_the_store_answers() {
 
     // The policy still decides once the answer arrives: another name of the vhost is refused.
     store.mode.store(1, Ordering::SeqCst);
-    let release = || store.mode.store(0, Ordering::SeqCst);
+    let release = |_| store.mode.store(0, Ordering::SeqCst);
     let other = server.connect(
         &client,
         &Opts {

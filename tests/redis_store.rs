@@ -2,8 +2,6 @@
 //! install it), started by each test on a free loopback port and stopped when the test ends.
 //! Nothing is skipped: without redis-server these tests fail.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,91 +9,10 @@ use snicache::store::memory::MemoryStore;
 use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
 use snicache::store::{Key, Lookup, Store, Value};
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
+#[path = "redis/server.rs"]
+mod server;
 
-impl RedisServer {
-    /// On a free port no other test of this process was given (tests run in parallel, and one
-    /// restarts its server on the same port).
-    fn start() -> RedisServer {
-        static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-        loop {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let mut given = GIVEN.lock().unwrap();
-            if !given.contains(&port) {
-                given.push(port);
-                drop(given);
-                return RedisServer::start_on(port);
-            }
-        }
-    }
-
-    fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run redis-server ({e}): install Debian's redis-server package \
-                     (scripts/deps.sh does); these tests are never skipped"
-                )
-            });
-        let mut server = RedisServer { child, port };
-        let end = Instant::now() + Duration::from_secs(10);
-        // Ours, not another process's server on that port.
-        while server.pid() != Some(server.child.id()) {
-            assert!(
-                Instant::now() < end && server.child.try_wait().unwrap().is_none(),
-                "redis-server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn pid(&self) -> Option<u32> {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut self.cli().ok()?)
-            .ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .and_then(|p| p.trim().parse().ok())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cli(&self) -> redis::RedisResult<redis::Connection> {
-        let mut c =
-            redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))?;
-        redis::cmd("PING").query::<String>(&mut c)?;
-        Ok(c)
-    }
-
-    fn stop(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use server::RedisServer;
 
 const VHOSTS: [&str; 2] = ["a.test", "b.test"];
 
@@ -352,14 +269,7 @@ fn a_slow_redis_costs_a_lookup_no_more_than_its_budget() {
     // Warm one pooled connection so the slow part is the reply, not the connect.
     assert!(matches!(other.get(&key(0, 2), now()), Lookup::Miss));
 
-    let mut c = r.cli().unwrap();
-    let sleeper = std::thread::spawn(move || {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("1")
-            .query::<()>(&mut c)
-            .unwrap()
-    });
+    let sleeper = r.stall(1);
     std::thread::sleep(Duration::from_millis(100));
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
@@ -432,4 +342,108 @@ fn credentials_in_the_url_reach_redis_and_no_message() {
             "{m}"
         );
     }
+}
+
+/// A waker that counts its wakes.
+struct Wakes(std::sync::atomic::AtomicU32);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn wakes() -> (Arc<Wakes>, std::task::Waker) {
+    let w = Arc::new(Wakes(std::sync::atomic::AtomicU32::new(0)));
+    (w.clone(), std::task::Waker::from(w))
+}
+
+/// Waits (10 s at most: the machine may be loaded) until `what` holds.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn background_fetches_answer_pending_then_wake_with_the_answer() {
+    let r = RedisServer::start();
+    let one = store(&r.url(), &[7; 32]);
+    put_and_flush(&one, key(0, 1), now() + 300);
+    let mut two = store(
+        &format!("{}?async_ms=300&backoff_ms=100", r.url()),
+        &[7; 32],
+    );
+    two.enable_async().unwrap();
+    let woken = |w: &Arc<Wakes>| w.0.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Found: pending at once, woken, then the answer (and it is in the local tier).
+    let (w, waker) = wakes();
+    assert!(matches!(
+        two.get_async(&key(0, 1), now(), &waker),
+        Lookup::Pending
+    ));
+    wait_until("the fetch woke its waiter", || woken(&w) == 1);
+    assert_eq!(
+        hit_bytes(two.get_async(&key(0, 1), now(), &waker)).as_deref(),
+        Some(RECORD)
+    );
+    assert_eq!(two.usage(None).entries, 1);
+    assert!(hit_bytes(two.get(&key(0, 1), now())).is_some());
+
+    // Missing: the answer waits for the retries (async and not) instead of a second fetch.
+    let (w, waker) = wakes();
+    assert!(matches!(
+        two.get_async(&key(0, 2), now(), &waker),
+        Lookup::Pending
+    ));
+    wait_until("the miss woke its waiter", || woken(&w) == 1);
+    assert!(matches!(
+        two.get_async(&key(0, 2), now(), &waker),
+        Lookup::Miss
+    ));
+    assert!(matches!(two.get(&key(0, 2), now()), Lookup::Miss));
+    let st = two.remote_stats();
+    assert_eq!((st.fetches, st.hits, st.misses), (2, 1, 1), "{st:?}");
+
+    // Redis stalled: the call returns at once; the fetch gives up after async_ms and wakes.
+    let sleeper = r.stall(1);
+    std::thread::sleep(Duration::from_millis(100));
+    let (w, waker) = wakes();
+    let t = Instant::now();
+    assert!(matches!(
+        two.get_async(&key(0, 3), now(), &waker),
+        Lookup::Pending
+    ));
+    let call = t.elapsed();
+    wait_until("the stalled fetch gave up", || woken(&w) == 1);
+    let woke = t.elapsed();
+    assert!(matches!(
+        two.get_async(&key(0, 3), now(), &waker),
+        Lookup::Unavailable
+    ));
+    sleeper.join().unwrap();
+    assert!(call < Duration::from_millis(200), "the call took {call:?}");
+    assert!(
+        woke >= Duration::from_millis(250) && two.remote_stats().timeouts >= 1,
+        "woken after {woke:?}: {:?}",
+        two.remote_stats()
+    );
+
+    // Redis down: full answers (pending then unavailable, or unavailable at once), never stuck.
+    drop(r);
+    for id in 10..16 {
+        let (w, waker) = wakes();
+        if matches!(two.get_async(&key(0, id), now(), &waker), Lookup::Pending) {
+            wait_until("a fetch against a down Redis ended", || woken(&w) == 1);
+            assert!(matches!(
+                two.get_async(&key(0, id), now(), &waker),
+                Lookup::Unavailable
+            ));
+        }
+    }
+    let st = two.remote_stats();
+    assert!(st.errors >= 1 && st.breaker_trips >= 1, "{st:?}");
 }

@@ -142,6 +142,14 @@ unsafe extern "C" fn ticket_key_init(
     0
 }
 
+unsafe extern "C" fn client_hello_session_id(
+    _: *mut c_void,
+    _: *const c_void,
+    _: *mut *const u8,
+) -> usize {
+    0
+}
+
 fn table() -> snicache_ssl_api {
     snicache_ssl_api {
         version: SNICACHE_SSL_API_VERSION,
@@ -180,6 +188,7 @@ fn table() -> snicache_ssl_api {
         session_get_appdata: Some(get_appdata),
         pending_session: Some(pending),
         ticket_key_init: Some(ticket_key_init),
+        client_hello_session_id: Some(client_hello_session_id),
     }
 }
 

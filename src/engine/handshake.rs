@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::task::Waker;
 
 use super::policy::{Facts, MAX_LIFETIME};
 use super::stats::{Event, ListenerEvent};
@@ -39,6 +40,9 @@ pub struct Conn {
     /// The offered ticket named a key this vhost does not have (set by the key lookup, so a
     /// failed decryption is not also counted as a forgery).
     pub ticket_key_unknown: bool,
+    /// The ClientHello was paused while the store fetches the offered session (`prefetch`);
+    /// the retried ClientHello asks again.
+    pub prefetching: bool,
 }
 
 impl Conn {
@@ -68,6 +72,34 @@ impl Found {
     pub fn is_full(&self) -> bool {
         matches!(self, Found::Full)
     }
+}
+
+/// Stateful session ids are this long in TLS 1.3 PSK identities (OpenSSL looks up an identity of
+/// exactly `SSL_MAX_SSL_SESSION_ID_LENGTH` bytes in its session cache; anything else is a ticket).
+const STATEFUL_PSK_ID_LEN: usize = 32;
+
+/// The session id a ClientHello offers for a stateful lookup, from the bodies of its
+/// pre_shared_key (41) and supported_versions (43) extensions and its legacy session id:
+/// the first PSK identity when it is a stateful id; with no PSK, the legacy session id, unless
+/// the client offers TLS 1.3 (then that id is the random compatibility-mode one, or a TLS 1.2
+/// session a TLS 1.3 server will not resume). `None` when nothing is worth fetching.
+pub fn offered_session_id<'a>(
+    psk: Option<&'a [u8]>,
+    versions: Option<&[u8]>,
+    legacy_id: &'a [u8],
+) -> Option<&'a [u8]> {
+    if let Some(psk) = psk {
+        let ids_len = usize::from(u16::from_be_bytes([*psk.first()?, *psk.get(1)?]));
+        let id_len = usize::from(u16::from_be_bytes([*psk.get(2)?, *psk.get(3)?]));
+        let id = psk.get(4..4 + id_len)?;
+        return (id_len + 6 <= ids_len && id.len() == STATEFUL_PSK_ID_LEN).then_some(id);
+    }
+    let offers_tls13 = versions.is_some_and(|v| {
+        v.get(1..1 + usize::from(*v.first().unwrap_or(&0)))
+            .is_some_and(|list| list.chunks_exact(2).any(|p| p == [3, 4]))
+    });
+    (!offers_tls13 && !legacy_id.is_empty() && legacy_id.len() <= crate::store::MAX_ID_LEN)
+        .then_some(legacy_id)
 }
 
 /// Facts about the connection at lookup time that only the host library knows.
@@ -127,6 +159,7 @@ impl Engine {
             issued_next: 0,
             outcome: Outcome::Full,
             ticket_key_unknown: false,
+            prefetching: false,
         })
     }
 
@@ -170,11 +203,52 @@ impl Engine {
     /// refusal, store failure or bad input, each counted); `Pending` means the store is still
     /// fetching and the lookup should be repeated when the host drives the handshake again.
     pub fn lookup(&self, conn: &mut Conn, id: &[u8], host: &HostFacts<'_>) -> Found {
+        self.lookup_with(conn, id, host, None)
+    }
+
+    /// As `lookup`, for a host that can pause the handshake: a store fetching in the background
+    /// answers `Pending` at once and wakes `waker` when the answer is there.
+    pub fn lookup_async(
+        &self,
+        conn: &mut Conn,
+        id: &[u8],
+        host: &HostFacts<'_>,
+        waker: &Waker,
+    ) -> Found {
+        self.lookup_with(conn, id, host, Some(waker))
+    }
+
+    /// Starts fetching the session `id` a ClientHello offers, for hosts whose session lookup
+    /// cannot pause but whose ClientHello callback can (OpenSSL). True while the store is still
+    /// fetching: pause the ClientHello and ask again once `waker` is woken. The lookup itself
+    /// comes later (`lookup`) and finds the answer waiting.
+    pub fn prefetch(&self, conn: &Conn, id: &[u8], now: u64, waker: &Waker) -> bool {
+        let Some(key) = Key::new(conn.vhost, id) else {
+            return false;
+        };
+        let pending = matches!(self.store.get_async(&key, now, waker), Lookup::Pending);
+        if pending {
+            self.stats.count(conn.vhost, Event::Pending);
+        }
+        pending
+    }
+
+    fn lookup_with(
+        &self,
+        conn: &mut Conn,
+        id: &[u8],
+        host: &HostFacts<'_>,
+        waker: Option<&Waker>,
+    ) -> Found {
         let Some(key) = Key::new(conn.vhost, id) else {
             self.stats.count(conn.vhost, Event::BadId);
             return Found::Full;
         };
-        let value = match self.store.get(&key, host.now) {
+        let answer = match waker {
+            Some(w) => self.store.get_async(&key, host.now, w),
+            None => self.store.get(&key, host.now),
+        };
+        let value = match answer {
             Lookup::Hit(v) => v,
             Lookup::Miss | Lookup::Expired => {
                 self.stats.count(conn.vhost, Event::Miss);

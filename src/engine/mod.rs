@@ -148,9 +148,9 @@ impl Engine {
         if let Some(r) = self.store.remote() {
             let _ = write!(
                 out,
-                ",\"remote\":{{\"hits\":{},\"misses\":{},\"timeouts\":{},\"errors\":{},\"seal_failures\":{},\"breaker_state\":{},\"breaker_trips\":{},\"breaker_skips\":{},\"writes\":{},\"write_drops\":{}}}",
+                ",\"remote\":{{\"hits\":{},\"misses\":{},\"timeouts\":{},\"errors\":{},\"seal_failures\":{},\"breaker_state\":{},\"breaker_trips\":{},\"breaker_skips\":{},\"writes\":{},\"write_drops\":{},\"fetches\":{},\"fetch_drops\":{}}}",
                 r.hits, r.misses, r.timeouts, r.errors, r.seal_failures, r.breaker_state,
-                r.breaker_trips, r.breaker_skips, r.writes, r.write_drops
+                r.breaker_trips, r.breaker_skips, r.writes, r.write_drops, r.fetches, r.fetch_drops
             );
         }
         out.push('}');
@@ -410,6 +410,49 @@ mod tests {
         assert!(
             e.lookup(&mut r, b"id1", &at(1001)).is_resume(),
             "the retry finds the session"
+        );
+    }
+
+    #[test]
+    fn the_offered_session_id_is_the_stateful_psk_identity_or_a_tls12_session_id() {
+        use crate::engine::handshake::offered_session_id;
+        let psk = |id: &[u8]| {
+            let mut ids = (id.len() as u16).to_be_bytes().to_vec();
+            ids.extend_from_slice(id);
+            ids.extend_from_slice(&[0, 0, 0, 1]); // obfuscated_ticket_age
+            let mut ext = (ids.len() as u16).to_be_bytes().to_vec();
+            ext.extend_from_slice(&ids);
+            ext.extend_from_slice(&[0, 33, 32]); // binders
+            ext.extend_from_slice(&[0; 32]);
+            ext
+        };
+        let tls13 = [4u8, 3, 4, 3, 3];
+        let tls12 = [2u8, 3, 3];
+        let (stateful, legacy) = ([7u8; 32], [9u8; 32]);
+        let ext = psk(&stateful);
+        assert_eq!(
+            offered_session_id(Some(&ext), Some(&tls13), &legacy),
+            Some(&stateful[..])
+        );
+        let ticket = psk(&[5u8; 200]);
+        assert_eq!(
+            offered_session_id(Some(&ticket), Some(&tls13), &legacy),
+            None
+        );
+        assert_eq!(
+            offered_session_id(Some(&ext[..10]), Some(&tls13), &legacy),
+            None
+        );
+        assert_eq!(offered_session_id(None, Some(&tls13), &legacy), None);
+        assert_eq!(
+            offered_session_id(None, Some(&tls12), &legacy),
+            Some(&legacy[..])
+        );
+        assert_eq!(offered_session_id(None, None, &legacy), Some(&legacy[..]));
+        assert_eq!(offered_session_id(None, None, &[]), None);
+        assert_eq!(
+            offered_session_id(None, Some(&[9, 3]), &legacy),
+            Some(&legacy[..])
         );
     }
 

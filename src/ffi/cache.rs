@@ -40,6 +40,8 @@ pub struct snicache_cache {
     /// The shared-memory store, when the store is `shm:` (also held by the engine).
     #[cfg(target_os = "linux")]
     pub(crate) shm: Option<Arc<crate::store::shm::ShmStore>>,
+    /// The host's ready callback, when lookups may pause the handshake.
+    pub(crate) ready: Option<super::hooks::CReady>,
 }
 
 impl snicache_cache {
@@ -51,6 +53,11 @@ impl snicache_cache {
             .enumerate()
             .filter(move |(_, s)| s[..] == *sid)
             .map(|(i, _)| i as u32)
+    }
+
+    /// A waker telling the host that `ssl` may go on, when asynchronous lookups are on.
+    pub(crate) fn waker(&self, ssl: *const c_void) -> Option<std::task::Waker> {
+        self.ready.map(|r| r.waker(ssl))
     }
 }
 
@@ -210,6 +217,7 @@ pub extern "C" fn snicache_cache_new(
                 seal,
                 #[cfg(target_os = "linux")]
                 shm,
+                ready: config.ready,
             })),
             "out",
         )
@@ -400,6 +408,10 @@ pub struct snicache_stats {
     pub remote_writes: u64,
     /// Remote writes dropped (queue full or remote store unavailable).
     pub remote_write_drops: u64,
+    /// Background fetches started for paused handshakes (`snicache_config_set_async_lookup`).
+    pub remote_fetches: u64,
+    /// Lookups that went on in full at once because too many background fetches were under way.
+    pub remote_fetch_drops: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -453,6 +465,8 @@ pub extern "C" fn snicache_cache_stats(
             remote_breaker_skips: s.remote.breaker_skips,
             remote_writes: s.remote.writes,
             remote_write_drops: s.remote.write_drops,
+            remote_fetches: s.remote.fetches,
+            remote_fetch_drops: s.remote.fetch_drops,
         };
         out(out_stats, stats, "out")
     })

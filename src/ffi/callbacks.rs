@@ -8,10 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::boundary;
 use super::cache::snicache_cache;
-use crate::engine::handshake::{Conn, Found, HostFacts, NewSession, Outcome};
+use crate::engine::handshake::{offered_session_id, Conn, Found, HostFacts, NewSession, Outcome};
 use crate::engine::vhosts::{RouteError, MAX_NAME};
 use crate::engine::Level;
-use crate::host::ssl_api::{self, host_call, HostApi};
+use crate::host::ssl_api::{self, host_call, HostApi, SNICACHE_SSL_LIBRARY_OPENSSL};
 use crate::host::HostSession;
 use crate::record;
 
@@ -27,6 +27,12 @@ const CB_ALERT: c_int = 0x4000;
 const AL_FATAL: c_int = 2;
 const EXT_SERVER_NAME: c_uint = 0;
 const EXT_EMS: c_uint = 23;
+const EXT_PRE_SHARED_KEY: c_uint = 41;
+const EXT_SUPPORTED_VERSIONS: c_uint = 43;
+
+/// `snicache_on_client_hello` answer: pause the handshake (OpenSSL `SSL_CLIENT_HELLO_RETRY`)
+/// until the ready callback names this connection, then drive it again.
+pub const SNICACHE_CLIENT_HELLO_RETRY: c_int = 2;
 /// Memory a decoded host session holds beyond its DER, charged against the bound (estimate
 /// for OpenSSL 3's `SSL_SESSION` with its peer-certificate and ticket fields empty).
 const HOST_SESSION_COST: usize = 640;
@@ -178,6 +184,10 @@ unsafe fn start(
 /// `arg` is the cache, or NULL to use the one attached to `ssl`'s current context.
 /// Returns 1 to go on, or 0 with `*alert` set: `illegal_parameter` (47) for a malformed SNI,
 /// `unrecognized_name` (112) for an unknown name in strict mode or without a default vhost.
+/// With asynchronous lookups (`snicache_config_set_async_lookup`) on OpenSSL, it may return
+/// `SNICACHE_CLIENT_HELLO_RETRY` while the store fetches the offered session: answer
+/// `SSL_CLIENT_HELLO_RETRY` and drive the handshake again once the ready callback named `ssl`
+/// (OpenSSL then calls this callback again, which goes on when the answer is there).
 /// A connection without any attached cache goes on untouched.
 #[no_mangle]
 pub extern "C" fn snicache_on_client_hello(
@@ -196,25 +206,68 @@ pub extern "C" fn snicache_on_client_hello(
     // `*alert` is written only when the ClientHello is refused (or a panic was caught).
     let decision = boundary(Err(ALERT_INTERNAL_ERROR), || {
         let Some(host) = ssl_api::get() else {
-            return Ok(());
+            return Ok(false);
         };
+        if ssl.is_null() {
+            return Ok(false);
+        }
         // SAFETY: called by the host library with a live ssl (and hello) for this callback.
         unsafe {
-            if ssl.is_null() || conn_of(host, ssl).is_some() {
-                return Ok(()); // a second ClientHello after HelloRetryRequest keeps the first decision
+            if let Some(b) = conn_of(host, ssl) {
+                // A paused ClientHello asks again; a second ClientHello after HelloRetryRequest
+                // keeps the first decision.
+                return Ok(b.conn.prefetching && prefetch(host, ssl, hello, b));
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
-                return Ok(());
+                return Ok(false);
             };
             let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
             let ems = client_hello_ext(host, ssl, hello, EXT_EMS).is_some();
-            start(host, ssl, cache, sni, Some(ems))
+            start(host, ssl, cache, sni, Some(ems))?;
+            Ok(conn_of(host, ssl).is_some_and(|b| prefetch(host, ssl, hello, b)))
         }
     });
     match decision {
-        Ok(()) => 1,
+        Ok(false) => 1,
+        Ok(true) => SNICACHE_CLIENT_HELLO_RETRY,
         Err(a) => fail_with(a),
     }
+}
+
+/// OpenSSL with asynchronous lookups: its session lookup cannot pause, so the session the
+/// ClientHello offers is fetched here, where the handshake can. True to pause the ClientHello.
+///
+/// # Safety
+/// `ssl` (and `hello`) are live for the ClientHello callback.
+unsafe fn prefetch(
+    host: &HostApi,
+    ssl: *mut c_void,
+    hello: *const c_void,
+    b: &mut ConnBox,
+) -> bool {
+    if host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL {
+        return false; // BoringSSL pauses in the session lookup itself
+    }
+    let Some(waker) = b.cache.waker(ssl) else {
+        return false;
+    };
+    let mut legacy: *const u8 = std::ptr::null();
+    // SAFETY: per the contract; the id borrows the ClientHello.
+    let (psk, versions, legacy) = unsafe {
+        let n = host_call!(host, client_hello_session_id(ssl, hello, &mut legacy));
+        (
+            client_hello_ext(host, ssl, hello, EXT_PRE_SHARED_KEY),
+            client_hello_ext(host, ssl, hello, EXT_SUPPORTED_VERSIONS),
+            if legacy.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(legacy, n)
+            },
+        )
+    };
+    b.conn.prefetching = offered_session_id(psk, versions, legacy)
+        .is_some_and(|id| b.cache.engine.prefetch(&b.conn, id, now(), &waker));
+    b.conn.prefetching
 }
 
 /// The servername callback. With the ClientHello callback installed it only returns 0
@@ -290,7 +343,9 @@ pub(crate) unsafe fn policy_ctx(host: &HostApi, ssl: *mut c_void, b: &ConnBox) -
 /// handshake: unknown id, an id over 32 bytes, a refusal by the policy, a corrupt record, a store
 /// failure. When the store answers "pending", BoringSSL hosts get `SSL_magic_pending_session_ptr()`
 /// (the handshake returns `SSL_ERROR_PENDING_SESSION`; drive it again once the store has the
-/// answer) and OpenSSL hosts get NULL (a full handshake).
+/// answer, which the ready callback of `snicache_config_set_async_lookup` tells for the Redis
+/// store) and OpenSSL hosts get NULL (a full handshake; with asynchronous lookups OpenSSL hosts
+/// pause in the ClientHello callback instead, and this lookup finds the fetched answer).
 #[no_mangle]
 pub extern "C" fn snicache_on_get_session(
     ssl: *mut c_void,
@@ -316,7 +371,14 @@ pub extern "C" fn snicache_on_get_session(
             let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
             let facts = host_facts(host, ssl, &enabled);
             let ConnBox { cache, conn } = b;
-            let value = match cache.engine.lookup(conn, id, &facts) {
+            let waker = (host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL)
+                .then(|| cache.waker(ssl))
+                .flatten();
+            let found = match &waker {
+                Some(w) => cache.engine.lookup_async(conn, id, &facts, w),
+                None => cache.engine.lookup(conn, id, &facts),
+            };
+            let value = match found {
                 Found::Resume(v) => v,
                 Found::Full => return std::ptr::null_mut(),
                 // BoringSSL pauses the handshake (SSL_ERROR_PENDING_SESSION) and calls again when

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::error::fail;
 use super::hooks::{
-    snicache_log_cb, snicache_rule_cb, snicache_store_get_cb, snicache_store_put_cb,
-    snicache_store_remove_cb, CLog, CRule, CStoreCallbacks,
+    snicache_log_cb, snicache_ready_cb, snicache_rule_cb, snicache_store_get_cb,
+    snicache_store_put_cb, snicache_store_remove_cb, CLog, CReady, CRule, CStoreCallbacks,
 };
 use super::{arg_mut, arg_str, guard, out, snicache_result};
 use crate::engine::policy::{Rule, MAX_LIFETIME};
@@ -48,6 +48,8 @@ pub struct snicache_config {
     pub(crate) store: StoreSpec,
     /// Secret the remote store's seal key is derived from (`snicache_config_set_seal_key`).
     pub(crate) seal_key: Option<Vec<u8>>,
+    /// Asynchronous lookups: the callback telling the host a paused connection may go on.
+    pub(crate) ready: Option<CReady>,
 }
 
 impl Drop for snicache_config {
@@ -121,6 +123,7 @@ pub extern "C" fn snicache_config_new(
             host_store: None,
             store: StoreSpec::Memory(None),
             seal_key: None,
+            ready: None,
         });
         out(out_config, Box::into_raw(config), "out")
     })
@@ -388,6 +391,39 @@ pub extern "C" fn snicache_config_set_store_callbacks(
             remove,
             userdata,
         });
+        Ok(())
+    })
+}
+
+/// Asynchronous session lookups: a remote store (`redis://`) no longer fetches on the handshake
+/// thread. A lookup the local tier cannot answer starts a background fetch (at most
+/// `async_ms`, 200 by default, a store URL parameter) and pauses the handshake; `ready` is
+/// called with the connection's `SSL *` as a token when the answer is there, and the host then
+/// drives that handshake again, which goes on with the answer (resumed, or full when the session
+/// was missing, Redis failed or the fetch timed out).
+///
+/// - BoringSSL: the handshake returns `SSL_ERROR_PENDING_SESSION` (from the session lookup).
+/// - OpenSSL: the ClientHello callback reads the offered session id (TLS 1.2 session id, or
+///   the TLS 1.3 stateful PSK identity) and returns `SSL_CLIENT_HELLO_RETRY`: the handshake
+///   returns `SSL_ERROR_WANT_CLIENT_HELLO_CB`. A host that chains its own ClientHello callback
+///   maps `SNICACHE_CLIENT_HELLO_RETRY` from `snicache_on_client_hello` to it.
+///
+/// In both cases: keep the connection aside (its socket is not what it waits for), and call
+/// `SSL_do_handshake` (or `SSL_accept`, `SSL_read`) again after `ready` named it; give it a
+/// deadline as for any handshake. `ready` runs on a snicache thread (see `snicache_ready_cb`
+/// for what the token means); it and `userdata` must stay valid and callable from any thread
+/// while a cache made from this config lives. NULL turns asynchronous lookups off (the
+/// default: a local miss asks Redis on the handshake thread within `budget_ms`). Other stores
+/// answer at once and never pause; a host store (`snicache_config_set_store_callbacks`)
+/// decides itself when to answer "pending" and when to drive the handshake again.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_async_lookup(
+    config: *mut snicache_config,
+    ready: snicache_ready_cb,
+    userdata: *mut c_void,
+) -> snicache_result {
+    guard(|| {
+        arg_mut(config, "config")?.ready = ready.map(|cb| CReady { cb, userdata });
         Ok(())
     })
 }

@@ -2,6 +2,8 @@
 //! nullable function pointers with `userdata` first.
 
 use std::os::raw::{c_char, c_int, c_void};
+use std::sync::Arc;
+use std::task::{Wake, Waker};
 
 use crate::engine::policy::{Facts, Rule};
 use crate::engine::{Level, Log};
@@ -134,6 +136,62 @@ impl Rule for CRule {
         };
         // SAFETY: the host's callback, with an input valid for the call.
         unsafe { (self.cb)(self.userdata, &input) == 0 }
+    }
+}
+
+/// Tells the host that a connection it paused may go on: the session lookup that paused it
+/// (BoringSSL `SSL_ERROR_PENDING_SESSION`, OpenSSL `SSL_ERROR_WANT_CLIENT_HELLO_CB`) has its
+/// answer (found, missing, failed or timed out). Drive that connection's handshake again.
+///
+/// Called on a snicache background thread, never on the connection's own thread and never
+/// while snicache holds a lock the host could need. `ssl` is only a token: the `SSL *` of the
+/// paused connection as it was when it paused. The connection may have been closed and freed
+/// since, and its address reused by a new connection, so look the token up among the
+/// connections the host itself still holds paused and ignore it otherwise; never dereference
+/// it. A connection may be woken more than once, and asking again before the wake is harmless
+/// (it pauses again).
+pub type snicache_ready_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, ssl: *const c_void)>;
+
+/// The host's ready callback.
+#[derive(Clone, Copy)]
+pub(crate) struct CReady {
+    pub cb: unsafe extern "C" fn(*mut c_void, *const c_void),
+    pub userdata: *mut c_void,
+}
+
+// SAFETY: the host promises (snicache_config_set_async_lookup) a callback and userdata that may
+// be used from any thread.
+unsafe impl Send for CReady {}
+// SAFETY: as above.
+unsafe impl Sync for CReady {}
+
+/// Wakes one paused connection through the host's ready callback.
+struct ReadyWake {
+    ready: CReady,
+    /// The connection's `SSL *`, as a number: a token the host matches, never dereferenced here.
+    token: usize,
+}
+
+impl Wake for ReadyWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // SAFETY: the host's callback, valid while the cache lives (the store that wakes is
+        // part of it).
+        unsafe { (self.ready.cb)(self.ready.userdata, self.token as *const c_void) }
+    }
+}
+
+impl CReady {
+    /// A waker that tells the host `ssl` may go on.
+    pub(crate) fn waker(self, ssl: *const c_void) -> Waker {
+        Waker::from(Arc::new(ReadyWake {
+            ready: self,
+            token: ssl as usize,
+        }))
     }
 }
 

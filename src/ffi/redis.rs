@@ -107,7 +107,12 @@ pub(crate) fn new_store(
     });
     let local = MemoryStore::new(config.max_bytes, config.max_entries, vhosts.len());
     let names = vhosts.iter().map(|v| v.name.clone()).collect();
-    let store = RedisStore::new(&spec, local, names, seal.clone(), notify)
+    let mut store = RedisStore::new(&spec, local, names, seal.clone(), notify)
         .map_err(|e| fail(snicache_result::InvalidParameter, e))?;
+    if config.ready.is_some() {
+        store
+            .enable_async()
+            .map_err(|e| fail(snicache_result::StoreFailed, e))?;
+    }
     Ok((store, seal))
 }

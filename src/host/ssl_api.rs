@@ -12,7 +12,8 @@ use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
 use once_cell::sync::OnceCell;
 
 /// Version of the `snicache_ssl_api` layout. `snicache_ssl.h` fills this in.
-pub const SNICACHE_SSL_API_VERSION: u32 = 1;
+/// 2: `client_hello_session_id` added.
+pub const SNICACHE_SSL_API_VERSION: u32 = 2;
 
 /// `snicache_ssl_api.library` for OpenSSL (1.1.1 or 3.x).
 pub const SNICACHE_SSL_LIBRARY_OPENSSL: u32 = 1;
@@ -152,6 +153,12 @@ pub struct snicache_ssl_api {
             enc: c_int,
         ) -> c_int,
     >,
+    /// The legacy session id of the ClientHello being processed into `*out` (borrowed from the
+    /// ClientHello); returns its length, 0 when empty. OpenSSL:
+    /// `SSL_client_hello_get0_session_id(ssl)`; BoringSSL: `hello->session_id`.
+    pub client_hello_session_id: Option<
+        unsafe extern "C" fn(ssl: *mut c_void, hello: *const c_void, out: *mut *const u8) -> usize,
+    >,
 }
 
 /// The checked table: every pointer is known to be set, so calls need no unwrap.
@@ -211,7 +218,8 @@ impl snicache_ssl_api {
             session_set_appdata,
             session_get_appdata,
             pending_session,
-            ticket_key_init
+            ticket_key_init,
+            client_hello_session_id
         )
     }
 }

@@ -10,6 +10,7 @@ pub mod spec;
 
 use std::any::Any;
 use std::sync::Arc;
+use std::task::Waker;
 
 /// Longest session id TLS allows (RFC 5246 §7.4.1.2, RFC 8446 PSK ids we accept as keys).
 pub const MAX_ID_LEN: usize = 32;
@@ -106,6 +107,13 @@ pub struct Usage {
 pub trait Store: Send + Sync {
     /// Looks `key` up at time `now` (seconds since the epoch).
     fn get(&self, key: &Key, now: u64) -> Lookup;
+    /// Looks `key` up for a host that can pause the handshake: a store that fetches in the
+    /// background may answer `Pending` and wake `waker` (from any thread) once the answer is
+    /// there; asking again then gets it. The default answers as `get` does.
+    fn get_async(&self, key: &Key, now: u64, waker: &Waker) -> Lookup {
+        let _ = waker;
+        self.get(key, now)
+    }
     /// Stores `value` until `expires_at`, replacing any earlier value for `key`.
     fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError>;
     /// Removes `key`; true when something was there.

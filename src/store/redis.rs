@@ -5,6 +5,11 @@
 //!   per-lookup budget (connect and read timeouts cut to what is left of it) and keeps what it
 //!   found in the local tier. A timeout, an error or an open circuit breaker is `Unavailable`:
 //!   the engine goes on with a full handshake. Nothing here ever blocks longer than the budget.
+//! - With background fetching on (`enable_async`), `get_async` never touches Redis on the
+//!   calling thread: a local miss queues a fetch for a few fetcher threads and answers
+//!   `Pending`; the fetch wakes every waiting handshake when it ends (found, missing, failed or
+//!   past `async_ms`), and its answer waits briefly for their retries. A hit goes to the local
+//!   tier. Too many fetches at once, or an open breaker, answer `Unavailable` at once.
 //! - A put goes to the local tier at once and to Redis from a background writer through a
 //!   bounded queue; when the queue is full or Redis is unavailable the write is dropped and
 //!   counted (the session still resumes on this server).
@@ -14,14 +19,16 @@
 //! - Keys are `snicache:v1:<vhost name>:<hex id>` with a TTL of the session's remaining life.
 //! - Credentials come in the URL and never appear in a message: `redact` hides them.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::memory::MemoryStore;
 use super::{Key, Lookup, Store, StoreError, Usage, Value};
@@ -34,9 +41,16 @@ const AAD_LABEL: &[u8] = b"snicache redis record v1\0";
 const SEAL_SALT: &[u8] = b"snicache redis seal key v1";
 /// Consecutive failures that open the circuit breaker.
 const BREAKER_THRESHOLD: u32 = 3;
+/// Threads running background fetches.
+const FETCHERS: usize = 2;
+/// Background fetches queued or running at once; more answer `Unavailable`.
+const MAX_FETCHES: usize = 1024;
+/// Finished fetches kept for the retries that ask for them, and for how long.
+const MAX_DONE: usize = 4096;
+const DONE_TTL: Duration = Duration::from_secs(2);
 
 /// Tunables, given as query parameters of the store URL (all optional):
-/// `redis://[user:password@]HOST:PORT[/DB]?budget_ms=5&pool=8&backoff_ms=1000&queue=4096&write_timeout_ms=100`.
+/// `redis://[user:password@]HOST:PORT[/DB]?budget_ms=5&pool=8&backoff_ms=1000&queue=4096&write_timeout_ms=100&async_ms=200`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisOptions {
     /// Longest a lookup may spend on Redis (connecting included): 1 to 1000 ms, default 5.
@@ -50,6 +64,9 @@ pub struct RedisOptions {
     pub queue: usize,
     /// Connect and I/O timeout of the background writer: 1 to 10 000 ms, default 100.
     pub write_timeout: Duration,
+    /// Longest a background fetch may take, from the lookup that queued it, before it counts
+    /// as a timeout (the waiting handshake then goes on in full): 1 to 10 000 ms, default 200.
+    pub async_budget: Duration,
 }
 
 impl Default for RedisOptions {
@@ -60,6 +77,7 @@ impl Default for RedisOptions {
             backoff: Duration::from_secs(1),
             queue: 4096,
             write_timeout: Duration::from_millis(100),
+            async_budget: Duration::from_millis(200),
         }
     }
 }
@@ -103,9 +121,10 @@ impl RedisSpec {
                 "backoff_ms" => o.backoff = Duration::from_millis(n(10, 60_000)?),
                 "queue" => o.queue = n(1, 1_000_000)? as usize,
                 "write_timeout_ms" => o.write_timeout = Duration::from_millis(n(1, 10_000)?),
+                "async_ms" => o.async_budget = Duration::from_millis(n(1, 10_000)?),
                 _ => {
                     return Err(format!(
-                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms)"
+                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms, async_ms)"
                     ))
                 }
             }
@@ -241,6 +260,10 @@ pub struct RemoteStats {
     pub writes: u64,
     /// Writes dropped: the queue was full, or Redis was unavailable.
     pub write_drops: u64,
+    /// Background fetches started for paused handshakes (`get_async`).
+    pub fetches: u64,
+    /// Lookups answered `Unavailable` at once because too many fetches were under way.
+    pub fetch_drops: u64,
 }
 
 #[derive(Default)]
@@ -254,6 +277,8 @@ struct Counters {
     breaker_skips: AtomicU64,
     writes: AtomicU64,
     write_drops: AtomicU64,
+    fetches: AtomicU64,
+    fetch_drops: AtomicU64,
 }
 
 /// Where the store reports breaker changes: `(warning, message)`; messages carry no secrets.
@@ -480,6 +505,34 @@ impl Remote {
         }
     }
 
+    /// Asks Redis for `key` within `deadline` (the caller checked the breaker) and counts the
+    /// outcome: an altered, foreign or expired record is `Missing`.
+    fn lookup(&self, key: &Key, now: u64, deadline: Instant) -> Done {
+        let sealed = match self.fetch(&self.redis_key(key), deadline) {
+            Ok(v) => {
+                self.succeeded();
+                v
+            }
+            Err(f) => {
+                self.failed(f);
+                return Done::Failed;
+            }
+        };
+        let Some(sealed) = sealed else {
+            self.counters.misses.fetch_add(1, Relaxed);
+            return Done::Missing;
+        };
+        let Some((expires_at, record)) = self.unseal(key, &sealed) else {
+            self.counters.seal_failures.fetch_add(1, Relaxed);
+            return Done::Missing;
+        };
+        if expires_at <= now {
+            return Done::Missing;
+        }
+        self.counters.hits.fetch_add(1, Relaxed);
+        Done::Found(Value::new(record), expires_at)
+    }
+
     /// Opens a sealed value: `(expires_at, record)`.
     fn unseal(&self, key: &Key, sealed: &[u8]) -> Option<(u64, Vec<u8>)> {
         let plain = self.seal.open(&self.aad(key), sealed)?;
@@ -503,6 +556,8 @@ impl Remote {
             breaker_skips: c.breaker_skips.load(Relaxed),
             writes: c.writes.load(Relaxed),
             write_drops: c.write_drops.load(Relaxed),
+            fetches: c.fetches.load(Relaxed),
+            fetch_drops: c.fetch_drops.load(Relaxed),
         }
     }
 }
@@ -612,6 +667,68 @@ impl Writer {
     }
 }
 
+/// The end of one Redis lookup.
+enum Done {
+    /// The record and when it expires.
+    Found(Value, u64),
+    Missing,
+    /// Timed out, failed, or skipped.
+    Failed,
+}
+
+/// Background fetches: queued keys with their deadlines, the wakers of the handshakes waiting
+/// for each key, and finished answers waiting for those handshakes' retries.
+#[derive(Default)]
+struct FetchState {
+    queue: VecDeque<(Key, Instant)>,
+    waiting: HashMap<Key, Vec<Waker>>,
+    done: HashMap<Key, (Instant, Done)>,
+    closing: bool,
+}
+
+#[derive(Default)]
+struct Fetches {
+    state: Mutex<FetchState>,
+    queued: Condvar,
+}
+
+impl Fetches {
+    /// One fetcher thread: takes queued keys until the store closes, asks Redis for each
+    /// within what is left of its deadline, keeps the answer and wakes whoever waits for it.
+    fn run(&self, remote: &Remote) {
+        loop {
+            let (key, deadline) = {
+                let mut s = self.state.lock();
+                loop {
+                    if s.closing {
+                        return;
+                    }
+                    if let Some(job) = s.queue.pop_front() {
+                        break job;
+                    }
+                    self.queued.wait(&mut s);
+                }
+            };
+            let done = remote.lookup(&key, unix_now(), deadline);
+            let wakers = {
+                let mut s = self.state.lock();
+                let now = Instant::now();
+                if s.done.len() >= MAX_DONE {
+                    s.done.retain(|_, (until, _)| *until > now);
+                    if s.done.len() >= MAX_DONE {
+                        s.done.clear();
+                    }
+                }
+                s.done.insert(key, (now + DONE_TTL, done));
+                s.waiting.remove(&key).unwrap_or_default()
+            };
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -627,6 +744,9 @@ pub struct RedisStore {
     done: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
+    /// Background fetching, once `enable_async` turned it on.
+    fetches: Option<Arc<Fetches>>,
+    fetchers: Vec<JoinHandle<()>>,
 }
 
 impl RedisStore {
@@ -681,6 +801,53 @@ impl RedisStore {
             done,
             closing,
             writer: Some(handle),
+            fetches: None,
+            fetchers: Vec::new(),
+        })
+    }
+
+    /// Turns background fetching on for `get_async` (starts the fetcher threads); `get` keeps
+    /// fetching on the caller's thread within the budget, but answers from finished background
+    /// fetches first. Calling it again does nothing.
+    pub fn enable_async(&mut self) -> Result<(), String> {
+        if self.fetches.is_some() {
+            return Ok(());
+        }
+        let fetches = Arc::new(Fetches::default());
+        // Set first, so Drop stops any thread started before a failure.
+        self.fetches = Some(fetches.clone());
+        for i in 0..FETCHERS {
+            let (f, remote) = (fetches.clone(), self.remote.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("snicache-redis-fetch-{i}"))
+                .spawn(move || f.run(&remote))
+                .map_err(|e| format!("cannot start a redis fetcher thread: {e}"))?;
+            self.fetchers.push(handle);
+        }
+        Ok(())
+    }
+
+    /// The answer of a finished background fetch for `key`, if one is waiting. A found record
+    /// moves to the local tier; other answers stay for further retries until they expire.
+    fn finished(&self, s: &mut FetchState, key: &Key, now: u64) -> Option<Lookup> {
+        let (until, done) = s.done.remove(key)?;
+        if until <= Instant::now() {
+            return None;
+        }
+        Some(match done {
+            Done::Found(value, expires_at) if expires_at > now => {
+                let _ = self.local.put(*key, value.clone(), expires_at);
+                Lookup::Hit(value)
+            }
+            Done::Found(..) => Lookup::Expired,
+            Done::Missing => {
+                s.done.insert(*key, (until, Done::Missing));
+                Lookup::Miss
+            }
+            Done::Failed => {
+                s.done.insert(*key, (until, Done::Failed));
+                Lookup::Unavailable
+            }
         })
     }
 
@@ -715,40 +882,55 @@ impl RedisStore {
         }
     }
 
-    /// The local-miss path: Redis within the budget.
+    /// The local-miss path: Redis within the budget, on this thread.
     fn get_remote(&self, key: &Key, now: u64) -> Lookup {
         let r = &self.remote;
         if !r.breaker.allow() {
             r.counters.breaker_skips.fetch_add(1, Relaxed);
             return Lookup::Unavailable;
         }
-        let deadline = Instant::now() + r.options.budget;
-        let sealed = match r.fetch(&r.redis_key(key), deadline) {
-            Ok(v) => {
-                r.succeeded();
-                v
+        match r.lookup(key, now, Instant::now() + r.options.budget) {
+            Done::Found(value, expires_at) => {
+                // Later lookups on this server are local; a record too large for it still resumes.
+                let _ = self.local.put(*key, value.clone(), expires_at);
+                Lookup::Hit(value)
             }
-            Err(f) => {
-                r.failed(f);
-                return Lookup::Unavailable;
-            }
-        };
-        let Some(sealed) = sealed else {
-            r.counters.misses.fetch_add(1, Relaxed);
-            return Lookup::Miss;
-        };
-        let Some((expires_at, record)) = r.unseal(key, &sealed) else {
-            r.counters.seal_failures.fetch_add(1, Relaxed);
-            return Lookup::Miss;
-        };
-        if expires_at <= now {
-            return Lookup::Expired;
+            Done::Missing => Lookup::Miss,
+            Done::Failed => Lookup::Unavailable,
         }
-        r.counters.hits.fetch_add(1, Relaxed);
-        let value = Value::new(record);
-        // Later lookups on this server are local; a record too large for it still resumes.
-        let _ = self.local.put(*key, value.clone(), expires_at);
-        Lookup::Hit(value)
+    }
+
+    /// The local-miss path with background fetching: a finished answer, or `Pending` with
+    /// `waker` registered on the (new or running) fetch of `key`.
+    fn get_background(&self, f: &Fetches, key: &Key, now: u64, waker: &Waker) -> Lookup {
+        let r = &self.remote;
+        let mut s = f.state.lock();
+        if let Some(answer) = self.finished(&mut s, key, now) {
+            return answer;
+        }
+        if let Some(waiting) = s.waiting.get_mut(key) {
+            if !waiting.iter().any(|w| w.will_wake(waker)) {
+                waiting.push(waker.clone());
+            }
+            return Lookup::Pending;
+        }
+        // Capacity before the breaker: a half-open breaker lets exactly one caller probe, and
+        // that caller must then run the probe.
+        if s.waiting.len() >= MAX_FETCHES {
+            r.counters.fetch_drops.fetch_add(1, Relaxed);
+            return Lookup::Unavailable;
+        }
+        if !r.breaker.allow() {
+            r.counters.breaker_skips.fetch_add(1, Relaxed);
+            return Lookup::Unavailable;
+        }
+        s.waiting.insert(*key, vec![waker.clone()]);
+        s.queue
+            .push_back((*key, Instant::now() + r.options.async_budget));
+        r.counters.fetches.fetch_add(1, Relaxed);
+        drop(s);
+        f.queued.notify_one();
+        Lookup::Pending
     }
 }
 
@@ -760,14 +942,40 @@ impl Drop for RedisStore {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+        // Fetches still queued are given up too; their wakers are dropped unwoken (no
+        // handshake can outlive the cache, so none is still waiting).
+        if let Some(f) = &self.fetches {
+            f.state.lock().closing = true;
+            f.queued.notify_all();
+        }
+        for h in self.fetchers.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
 impl Store for RedisStore {
     fn get(&self, key: &Key, now: u64) -> Lookup {
         match self.local.get(key, now) {
-            Lookup::Miss => self.get_remote(key, now),
-            found => found,
+            Lookup::Miss => {}
+            found => return found,
+        }
+        if let Some(f) = &self.fetches {
+            if let Some(answer) = self.finished(&mut f.state.lock(), key, now) {
+                return answer;
+            }
+        }
+        self.get_remote(key, now)
+    }
+
+    fn get_async(&self, key: &Key, now: u64, waker: &Waker) -> Lookup {
+        match self.local.get(key, now) {
+            Lookup::Miss => {}
+            found => return found,
+        }
+        match &self.fetches {
+            Some(f) => self.get_background(f, key, now, waker),
+            None => self.get_remote(key, now),
         }
     }
 

@@ -233,9 +233,10 @@ pub struct Opts<'a> {
     pub cipher_list: Option<&'a str>,
     /// Rewrites the client's first flight (one ClientHello record) on its way to the server.
     pub rewrite_hello: Option<Rewrite<'a>>,
-    /// Called each time the server handshake stops with `SSL_ERROR_PENDING_SESSION`; the
-    /// server handshake is then driven again. None: such a stop ends the connection.
-    pub on_pending: Option<&'a dyn Fn()>,
+    /// Called with the server `SSL` each time its handshake stops with
+    /// `SSL_ERROR_PENDING_SESSION`; the server handshake is then driven again. None: such a
+    /// stop ends the connection.
+    pub on_pending: Option<&'a dyn Fn(*mut ffi::SSL)>,
 }
 
 /// What snicache decided for the server connection (`snicache_conn_info_get`).
@@ -394,7 +395,7 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
                 if b <= 0 && ffi::SSL_get_error(s, b) == ffi::SSL_ERROR_PENDING_SESSION {
                     pending += 1;
                     if let Some(hook) = o.on_pending {
-                        hook();
+                        hook(s);
                         continue;
                     }
                 }

@@ -255,6 +255,20 @@ unsafe extern "C" fn ticket_key_init(
     0
 }
 
+/// The ClientHello's legacy session id (`hello->session_id`).
+unsafe extern "C" fn client_hello_session_id(
+    _ssl: *mut c_void,
+    hello: *const c_void,
+    out: *mut *const u8,
+) -> usize {
+    let h = hello as *const ffi::SSL_CLIENT_HELLO;
+    if h.is_null() {
+        return 0;
+    }
+    *out = (*h).session_id;
+    (*h).session_id_len
+}
+
 /// The select-certificate callback. BoringSSL answers `ssl_select_cert_error` with a
 /// handshake_failure alert; sending snicache's alert first makes that one the alert on the wire
 /// (BoringSSL sends nothing after a fatal alert).
@@ -402,5 +416,6 @@ pub fn api() -> snicache_ssl_api {
         session_get_appdata: Some(session_get_appdata),
         pending_session: Some(pending_session),
         ticket_key_init: Some(ticket_key_init),
+        client_hello_session_id: Some(client_hello_session_id),
     }
 }
