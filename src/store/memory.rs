@@ -1,14 +1,14 @@
-//! The in-process store: sharded hash maps, each shard behind its own `parking_lot` mutex,
-//! bounded by bytes and by entries. Entries live in the map itself, so a lookup touches the
-//! map's slot and the record and nothing else. get/put/remove are O(1) (amortized); expiry is
+//! The in-process store: sharded hash tables, each shard behind its own `parking_lot` mutex,
+//! bounded by bytes and by entries. Entries live in the table's slots (open addressing), so a
+//! lookup touches one slot and the record and nothing else. get/put/remove are O(1) (amortized); expiry is
 //! lazy (checked on lookup). Eviction is second chance (CLOCK) over a queue of keys in
 //! insertion order: a hit only marks its entry; the eviction pass gives a marked entry at the
 //! front another turn at the back (clearing the mark) and drops the first unmarked one.
 //! Recently used sessions survive as with LRU, without relinking a list on every hit.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -16,16 +16,17 @@ use parking_lot::Mutex;
 
 use super::{Key, Lookup, Store, StoreError, Usage, Value, MAX_ID_LEN};
 
-/// Bytes charged per entry on top of its record: the map slot (key, value handles, expiry,
-/// cost, mark), its queue slot, the record's allocation header, and the slack of the growing
-/// map and queue. Measured: a flood of a million ~320-byte records into 10 MB (tests/flood.rs)
-/// grows resident memory by what the store charges, 10.0 MiB for 13.7k kept entries.
+/// Bytes charged per entry on top of its record: the table slot (hash, key, value handles,
+/// expiry, cost, mark: 120 bytes, at a load between 3/8 and 3/4), its 16-byte queue slot, the
+/// record's allocation header, and the slack of the growing table and queue (at worst about
+/// 420 bytes in all). Measured: a flood of a million ~320-byte records into 10 MB
+/// (tests/flood.rs) grows resident memory by 8.9 MiB for the 10.0 MiB the store charges.
 pub const ENTRY_OVERHEAD: usize = 448;
 const MIN_SHARD_BYTES: u64 = 64 * 1024;
 const MAX_SHARDS: u64 = 64;
 
-/// A key with its hash, computed once per operation: the shard is picked from bits 32.., and
-/// the shard's map reuses the hash instead of hashing the key a second time.
+/// A key with its hash, computed once per operation: the shard is picked from bits 32.. and
+/// the slot in the shard's table from the low bits.
 #[derive(Clone, Copy)]
 struct Hashed {
     hash: u64,
@@ -39,30 +40,6 @@ impl PartialEq for Hashed {
 }
 
 impl Eq for Hashed {}
-
-impl Hash for Hashed {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// Hands the precomputed hash of a `Hashed` to the map unchanged.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
 struct Entry {
     value: Value,
@@ -103,13 +80,124 @@ impl KeyHasher {
     }
 }
 
+/// Open addressing with linear probing: the entry lives in the probed slot itself, so a lookup
+/// costs one memory access where a map with separate control bytes and buckets costs two.
+/// Removal shifts the rest of the probe run back (no tombstones). At most 3/4 full: it doubles
+/// before it would be fuller, and never shrinks (its peak is bounded by the shard's bounds).
+#[derive(Default)]
+struct Table {
+    slots: Vec<Option<(Hashed, Entry)>>,
+    len: usize,
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.slots.len() - 1)
+    }
+
+    fn find(&self, key: &Hashed) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key.hash);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((k, _)) if k.hash == key.hash && k.key == key.key => return Some(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn get(&self, key: &Hashed) -> Option<&Entry> {
+        let i = self.find(key)?;
+        self.slots[i].as_ref().map(|(_, e)| e)
+    }
+
+    fn get_mut(&mut self, key: &Hashed) -> Option<&mut Entry> {
+        let i = self.find(key)?;
+        self.slots[i].as_mut().map(|(_, e)| e)
+    }
+
+    /// Places an entry whose key is not in the table.
+    fn insert(&mut self, key: Hashed, entry: Entry) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let cap = (self.slots.len() * 2).max(16);
+            let old = mem::replace(&mut self.slots, (0..cap).map(|_| None).collect());
+            for (k, e) in old.into_iter().flatten() {
+                self.place(k, e);
+            }
+        }
+        self.place(key, entry);
+        self.len += 1;
+    }
+
+    fn place(&mut self, key: Hashed, entry: Entry) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key.hash);
+        while self.slots[i].is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Some((key, entry));
+    }
+
+    /// The slot of the entry made by insertion `seq` (unique in a shard) with this hash.
+    fn find_seq(&self, hash: u64, seq: u64) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(hash);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((k, e)) if k.hash == hash && e.seq == seq => return Some(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn remove(&mut self, key: &Hashed) -> Option<(Hashed, Entry)> {
+        let i = self.find(key)?;
+        Some(self.remove_at(i))
+    }
+
+    fn remove_at(&mut self, mut hole: usize) -> (Hashed, Entry) {
+        let gone = self.slots[hole].take();
+        self.len -= 1;
+        let mask = self.slots.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let Some((k, _)) = &self.slots[j] else {
+                break;
+            };
+            // The entry at j moves into the hole when the hole lies on its probe path, that is
+            // when it is at least as far from its home slot as the hole is.
+            let home = self.home(k.hash);
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+        }
+        gone.expect("an occupied slot")
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Hashed, Entry, BuildHasherDefault<PassThrough>>,
-    /// Keys in insertion order, each with the `seq` of the entry it was queued for. Removed
-    /// or replaced entries leave stale slots behind, skipped when met and swept out when they
-    /// outnumber the live ones.
-    queue: VecDeque<(Hashed, u64)>,
+    map: Table,
+    /// Entries in insertion order, as (hash, `seq`): 16 bytes where the key would take 48.
+    /// Removed entries leave stale slots behind, skipped when met and swept out when they
+    /// reach half the live ones.
+    queue: VecDeque<(u64, u64)>,
     next_seq: u64,
     bytes: u64,
 }
@@ -123,8 +211,13 @@ struct Counters {
     expirations: AtomicU64,
 }
 
+/// A shard on cache lines of its own: threads working on neighbouring shards do not take
+/// turns invalidating each other's lock word.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
 pub struct MemoryStore {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
     hasher: KeyHasher,
     shard_bytes: u64,
     shard_entries: u64,
@@ -132,21 +225,23 @@ pub struct MemoryStore {
 }
 
 impl Shard {
-    fn is_live(&self, slot: &(Hashed, u64)) -> bool {
-        self.map.get(&slot.0).is_some_and(|e| e.seq == slot.1)
-    }
-
     /// Removes the entry of `key`, if any.
     fn take(&mut self, key: &Hashed) -> Option<(Hashed, Entry)> {
-        let (k, e) = self.map.remove_entry(key)?;
+        let i = self.map.find(key)?;
+        Some(self.take_at(i))
+    }
+
+    fn take_at(&mut self, i: usize) -> (Hashed, Entry) {
+        let (k, e) = self.map.remove_at(i);
         self.bytes -= e.cost as u64;
-        // Stale queue slots stay bounded: at most as many as live ones, plus some slack.
-        if self.queue.len() > 2 * self.map.len() + 64 {
+        // Stale queue slots stay bounded: at most half as many as live ones, plus some slack.
+        if self.queue.len() > self.map.len() + self.map.len() / 2 + 64 {
             let mut queue = mem::take(&mut self.queue);
-            queue.retain(|slot| self.is_live(slot));
+            queue.retain(|&(hash, seq)| self.map.find_seq(hash, seq).is_some());
+            queue.shrink_to(2 * queue.len());
             self.queue = queue;
         }
-        Some((k, e))
+        (k, e)
     }
 
     fn insert(&mut self, key: Hashed, value: Value, expires_at: u64, cost: usize) {
@@ -163,7 +258,7 @@ impl Shard {
                 referenced: false,
             },
         );
-        self.queue.push_back((key, seq));
+        self.queue.push_back((key.hash, seq));
     }
 
     /// Evicts in queue order until `extra` more bytes (and, with `slot`, one more entry) fit
@@ -181,15 +276,14 @@ impl Shard {
             let Some(front) = self.queue.pop_front() else {
                 break;
             };
-            match self.map.get_mut(&front.0) {
-                Some(e) if e.seq == front.1 => {
-                    if mem::take(&mut e.referenced) {
-                        self.queue.push_back(front);
-                    } else {
-                        evicted.extend(self.take(&front.0));
-                    }
+            // A stale slot (its entry is gone) is dropped.
+            if let Some(i) = self.map.find_seq(front.0, front.1) {
+                let (_, e) = self.map.slots[i].as_mut().expect("found");
+                if mem::take(&mut e.referenced) {
+                    self.queue.push_back(front);
+                } else {
+                    evicted.push(self.take_at(i));
                 }
-                _ => {} // stale: the entry it was queued for is gone
             }
         }
     }
@@ -210,7 +304,9 @@ impl MemoryStore {
         // Every shard holds at least one entry and the shards together at most `max_entries`.
         let shards = shards.min(1 << max_entries.max(1).ilog2());
         MemoryStore {
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
             hasher: KeyHasher::new(),
             shard_bytes: max_bytes / shards,
             shard_entries: max_entries.max(1) / shards,
@@ -221,7 +317,7 @@ impl MemoryStore {
     fn shard(&self, key: &Key) -> (&Mutex<Shard>, Hashed) {
         let hash = self.hasher.hash(key);
         // The map's buckets use the low bits and its tags the top 7: keep the shard apart.
-        let shard = &self.shards[((hash >> 32) as usize) & (self.shards.len() - 1)];
+        let shard = &self.shards[((hash >> 32) as usize) & (self.shards.len() - 1)].0;
         (shard, Hashed { hash, key: *key })
     }
 
@@ -353,6 +449,74 @@ mod tests {
 
     fn value(len: usize) -> Value {
         Value::new(vec![1; len])
+    }
+
+    /// The table against std's map, with hashes crowded into few home slots so that probe
+    /// runs wrap around and removals shift entries back.
+    /// Half the keys crowd 40 home slots 3 apart, their run wrapping past the end of the
+    /// table; the other half spread out.
+    fn crowded(n: u32) -> u64 {
+        if n % 2 == 0 {
+            (u64::MAX - 60).wrapping_add(u64::from(n % 40) * 3)
+        } else {
+            u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+    }
+
+    #[test]
+    fn table_agrees_with_a_map() {
+        let mut table = Table::default();
+        let mut model = std::collections::HashMap::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..20_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let n = ((rng >> 32) % 300) as u32;
+            let k = Hashed {
+                hash: crowded(n),
+                key: key(0, n),
+            };
+            if rng % 3 == 0 {
+                let gone = table.remove(&k).map(|(_, e)| e.seq);
+                assert_eq!(gone, model.remove(&n), "remove {n} at step {step}");
+            } else if table.get(&k).is_none() {
+                let e = Entry {
+                    value: value(1),
+                    expires_at: 0,
+                    cost: 0,
+                    seq: step,
+                    referenced: false,
+                };
+                table.insert(k, e);
+                model.insert(n, step);
+            }
+            assert_eq!(table.len(), model.len());
+            if step % 1000 == 0 {
+                for (&n, &seq) in &model {
+                    let k = Hashed {
+                        hash: crowded(n),
+                        key: key(0, n),
+                    };
+                    assert_eq!(table.get(&k).map(|e| e.seq), Some(seq), "find {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn removed_entries_leave_the_queue_bounded() {
+        let s = MemoryStore::new(1 << 20, u64::MAX, 1);
+        for n in 0..100_000 {
+            s.put(key(0, n % 50), value(10), u64::MAX).unwrap();
+            s.remove(&key(0, (n + 25) % 50));
+        }
+        for shard in s.shards.iter() {
+            let shard = shard.0.lock();
+            assert!(shard.queue.len() <= shard.map.len() * 3 / 2 + 65);
+            assert!(shard.queue.capacity() <= 4 * (shard.map.len() * 3 / 2 + 65));
+        }
+        assert!(s.usage(None).entries <= 50);
     }
 
     #[test]
