@@ -29,6 +29,7 @@ struct demo_options {
     int n_vhosts;
     const char *default_vhost;   /* NULL: the first --vhost */
     int strict_sni;
+    int async_lookup;            /* --async-lookup: pause handshakes while Redis is asked */
     const char *store;           /* --store SPEC, for snicache_config_set_store */
     char store_shown[256];       /* the same with any user:password@ hidden, for messages */
     const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */
@@ -51,8 +52,13 @@ struct demo_server {
     const snicache_cache *cache; /* for GET /stats */
     unsigned io_timeout;
     size_t max_conns_per_worker;
+    int async_lookup;            /* connections may pause (SSL_ERROR_WANT_CLIENT_HELLO_CB) */
     atomic_int stop;
 };
+
+/* snicache's ready callback (snicache_config_set_async_lookup): the lookup a paused connection
+ * waits for has its answer. Runs on a snicache thread; wakes the connection's worker. */
+void demo_on_ready(void *userdata, const void *ssl);
 
 /* Runs one worker's event loop until server->stop is set; returns 0, or -1 if it could not start. */
 int demo_worker_run(struct demo_server *server, int worker_id);

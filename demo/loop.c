@@ -18,7 +18,14 @@
  * All workers wait on the one listening socket (EPOLLEXCLUSIVE: one worker is woken per new
  * connection) and each connection stays on the worker that accepted it, so its SSL object is
  * only ever used by one thread, as OpenSSL requires. The snicache cache is shared by all of them
- * (it is thread-safe). */
+ * (it is thread-safe).
+ *
+ * With --async-lookup a handshake may pause (SSL_ERROR_WANT_CLIENT_HELLO_CB) while snicache
+ * fetches the offered session from Redis. The connection is then parked: out of epoll, still
+ * under its deadline. snicache's ready callback (demo_on_ready, on snicache's thread) finds it
+ * among the handshaking connections (a mutex-protected table keyed by SSL pointer; a token it
+ * does not know is ignored, never dereferenced), queues it on its worker and wakes that worker
+ * through the worker's eventfd; the worker drives the handshake again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,7 +37,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +70,14 @@ struct conn {
     size_t in_len;
     char *out;                 /* the response being written */
     size_t out_len, out_off;
+    /* --async-lookup; all under wait_lock */
+    struct worker *worker;
+    struct conn *wait_next;    /* next in its wait_table bucket */
+    struct conn *ready_next;   /* next in its worker's ready queue */
+    int waitable;              /* in wait_table: handshaking */
+    int parked;                /* paused; out of epoll until woken */
+    int queued;                /* in its worker's ready queue */
+    int woken;                 /* woken before it parked: drive it again at once */
 };
 
 struct worker {
@@ -68,6 +86,8 @@ struct worker {
     int epfd;
     struct conn *head, *tail;
     size_t n_conns;
+    int ready_fd;              /* eventfd: parked connections were woken (--async-lookup) */
+    struct conn *ready;        /* those connections, under wait_lock */
 };
 
 /* epoll_event.data.ptr of the two sockets that are not connections. */
@@ -133,6 +153,113 @@ static void start_phase(struct worker *w, struct conn *c, enum conn_state state)
     list_append(w, c);
 }
 
+/* ---- connections paused by snicache's asynchronous lookups (--async-lookup) ---- */
+
+#define WAIT_BUCKETS 1024
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *wait_table[WAIT_BUCKETS];   /* handshaking connections, by SSL pointer */
+
+static size_t wait_bucket(const void *ssl)
+{
+    return ((uintptr_t)ssl >> 4) % WAIT_BUCKETS;
+}
+
+static void wait_add(struct worker *w, struct conn *c)
+{
+    size_t b = wait_bucket(c->ssl);
+    if (!w->server->async_lookup)
+        return;
+    pthread_mutex_lock(&wait_lock);
+    c->worker = w;
+    c->wait_next = wait_table[b];
+    wait_table[b] = c;
+    c->waitable = 1;
+    pthread_mutex_unlock(&wait_lock);
+}
+
+/* Forgets a connection (its handshake ended, or it is closing): a later wake-up for its SSL
+ * pointer finds nothing. */
+static void wait_remove(struct worker *w, struct conn *c)
+{
+    struct conn **p;
+    if (!c->waitable)
+        return;
+    pthread_mutex_lock(&wait_lock);
+    for (p = &wait_table[wait_bucket(c->ssl)]; *p != NULL; p = &(*p)->wait_next)
+        if (*p == c) {
+            *p = c->wait_next;
+            break;
+        }
+    if (c->queued)
+        for (p = &w->ready; *p != NULL; p = &(*p)->ready_next)
+            if (*p == c) {
+                *p = c->ready_next;
+                break;
+            }
+    c->waitable = c->queued = 0;
+    pthread_mutex_unlock(&wait_lock);
+}
+
+void demo_on_ready(void *userdata, const void *ssl)
+{
+    struct conn *c;
+    uint64_t one = 1;
+    (void)userdata;
+    pthread_mutex_lock(&wait_lock);
+    for (c = wait_table[wait_bucket(ssl)]; c != NULL && (const void *)c->ssl != ssl; c = c->wait_next)
+        ;
+    if (c != NULL && c->parked && !c->queued) {
+        c->queued = 1;
+        c->ready_next = c->worker->ready;
+        c->worker->ready = c;
+        if (write(c->worker->ready_fd, &one, sizeof one) != sizeof one)
+            demo_log("worker=%d: cannot wake: %s", c->worker->id, strerror(errno));
+    } else if (c != NULL) {
+        c->woken = 1;   /* not parked yet: it will try again at once */
+    }
+    pthread_mutex_unlock(&wait_lock);
+}
+
+/* The handshake paused: park the connection (out of epoll) until demo_on_ready queues it.
+ * Returns 0 when it was already woken and should be driven again now. */
+static int park(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (c->woken) {
+        c->woken = 0;
+        pthread_mutex_unlock(&wait_lock);
+        return 0;
+    }
+    c->parked = 1;
+    pthread_mutex_unlock(&wait_lock);
+    if (c->events != 0)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->events = 0;
+    demo_log("handshake paused worker=%d peer=%s: waiting for snicache's session lookup", w->id, c->peer);
+    return 1;
+}
+
+static void conn_run(struct worker *w, struct conn *c);
+
+/* The worker's eventfd: drives every connection woken since the last time. */
+static void run_ready(struct worker *w)
+{
+    uint64_t n;
+    struct conn *c, *next;
+    if (read(w->ready_fd, &n, sizeof n) != sizeof n)
+        return;
+    pthread_mutex_lock(&wait_lock);
+    c = w->ready;
+    w->ready = NULL;
+    for (next = c; next != NULL; next = next->ready_next)
+        next->queued = next->parked = 0;
+    pthread_mutex_unlock(&wait_lock);
+    for (; c != NULL; c = next) {
+        next = c->ready_next;   /* conn_run may free c; it closes no other connection */
+        conn_run(w, c);
+    }
+}
+
 /* ---- opening and closing ---- */
 
 /* Closes a connection. `clean`: the connection ended normally after its handshake, so it gets a
@@ -145,6 +272,7 @@ static void conn_close(struct worker *w, struct conn *c, int clean)
         ERR_clear_error();
         SSL_shutdown(c->ssl);
     }
+    wait_remove(w, c);    /* before SSL_free: the pointer must not be found afterwards */
     SSL_free(c->ssl);     /* also frees snicache's per-connection state (SSL ex_data) */
     close(c->fd);         /* also removes fd from the epoll set */
     list_unlink(w, c);
@@ -195,6 +323,7 @@ static void conn_new(struct worker *w, int fd, const struct sockaddr_storage *ad
     }
     w->n_conns++;
     list_append(w, c);
+    wait_add(w, c);
     start_phase(w, c, ST_HANDSHAKE);
 }
 
@@ -401,7 +530,8 @@ static void want(struct worker *w, struct conn *c, uint32_t events)
     memset(&ev, 0, sizeof ev);
     ev.events = events;
     ev.data.ptr = c;
-    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    /* events 0: a parked connection, removed from the set */
+    epoll_ctl(w->epfd, c->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
     c->events = events;
 }
 
@@ -429,6 +559,7 @@ static void conn_run(struct worker *w, struct conn *c)
         case ST_HANDSHAKE:
             rc = SSL_do_handshake(c->ssl);
             if (rc == 1) {
+                wait_remove(w, c);
                 log_handshake(w, c);
                 start_phase(w, c, ST_READ);
                 continue;
@@ -474,6 +605,11 @@ static void conn_run(struct worker *w, struct conn *c)
         }
 
         err = SSL_get_error(c->ssl, rc);
+        if (err == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+            if (park(w, c))
+                return;
+            continue;
+        }
         if (err == SSL_ERROR_WANT_READ) {
             want(w, c, EPOLLIN);
             return;
@@ -532,6 +668,16 @@ int demo_worker_run(struct demo_server *server, int worker_id)
     ev.events = EPOLLIN;
     ev.data.ptr = &wake_tag;
     epoll_ctl(w.epfd, EPOLL_CTL_ADD, server->wake_fd, &ev);
+    w.ready_fd = -1;
+    if (server->async_lookup) {
+        if ((w.ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+            demo_log("worker=%d: eventfd: %s", worker_id, strerror(errno));
+            close(w.epfd);
+            return -1;
+        }
+        ev.data.ptr = &w.ready_fd;
+        epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.ready_fd, &ev);
+    }
 
     while (!atomic_load(&server->stop)) {
         int i, accepting = 0, n = epoll_wait(w.epfd, events, (int)(sizeof events / sizeof events[0]), expire(&w));
@@ -539,6 +685,8 @@ int demo_worker_run(struct demo_server *server, int worker_id)
             void *p = events[i].data.ptr;
             if (p == &listen_tag)
                 accepting = 1;
+            else if (p == &w.ready_fd)
+                run_ready(&w);
             else if (p != &wake_tag)
                 conn_run(&w, p);
         }
@@ -554,6 +702,9 @@ int demo_worker_run(struct demo_server *server, int worker_id)
     /* Stopping: established connections get a close_notify, so their sessions stay valid. */
     while (w.head != NULL)
         conn_close(&w, w.head, w.head->state != ST_HANDSHAKE);
+    /* No connection of this worker is left in wait_table, so no wake-up writes to it now. */
+    if (w.ready_fd >= 0)
+        close(w.ready_fd);
     close(w.epfd);
     return 0;
 }

@@ -19,6 +19,10 @@ static const char usage[] =
     "  --default NAME          vhost for connections without SNI or with an unknown name\n"
     "                          (default: the first --vhost)\n"
     "  --strict-sni            refuse unknown names with a fatal unrecognized_name alert\n"
+    "  --async-lookup          with a redis:// store: a session the local tier does not have is\n"
+    "                          fetched in the background while its handshake waits, parked, and\n"
+    "                          the worker serves other connections (for at most async_ms, 200 by\n"
+    "                          default, a --store URL parameter); not with --workers\n"
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
     "                          (default memory:10m); shm:SIZE; or\n"
     "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
@@ -154,10 +158,13 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             fputs(usage, stdout);
             exit(0);
         }
-        if (strcmp(flag, "--strict-sni") == 0) {
+        if (strcmp(flag, "--strict-sni") == 0 || strcmp(flag, "--async-lookup") == 0) {
             if (eq != NULL)
                 bad(flag, eq + 1, "takes no value");
-            o->strict_sni = 1;
+            if (strcmp(flag, "--strict-sni") == 0)
+                o->strict_sni = 1;
+            else
+                o->async_lookup = 1;
             continue;
         }
         /* Every other flag takes a value: --flag VALUE or --flag=VALUE. */
@@ -212,6 +219,10 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
     hide_credentials(o->store, o->store_shown, sizeof o->store_shown);
     if (o->n_vhosts == 0)
         bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
+    /* snicache's fetcher threads live in the process that made the cache; forked workers
+     * would wait for fetches nobody makes. */
+    if (o->async_lookup && o->workers > 0)
+        bad("--async-lookup", "", "cannot be used with --workers");
     if (o->tls_min > o->tls_max)
         bad("--tls-min", o->tls_min == TLS1_3_VERSION ? "1.3" : "1.2", "is above --tls-max");
     if (o->default_vhost != NULL) {

@@ -161,6 +161,10 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         bad_store(o->store_shown, r);
     if (o->seal_key_file != NULL)
         set_seal_key(config, o->seal_key_file);
+    /* Lookups the local tier cannot answer pause the handshake (SSL_ERROR_WANT_CLIENT_HELLO_CB)
+     * instead of asking Redis on the worker thread; demo_on_ready (loop.c) resumes it. */
+    if (o->async_lookup && (r = snicache_config_set_async_lookup(config, demo_on_ready, NULL)) != SNICACHE_RESULT_OK)
+        die_snicache("snicache_config_set_async_lookup", r);
     if ((r = snicache_config_set_timeout(config, o->timeout)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_set_timeout", r);
     if ((r = snicache_config_set_strict_sni(config, o->strict_sni != 0)) != SNICACHE_RESULT_OK)
@@ -397,12 +401,13 @@ int main(int argc, char **argv)
     fd_limit = raise_fd_limit();
     server.listen_fd = listen_on(o.listen);
     server.io_timeout = o.io_timeout;
+    server.async_lookup = o.async_lookup;
     server.max_conns_per_worker = (fd_limit > 64 ? fd_limit - 32 : 32) / (size_t)o.threads;
     if (o.workers > 0)
         demo_log("prefork: %d worker processes", o.workers);
-    demo_log("serving %d vhost(s) with %d thread(s), store %s, tickets %s, TLS %s..%s, strict SNI %s",
+    demo_log("serving %d vhost(s) with %d thread(s), store %s, tickets %s, TLS %s..%s, strict SNI %s, async lookup %s",
              o.n_vhosts, o.threads, o.store_shown, o.tickets ? "on" : "off", o.tls_min == TLS1_3_VERSION ? "1.3" : "1.2",
-             o.tls_max == TLS1_3_VERSION ? "1.3" : "1.2", o.strict_sni ? "on" : "off");
+             o.tls_max == TLS1_3_VERSION ? "1.3" : "1.2", o.strict_sni ? "on" : "off", o.async_lookup ? "on" : "off");
     /* 4. Serve: threads in this process, or --workers processes forked now, after the cache
      * exists, so they share it (with shm:SIZE, its sessions and counters too). */
     if (o.workers > 0 ? serve_processes(&o, &server, &stop_signals) != 0

@@ -8,34 +8,9 @@
 #    started again: resumption across servers comes back without restarting them;
 #  - a slow Redis (DEBUG SLEEP): handshakes finish within the lookup budget plus a margin.
 source "$(dirname "$0")/lib/common.sh"
-command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-    { echo "FAIL: redis-server/redis-cli not installed (scripts/deps.sh installs redis-server)"; exit 1; }
+source "$(dirname "$0")/lib/redis.sh"
 make_certs a.test b.test
 head -c 32 /dev/urandom >"$TMP/seal.key"
-
-REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-REDIS_PID=""
-S1_PID="" S2_PID=""
-trap '[ -n "$S1_PID" ] && kill -9 $S1_PID 2>/dev/null; [ -n "$S2_PID" ] && kill -9 $S2_PID 2>/dev/null;
-      [ -n "$REDIS_PID" ] && kill -9 $REDIS_PID 2>/dev/null; cleanup' EXIT
-
-start_redis() {
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        --enable-debug-command local >"$TMP/redis.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.05
-    done
-    echo "FAIL: redis-server did not start"; cat "$TMP/redis.log"; exit 1
-}
-stop_redis() { kill -TERM "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=""; }
-rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
-
-# The Redis key of a session file's id under a vhost.
-rkey() { # VHOST SESSION_FILE
-    echo "snicache:v1:$1:$(openssl sess_id -in "$2" -noout -text | sed -n 's/^ *Session-ID: *//p' | tr A-F a-f)"
-}
 
 start_redis
 STORE="redis://127.0.0.1:$REDIS_PORT/0?budget_ms=5&backoff_ms=300"
@@ -43,24 +18,6 @@ FLAGS=(--vhost "$(vhost a.test)" --vhost "$(vhost b.test)" --tickets off --store
 start_server "${FLAGS[@]}"; S1_PID=$SERVER_PID P1=$PORT LOG1=$LOG
 start_server "${FLAGS[@]}"; S2_PID=$SERVER_PID P2=$PORT LOG2=$LOG
 SERVER_PID=""
-on() { PORT=$1; }  # the server the next client talks to
-
-# new SESSION_OUT [TLS] on server 1: a full handshake that leaves a session in Redis.
-new_on_1() {
-    local out before
-    on "$P1"
-    before=$(rcli dbsize)
-    out=$(client / "${2:--tls1_2}" -servername a.test -sess_out "$TMP/$1")
-    [ "$(outcome <<<"$out")" = New ] || not_ok "server 1: full handshake for $1"
-    # The background writer puts the record; wait until Redis holds one more key (a loaded
-    # machine can take longer than any fixed sleep; a TLS 1.3 session file does not show the
-    # id the record is stored under, so count keys).
-    for _ in $(seq 200); do
-        [ "$(rcli dbsize)" -gt "$before" ] && return 0
-        sleep 0.025
-    done
-    not_ok "server 1: the record for $1 never reached Redis"
-}
 
 echo "== a session made on server 1 resumes on server 2"
 for tls in 1.2 1.3; do
@@ -173,9 +130,5 @@ key = open(sys.argv[1], "rb").read()
 logs = [open(f, "rb").read() for f in sys.argv[2:]]
 sys.exit(any(key in log or key.hex().encode() in log for log in logs))
 ' "$TMP/seal.key" "$LOG1" "$LOG2"
-for pid in "$S1_PID" "$S2_PID"; do
-    kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?
-    expect_eq "server exits 0 on SIGTERM" 0 "$rc"
-done
-S1_PID="" S2_PID=""
+stop_servers
 finish
