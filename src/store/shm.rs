@@ -988,7 +988,12 @@ impl Store for ShmStore {
             unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), l.ptr(s + S_ID), id.len()) };
             l.set_u8(s + S_ID_LEN, id.len() as u8);
             l.set_u8(s + S_CHUNKS, chunks as u8);
-            l.set_u8(s + S_REF, 0);
+            // Once eviction has begun (the hand has moved), a head the hand has yet to pass
+            // in this sweep is marked, so it lasts a full sweep like one placed behind the
+            // hand: freed slots come back in any order. (Marking the first fill would make the
+            // first eviction sweep every slot twice.)
+            let hand = l.u32_at(H_HAND);
+            l.set_u8(s + S_REF, u8::from(hand != 0 && head >= hand));
             l.set_u32(s + S_NEXT, if chunks > 1 { slots[1] } else { NIL });
             l.set_u32(s + S_VHOST, key.vhost);
             l.set_u32(s + S_LEN, bytes.len() as u32);
