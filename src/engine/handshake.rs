@@ -82,10 +82,13 @@ const STATEFUL_PSK_ID_LEN: usize = 32;
 /// pre_shared_key (41) and supported_versions (43) extensions and its legacy session id:
 /// the first PSK identity when it is a stateful id; with no PSK, the legacy session id, unless
 /// the client offers TLS 1.3 (then that id is the random compatibility-mode one, or a TLS 1.2
-/// session a TLS 1.3 server will not resume). `None` when nothing is worth fetching.
+/// session a TLS 1.3 server will not resume) or a TLS 1.2 ticket the server will use instead
+/// (`ticket_used`: a non-empty session_ticket extension with tickets on). `None` when nothing
+/// is worth fetching.
 pub fn offered_session_id<'a>(
     psk: Option<&'a [u8]>,
     versions: Option<&[u8]>,
+    ticket_used: bool,
     legacy_id: &'a [u8],
 ) -> Option<&'a [u8]> {
     if let Some(psk) = psk {
@@ -98,7 +101,10 @@ pub fn offered_session_id<'a>(
         v.get(1..1 + usize::from(*v.first().unwrap_or(&0)))
             .is_some_and(|list| list.chunks_exact(2).any(|p| p == [3, 4]))
     });
-    (!offers_tls13 && !legacy_id.is_empty() && legacy_id.len() <= crate::store::MAX_ID_LEN)
+    (!offers_tls13
+        && !ticket_used
+        && !legacy_id.is_empty()
+        && legacy_id.len() <= crate::store::MAX_ID_LEN)
         .then_some(legacy_id)
 }
 

@@ -431,27 +431,35 @@ mod tests {
         let (stateful, legacy) = ([7u8; 32], [9u8; 32]);
         let ext = psk(&stateful);
         assert_eq!(
-            offered_session_id(Some(&ext), Some(&tls13), &legacy),
+            offered_session_id(Some(&ext), Some(&tls13), false, &legacy),
             Some(&stateful[..])
         );
         let ticket = psk(&[5u8; 200]);
         assert_eq!(
-            offered_session_id(Some(&ticket), Some(&tls13), &legacy),
+            offered_session_id(Some(&ticket), Some(&tls13), false, &legacy),
             None
         );
         assert_eq!(
-            offered_session_id(Some(&ext[..10]), Some(&tls13), &legacy),
+            offered_session_id(Some(&ext[..10]), Some(&tls13), false, &legacy),
             None
         );
-        assert_eq!(offered_session_id(None, Some(&tls13), &legacy), None);
+        assert_eq!(offered_session_id(None, Some(&tls13), false, &legacy), None);
         assert_eq!(
-            offered_session_id(None, Some(&tls12), &legacy),
+            offered_session_id(None, Some(&tls12), false, &legacy),
             Some(&legacy[..])
         );
-        assert_eq!(offered_session_id(None, None, &legacy), Some(&legacy[..]));
-        assert_eq!(offered_session_id(None, None, &[]), None);
         assert_eq!(
-            offered_session_id(None, Some(&[9, 3]), &legacy),
+            offered_session_id(None, None, false, &legacy),
+            Some(&legacy[..])
+        );
+        assert_eq!(offered_session_id(None, None, false, &[]), None);
+        assert_eq!(
+            offered_session_id(None, Some(&tls12), true, &legacy),
+            None,
+            "a ticket decides"
+        );
+        assert_eq!(
+            offered_session_id(None, Some(&[9, 3]), false, &legacy),
             Some(&legacy[..])
         );
     }

@@ -27,6 +27,7 @@ const CB_ALERT: c_int = 0x4000;
 const AL_FATAL: c_int = 2;
 const EXT_SERVER_NAME: c_uint = 0;
 const EXT_EMS: c_uint = 23;
+const EXT_SESSION_TICKET: c_uint = 35;
 const EXT_PRE_SHARED_KEY: c_uint = 41;
 const EXT_SUPPORTED_VERSIONS: c_uint = 43;
 
@@ -253,11 +254,13 @@ unsafe fn prefetch(
     };
     let mut legacy: *const u8 = std::ptr::null();
     // SAFETY: per the contract; the id borrows the ClientHello.
-    let (psk, versions, legacy) = unsafe {
+    let (psk, versions, ticket_used, legacy) = unsafe {
         let n = host_call!(host, client_hello_session_id(ssl, hello, &mut legacy));
         (
             client_hello_ext(host, ssl, hello, EXT_PRE_SHARED_KEY),
             client_hello_ext(host, ssl, hello, EXT_SUPPORTED_VERSIONS),
+            client_hello_ext(host, ssl, hello, EXT_SESSION_TICKET).is_some_and(|t| !t.is_empty())
+                && host_call!(host, ssl_tickets_enabled(ssl)) == 1,
             if legacy.is_null() {
                 &[][..]
             } else {
@@ -265,7 +268,7 @@ unsafe fn prefetch(
             },
         )
     };
-    b.conn.prefetching = offered_session_id(psk, versions, legacy)
+    b.conn.prefetching = offered_session_id(psk, versions, ticket_used, legacy)
         .is_some_and(|id| b.cache.engine.prefetch(&b.conn, id, now(), &waker));
     b.conn.prefetching
 }
