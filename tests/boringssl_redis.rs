@@ -141,7 +141,6 @@ fn a_redis_lookup_pauses_the_handshake_and_the_ready_callback_resumes_it() {
     // blocked), the fetch gives up after async_ms and wakes the connection: a full handshake.
     let session = session_in_redis(&one, &client, &r);
     let sleeper = r.stall(1);
-    std::thread::sleep(Duration::from_millis(100));
     paused.lock().unwrap().clear();
     let start = Instant::now();
     let wait = |ssl: *mut ffi::SSL| {

@@ -50,7 +50,10 @@ new_on_1 s.sess
 on "$P2"
 (rcli debug sleep 2 >/dev/null; now_ms >"$TMP/stall.end") &
 sleeper=$!
-sleep 0.2   # the stall has begun
+for _ in $(seq 100); do   # until the stall has begun: a PING goes unanswered
+    timeout 0.5 redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || break
+    sleep 0.01
+done
 t0=$(now_ms)
 (client / -tls1_2 -servername a.test -sess_in "$TMP/s.sess" >"$TMP/parked.out"; now_ms >"$TMP/parked.end") &
 parked_client=$!

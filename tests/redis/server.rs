@@ -80,17 +80,34 @@ impl RedisServer {
         Ok(c)
     }
 
-    /// Stalls the server for `seconds` (`DEBUG SLEEP`) from a thread; join it to wait for the
-    /// end of the stall.
+    /// Stalls the server for `seconds` (`DEBUG SLEEP`) from a thread, and returns once the stall
+    /// has begun (a PING goes unanswered); join the thread to wait for the end of the stall.
     pub fn stall(&self, seconds: u32) -> std::thread::JoinHandle<()> {
         let mut c = self.cli().unwrap();
-        std::thread::spawn(move || {
+        let probe = self.cli().unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let sleeper = std::thread::spawn(move || {
             redis::cmd("DEBUG")
                 .arg("SLEEP")
                 .arg(seconds)
                 .query::<()>(&mut c)
                 .unwrap()
-        })
+        });
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut probe = Some(probe);
+        while let Some(mut p) = probe.take() {
+            assert!(Instant::now() < end, "redis-server never stalled");
+            match redis::cmd("PING").query::<String>(&mut p) {
+                Ok(_) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    probe = Some(p);
+                }
+                Err(e) => assert!(e.is_timeout(), "PING failed: {e}"),
+            }
+        }
+        sleeper
     }
 
     pub fn stop(mut self) -> u16 {
