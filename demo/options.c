@@ -22,7 +22,8 @@ static const char usage[] =
     "  --async-lookup          with a redis:// store: a session the local tier does not have is\n"
     "                          fetched in the background while its handshake waits, parked, and\n"
     "                          the worker serves other connections (for at most async_ms, 200 by\n"
-    "                          default, a --store URL parameter); not with --workers\n"
+    "                          default, a --store URL parameter); with --workers each worker\n"
+    "                          process fetches with its own threads\n"
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
     "                          (default memory:10m); shm:SIZE; or\n"
     "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
@@ -32,7 +33,8 @@ static const char usage[] =
     "  --threads N             worker threads serving connections (default 2)\n"
     "  --workers N             prefork: fork N worker processes after making the cache, each\n"
     "                          with --threads threads on the shared listening socket (default:\n"
-    "                          none); use with --store shm:SIZE so they share sessions\n"
+    "                          none); use with --store shm:SIZE or redis://... so they share\n"
+    "                          sessions\n"
     "  --tls-min 1.2|1.3       lowest TLS version (default 1.2)\n"
     "  --tls-max 1.2|1.3       highest TLS version (default 1.3)\n"
     "  --tickets on|off        off: no stateless tickets; session ids in TLS 1.2 and stateful\n"
@@ -219,10 +221,6 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
     hide_credentials(o->store, o->store_shown, sizeof o->store_shown);
     if (o->n_vhosts == 0)
         bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
-    /* snicache's fetcher threads live in the process that made the cache; forked workers
-     * would wait for fetches nobody makes. */
-    if (o->async_lookup && o->workers > 0)
-        bad("--async-lookup", "", "cannot be used with --workers");
     if (o->tls_min > o->tls_max)
         bad("--tls-min", o->tls_min == TLS1_3_VERSION ? "1.3" : "1.2", "is above --tls-max");
     if (o->default_vhost != NULL) {

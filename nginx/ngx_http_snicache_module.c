@@ -658,7 +658,9 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
  * memory store each worker then has its own copy-on-write copy of the (empty) store: a
  * session resumes only on the worker that stored it, and the status location shows the
  * counters of the worker that answers. With "shm:SIZE" the sessions and counters live in
- * a shared mapping made here, seen by all workers.
+ * a shared mapping made here, seen by all workers. With "redis://" no connection or thread
+ * is made here: each worker starts its own (writer, connections) on its first handshake, its
+ * local tier and counters are its own, and the sessions are shared through Redis.
  */
 static ngx_int_t
 ngx_http_snicache_init_module(ngx_cycle_t *cycle)

@@ -375,7 +375,7 @@ fn background_fetches_answer_pending_then_wake_with_the_answer() {
         &format!("{}?async_ms=300&backoff_ms=100", r.url()),
         &[7; 32],
     );
-    two.enable_async().unwrap();
+    two.enable_async();
     let woken = |w: &Arc<Wakes>| w.0.load(std::sync::atomic::Ordering::SeqCst);
 
     // Found: pending at once, woken, then the answer (and it is in the local tier).
@@ -444,4 +444,88 @@ fn background_fetches_answer_pending_then_wake_with_the_answer() {
     }
     let st = two.remote_stats();
     assert!(st.errors >= 1 && st.breaker_trips >= 1, "{st:?}");
+}
+
+/// A forked child (a prefork worker) of a process that already used the store: its writer,
+/// fetchers and connections are the parent's and do not exist there, so it starts its own and
+/// the parent's keep working. Before the fix the child's writes sat in a queue nobody read.
+#[test]
+fn a_forked_child_writes_and_fetches_through_its_own_threads() {
+    let r = RedisServer::start();
+    // Budgets for a loaded machine (or valgrind): each process's first lookup also connects.
+    let url = format!("{}?budget_ms=1000&async_ms=5000", r.url());
+    let one = store(&url, &[7; 32]);
+    let mut two = store(&url, &[7; 32]);
+    two.enable_async();
+    // The parent's state: a writer with a connection, fetchers, a pooled lookup connection.
+    put_and_flush(&two, key(0, 1), now() + 300);
+    assert!(matches!(two.get(&key(0, 9), now()), Lookup::Miss));
+    put_and_flush(&one, key(0, 3), now() + 300);
+    put_and_flush(&one, key(0, 4), now() + 300);
+
+    // SAFETY: the child only uses the store, waits with sleeps and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            two.put(key(0, 2), Value::new(RECORD.to_vec()), now() + 300)
+                .unwrap();
+            if !two.flush(Duration::from_secs(5)) {
+                return 2;
+            }
+            let (w, waker) = wakes();
+            if !matches!(two.get_async(&key(0, 3), now(), &waker), Lookup::Pending) {
+                return 3;
+            }
+            let end = Instant::now() + Duration::from_secs(10);
+            while w.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                if Instant::now() > end {
+                    return 4;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if hit_bytes(two.get_async(&key(0, 3), now(), &waker)).as_deref() != Some(RECORD) {
+                return 5;
+            }
+            if hit_bytes(two.get(&key(0, 4), now())).as_deref() != Some(RECORD) {
+                return 6;
+            }
+            0
+        }))
+        .unwrap_or(1);
+        // The child's own threads stop here; the parent's state stays forgotten.
+        drop(two);
+        drop(one);
+        // SAFETY: ends the child without running the parent's exit handlers or destructors
+        // (the Redis server's would stop it).
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed at step {} (status {status:#x})",
+        libc::WEXITSTATUS(status)
+    );
+    // What the child wrote is in Redis; the parent's own threads still work.
+    assert_eq!(
+        hit_bytes(one.get(&key(0, 2), now())).as_deref(),
+        Some(RECORD)
+    );
+    put_and_flush(&two, key(0, 5), now() + 300);
+    assert_eq!(
+        hit_bytes(one.get(&key(0, 5), now())).as_deref(),
+        Some(RECORD)
+    );
+    let (w, waker) = wakes();
+    assert!(matches!(
+        two.get_async(&key(0, 4), now(), &waker),
+        Lookup::Pending
+    ));
+    wait_until("the parent's fetch woke its waiter", || {
+        w.0.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    assert!(hit_bytes(two.get_async(&key(0, 4), now(), &waker)).is_some());
+    assert_eq!(two.remote_stats().writes, 2, "the parent's own writes");
 }

@@ -415,7 +415,9 @@ pub extern "C" fn snicache_config_set_store_callbacks(
 /// while a cache made from this config lives. NULL turns asynchronous lookups off (the
 /// default: a local miss asks Redis on the handshake thread within `budget_ms`). Other stores
 /// answer at once and never pause; a host store (`snicache_config_set_store_callbacks`)
-/// decides itself when to answer "pending" and when to drive the handshake again.
+/// decides itself when to answer "pending" and when to drive the handshake again. The fetcher
+/// threads are started by each process on its first lookup: a cache made before `fork` pauses
+/// and wakes handshakes in every worker, `ready` running in the worker that paused them.
 #[no_mangle]
 pub extern "C" fn snicache_config_set_async_lookup(
     config: *mut snicache_config,
@@ -430,7 +432,9 @@ pub extern "C" fn snicache_config_set_async_lookup(
 
 /// Chooses the built-in store from a specification: `memory[:SIZE]` (the default; in-process),
 /// `shm:SIZE` (shared memory for prefork servers: make the cache before forking the workers), or
-/// `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier).
+/// `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier;
+/// each process, forked workers included, starts its own writer thread and connections on its
+/// first lookup or write).
 /// An unknown or malformed specification is `SNICACHE_RESULT_INVALID_PARAMETER` with a message
 /// saying why.
 #[no_mangle]

@@ -110,9 +110,7 @@ pub(crate) fn new_store(
     let mut store = RedisStore::new(&spec, local, names, seal.clone(), notify)
         .map_err(|e| fail(snicache_result::InvalidParameter, e))?;
     if config.ready.is_some() {
-        store
-            .enable_async()
-            .map_err(|e| fail(snicache_result::StoreFailed, e))?;
+        store.enable_async();
     }
     Ok((store, seal))
 }

@@ -18,12 +18,21 @@
 //!   not open and is a counted miss. Rotation keeps the previous key for opening.
 //! - Keys are `snicache:v1:<vhost name>:<hex id>` with a TTL of the session's remaining life.
 //! - Credentials come in the URL and never appear in a message: `redact` hides them.
+//! - Fork-safe: the writer thread and its queue, the fetcher threads and the pooled
+//!   connections belong to one process and are made on first use in it. A process forked from
+//!   one that used the store (an nginx master that made the cache, a prefork demo server) makes
+//!   its own on its first use; the copy inherited from the parent is forgotten, never freed
+//!   (its threads do not exist in the child and its locks may have been held at fork time).
+//!   The breaker and the counters are copied at fork: per process from then on.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -356,8 +365,6 @@ struct Remote {
     options: RedisOptions,
     vhosts: Vec<String>,
     seal: Arc<SealKeys>,
-    idle: Mutex<Vec<::redis::Connection>>,
-    open_conns: AtomicUsize,
     breaker: Breaker,
     counters: Counters,
     notify: Option<Notify>,
@@ -403,7 +410,7 @@ impl Remote {
 
     /// Counts a failure and feeds the breaker; drops idle connections when the server went
     /// away (they are all dead then).
-    fn failed(&self, f: Failure) {
+    fn failed(&self, pool: &Pool, f: Failure) {
         let why = match f {
             Failure::Timeout => {
                 self.counters.timeouts.fetch_add(1, Relaxed);
@@ -411,7 +418,7 @@ impl Remote {
             }
             Failure::Error(why) => {
                 self.counters.errors.fetch_add(1, Relaxed);
-                self.idle.lock().clear();
+                pool.idle.lock().clear();
                 why
             }
         };
@@ -430,6 +437,12 @@ impl Remote {
         }
     }
 
+    fn warn(&self, message: &str) {
+        if let Some(n) = &self.notify {
+            n(true, &format!("redis store {}: {message}", self.shown));
+        }
+    }
+
     fn succeeded(&self) {
         if self.breaker.success() {
             if let Some(n) = &self.notify {
@@ -443,13 +456,13 @@ impl Remote {
 
     /// GET within `deadline`, on a pooled connection; once more on a new one when a pooled
     /// connection turns out dead (the server restarted).
-    fn fetch(&self, key: &str, deadline: Instant) -> Result<Option<Vec<u8>>, Failure> {
-        let pooled = self.idle.lock().pop();
+    fn fetch(&self, pool: &Pool, key: &str, deadline: Instant) -> Result<Option<Vec<u8>>, Failure> {
+        let pooled = pool.idle.lock().pop();
         let reused = pooled.is_some();
-        match self.fetch_on(pooled, key, deadline) {
+        match self.fetch_on(pool, pooled, key, deadline) {
             Err(Failure::Error(_)) if reused => {
-                self.idle.lock().clear();
-                self.fetch_on(None, key, deadline)
+                pool.idle.lock().clear();
+                self.fetch_on(pool, None, key, deadline)
             }
             r => r,
         }
@@ -457,6 +470,7 @@ impl Remote {
 
     fn fetch_on(
         &self,
+        pool: &Pool,
         pooled: Option<::redis::Connection>,
         key: &str,
         deadline: Instant,
@@ -469,8 +483,8 @@ impl Remote {
         let mut conn = match pooled {
             Some(c) => c,
             None => {
-                if self.open_conns.fetch_add(1, Relaxed) >= self.options.pool {
-                    self.open_conns.fetch_sub(1, Relaxed);
+                if pool.open.fetch_add(1, Relaxed) >= self.options.pool {
+                    pool.open.fetch_sub(1, Relaxed);
                     return Err(Failure::Error("no free connection in the pool".into()));
                 }
                 match left(deadline).and_then(|t| {
@@ -480,7 +494,7 @@ impl Remote {
                 }) {
                     Ok(c) => c,
                     Err(e) => {
-                        self.open_conns.fetch_sub(1, Relaxed);
+                        pool.open.fetch_sub(1, Relaxed);
                         return Err(e);
                     }
                 }
@@ -494,12 +508,12 @@ impl Remote {
         });
         match result {
             Ok(v) => {
-                self.idle.lock().push(conn);
+                pool.idle.lock().push(conn);
                 Ok(v)
             }
             Err(e) => {
                 // A late reply would be read as the answer to the next command: never reuse.
-                self.open_conns.fetch_sub(1, Relaxed);
+                pool.open.fetch_sub(1, Relaxed);
                 Err(e)
             }
         }
@@ -507,14 +521,14 @@ impl Remote {
 
     /// Asks Redis for `key` within `deadline` (the caller checked the breaker) and counts the
     /// outcome: an altered, foreign or expired record is `Missing`.
-    fn lookup(&self, key: &Key, now: u64, deadline: Instant) -> Done {
-        let sealed = match self.fetch(&self.redis_key(key), deadline) {
+    fn lookup(&self, pool: &Pool, key: &Key, now: u64, deadline: Instant) -> Done {
+        let sealed = match self.fetch(pool, &self.redis_key(key), deadline) {
             Ok(v) => {
                 self.succeeded();
                 v
             }
             Err(f) => {
-                self.failed(f);
+                self.failed(pool, f);
                 return Done::Failed;
             }
         };
@@ -574,6 +588,7 @@ enum Op {
 /// The background writer: one connection, its own timeouts, the shared breaker.
 struct Writer {
     remote: Arc<Remote>,
+    pool: Arc<Pool>,
     conn: Option<::redis::Connection>,
 }
 
@@ -603,7 +618,7 @@ impl Writer {
                     Err(f) => {
                         self.conn = None;
                         self.remote.counters.write_drops.fetch_add(1, Relaxed);
-                        self.remote.failed(f);
+                        self.remote.failed(&self.pool, f);
                     }
                 }
             } else {
@@ -695,7 +710,7 @@ struct Fetches {
 impl Fetches {
     /// One fetcher thread: takes queued keys until the store closes, asks Redis for each
     /// within what is left of its deadline, keeps the answer and wakes whoever waits for it.
-    fn run(&self, remote: &Remote) {
+    fn run(&self, remote: &Remote, pool: &Pool) {
         loop {
             let (key, deadline) = {
                 let mut s = self.state.lock();
@@ -709,7 +724,7 @@ impl Fetches {
                     self.queued.wait(&mut s);
                 }
             };
-            let done = remote.lookup(&key, unix_now(), deadline);
+            let done = remote.lookup(pool, &key, unix_now(), deadline);
             let wakers = {
                 let mut s = self.state.lock();
                 let now = Instant::now();
@@ -735,24 +750,166 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The memory store in front of Redis.
-pub struct RedisStore {
-    local: MemoryStore,
-    remote: Arc<Remote>,
+/// Connections open for lookups in this process: idle ones, and how many exist in all.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<Vec<::redis::Connection>>,
+    open: AtomicUsize,
+}
+
+/// Bumped in the child of every fork (`pthread_atfork`): per-process state made under another
+/// generation belongs to an ancestor process.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+fn watch_forks() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic (async-signal-safe); glibc
+        // unregisters it if this library is unloaded.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
+}
+
+/// What one process owns: the writer thread and its queue, the fetcher threads with their
+/// fetches, and the lookup connections. Made on the first use in a process; freed by the
+/// store's Drop in that process only.
+struct ProcessState {
+    /// The fork generation it was made under.
+    generation: u64,
+    /// The next entry of `FORGOTTEN`, once this state is forgotten in a forked child.
+    next_forgotten: AtomicPtr<ProcessState>,
+    pool: Arc<Pool>,
     ops: Option<SyncSender<Op>>,
     enqueued: AtomicU64,
     done: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
-    /// Background fetching, once `enable_async` turned it on.
+    /// Background fetching, when `enable_async` turned it on and its threads started.
     fetches: Option<Arc<Fetches>>,
     fetchers: Vec<JoinHandle<()>>,
+}
+
+impl ProcessState {
+    /// Starts the writer (and the fetchers when `background`). A thread that cannot start is
+    /// reported through `notify`: without the writer, writes are dropped and counted; without
+    /// fetchers, `get_async` asks Redis on the caller's thread within the budget.
+    fn start(remote: &Arc<Remote>, background: bool, generation: u64) -> ProcessState {
+        let pool = Arc::new(Pool::default());
+        let (tx, rx) = sync_channel(remote.options.queue);
+        let mut state = ProcessState {
+            generation,
+            next_forgotten: AtomicPtr::new(std::ptr::null_mut()),
+            pool: pool.clone(),
+            ops: Some(tx),
+            enqueued: AtomicU64::new(0),
+            done: Arc::new(AtomicU64::new(0)),
+            closing: Arc::new(AtomicBool::new(false)),
+            writer: None,
+            fetches: None,
+            fetchers: Vec::new(),
+        };
+        let writer = Writer {
+            remote: remote.clone(),
+            pool: pool.clone(),
+            conn: None,
+        };
+        let (c, d) = (state.closing.clone(), state.done.clone());
+        match std::thread::Builder::new()
+            .name("snicache-redis-writer".into())
+            .spawn(move || writer.run(rx, c, d))
+        {
+            Ok(h) => state.writer = Some(h),
+            Err(e) => {
+                state.ops = None;
+                remote.warn(&format!("cannot start the writer thread: {e}"));
+            }
+        }
+        if background {
+            let fetches = Arc::new(Fetches::default());
+            for i in 0..FETCHERS {
+                let (f, r, p) = (fetches.clone(), remote.clone(), pool.clone());
+                match std::thread::Builder::new()
+                    .name(format!("snicache-redis-fetch-{i}"))
+                    .spawn(move || f.run(&r, &p))
+                {
+                    Ok(h) => state.fetchers.push(h),
+                    Err(e) => remote.warn(&format!("cannot start a fetcher thread: {e}")),
+                }
+            }
+            // Set even when only some started, so Drop stops those.
+            state.fetches = Some(fetches);
+            if state.fetchers.is_empty() {
+                state.stop_fetchers();
+                state.fetches = None;
+            }
+        }
+        state
+    }
+
+    fn stop_fetchers(&mut self) {
+        // Fetches still queued are given up; their wakers are dropped unwoken (no handshake
+        // can outlive the cache, so none is still waiting).
+        if let Some(f) = &self.fetches {
+            f.state.lock().closing = true;
+            f.queued.notify_all();
+        }
+        for h in self.fetchers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ProcessState {
+    fn drop(&mut self) {
+        // Queued writes are given up: waiting for them could take a timeout each.
+        self.closing.store(true, Relaxed);
+        self.ops = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        self.stop_fetchers();
+    }
+}
+
+/// States made in ancestor processes, forgotten in this one (see `forget`): kept reachable from
+/// here, so leak checkers count them as still in use rather than lost.
+static FORGOTTEN: AtomicPtr<ProcessState> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Leaves `state`, made in an ancestor process, alone for good: its threads do not exist in
+/// this process and its locks may have been held at fork time, so it is never dropped (one
+/// copy per store per fork; nothing in it is used again).
+fn forget(state: *mut ProcessState) {
+    let mut head = FORGOTTEN.load(Relaxed);
+    loop {
+        // SAFETY: `state` is a leaked box that is never freed.
+        unsafe { (*state).next_forgotten.store(head, Relaxed) };
+        match FORGOTTEN.compare_exchange_weak(head, state, AcqRel, Relaxed) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// The memory store in front of Redis.
+pub struct RedisStore {
+    local: MemoryStore,
+    remote: Arc<Remote>,
+    /// Whether `enable_async` turned background fetching on.
+    background: bool,
+    /// This process's `ProcessState` (a leaked `Box`), null until the first use. Replaced only
+    /// when it was made in an ancestor process; freed only by Drop.
+    process: AtomicPtr<ProcessState>,
 }
 
 impl RedisStore {
     /// A store over `spec` with `local` as its local tier; `vhosts` are the vhost names by
     /// index (they name the Redis keys, so servers sharing Redis must name vhosts alike).
-    /// No connection is made here: the first lookup or write connects.
+    /// No connection is made and no thread started here: the first lookup or write in a
+    /// process does that, in that process.
     pub fn new(
         spec: &RedisSpec,
         local: MemoryStore,
@@ -762,6 +919,7 @@ impl RedisStore {
     ) -> Result<RedisStore, String> {
         let client = ::redis::Client::open(spec.url.as_str())
             .map_err(|e| format!("{}: {}", spec.shown(), scrub(&e.to_string(), &spec.url)))?;
+        watch_forks();
         let remote = Arc::new(Remote {
             client,
             shown: spec.shown(),
@@ -769,8 +927,6 @@ impl RedisStore {
             options: spec.options,
             vhosts,
             seal,
-            idle: Mutex::new(Vec::new()),
-            open_conns: AtomicUsize::new(0),
             breaker: Breaker {
                 failures: AtomicU32::new(0),
                 open_until: AtomicU64::new(0),
@@ -781,50 +937,73 @@ impl RedisStore {
             counters: Counters::default(),
             notify,
         });
-        let (tx, rx) = sync_channel(spec.options.queue);
-        let closing = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
-            remote: remote.clone(),
-            conn: None,
-        };
-        let (c, d) = (closing.clone(), done.clone());
-        let handle = std::thread::Builder::new()
-            .name("snicache-redis-writer".into())
-            .spawn(move || writer.run(rx, c, d))
-            .map_err(|e| format!("cannot start the redis writer thread: {e}"))?;
         Ok(RedisStore {
             local,
             remote,
-            ops: Some(tx),
-            enqueued: AtomicU64::new(0),
-            done,
-            closing,
-            writer: Some(handle),
-            fetches: None,
-            fetchers: Vec::new(),
+            background: false,
+            process: AtomicPtr::new(std::ptr::null_mut()),
         })
     }
 
-    /// Turns background fetching on for `get_async` (starts the fetcher threads); `get` keeps
-    /// fetching on the caller's thread within the budget, but answers from finished background
-    /// fetches first. Calling it again does nothing.
-    pub fn enable_async(&mut self) -> Result<(), String> {
-        if self.fetches.is_some() {
-            return Ok(());
+    /// Turns background fetching on for `get_async` (each process starts its fetcher threads
+    /// on first use); `get` keeps fetching on the caller's thread within the budget, but
+    /// answers from finished background fetches first. Calling it again does nothing.
+    pub fn enable_async(&mut self) {
+        self.background = true;
+    }
+
+    /// This process's state, made on first use (and after a fork). No lock: one atomic load
+    /// of the fork generation and one of the pointer.
+    fn process(&self) -> &ProcessState {
+        let seen = self.process.load(Acquire);
+        // SAFETY: a non-null `self.process` is a box from `start_process`, freed only by Drop
+        // (`&mut self`) and replaced only after a fork, the old one being forgotten, never
+        // freed: it outlives `&self`.
+        match unsafe { seen.as_ref() } {
+            Some(p) if p.generation == FORK_GENERATION.load(Relaxed) => p,
+            _ => self.start_process(seen),
         }
-        let fetches = Arc::new(Fetches::default());
-        // Set first, so Drop stops any thread started before a failure.
-        self.fetches = Some(fetches.clone());
-        for i in 0..FETCHERS {
-            let (f, remote) = (fetches.clone(), self.remote.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("snicache-redis-fetch-{i}"))
-                .spawn(move || f.run(&remote))
-                .map_err(|e| format!("cannot start a redis fetcher thread: {e}"))?;
-            self.fetchers.push(handle);
+    }
+
+    /// Makes and installs this process's state in place of `seen` (null, or an ancestor's).
+    /// Threads racing here each start one; all but the first stop theirs again.
+    #[cold]
+    fn start_process(&self, mut seen: *mut ProcessState) -> &ProcessState {
+        let generation = FORK_GENERATION.load(Relaxed);
+        if !seen.is_null() {
+            // Made before a fork, in a process that may have been probing Redis: this one
+            // starts its own probe.
+            self.remote.breaker.probing.store(false, Relaxed);
         }
-        Ok(())
+        let fresh = Box::into_raw(Box::new(ProcessState::start(
+            &self.remote,
+            self.background,
+            generation,
+        )));
+        loop {
+            match self.process.compare_exchange(seen, fresh, AcqRel, Acquire) {
+                Ok(_) => {
+                    // `seen` (if any) belongs to an ancestor process.
+                    if !seen.is_null() {
+                        forget(seen);
+                    }
+                    // SAFETY: `fresh` is the box just installed; only Drop frees it.
+                    return unsafe { &*fresh };
+                }
+                Err(now) => {
+                    // SAFETY: as in `process`.
+                    if let Some(p) = unsafe { now.as_ref() } {
+                        if p.generation == generation {
+                            // Another thread of this process got there first.
+                            // SAFETY: `fresh` was never shared.
+                            drop(unsafe { Box::from_raw(fresh) });
+                            return p;
+                        }
+                    }
+                    seen = now;
+                }
+            }
+        }
     }
 
     /// The answer of a finished background fetch for `key`, if one is waiting. A found record
@@ -851,17 +1030,18 @@ impl RedisStore {
         })
     }
 
-    /// Counters of the Redis tier.
+    /// Counters of the Redis tier, in this process (see the module comment on fork).
     pub fn remote_stats(&self) -> RemoteStats {
         self.remote.stats()
     }
 
-    /// Waits until the background writer has handled every write queued so far, or `timeout`
-    /// passed; true when it has. For tests and benchmarks.
+    /// Waits until this process's background writer has handled every write queued so far,
+    /// or `timeout` passed; true when it has. For tests and benchmarks.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let target = self.enqueued.load(Relaxed);
+        let p = self.process();
+        let target = p.enqueued.load(Relaxed);
         let end = Instant::now() + timeout;
-        while self.done.load(Relaxed) < target {
+        while p.done.load(Relaxed) < target {
             if Instant::now() >= end {
                 return false;
             }
@@ -871,25 +1051,26 @@ impl RedisStore {
     }
 
     fn enqueue(&self, op: Op) {
-        let Some(tx) = &self.ops else { return };
-        match tx.try_send(op) {
-            Ok(()) => {
-                self.enqueued.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.remote.counters.write_drops.fetch_add(1, Relaxed);
-            }
+        let p = self.process();
+        let sent = p.ops.as_ref().is_some_and(|tx| match tx.try_send(op) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        });
+        if sent {
+            p.enqueued.fetch_add(1, Relaxed);
+        } else {
+            self.remote.counters.write_drops.fetch_add(1, Relaxed);
         }
     }
 
     /// The local-miss path: Redis within the budget, on this thread.
-    fn get_remote(&self, key: &Key, now: u64) -> Lookup {
+    fn get_remote(&self, pool: &Pool, key: &Key, now: u64) -> Lookup {
         let r = &self.remote;
         if !r.breaker.allow() {
             r.counters.breaker_skips.fetch_add(1, Relaxed);
             return Lookup::Unavailable;
         }
-        match r.lookup(key, now, Instant::now() + r.options.budget) {
+        match r.lookup(pool, key, now, Instant::now() + r.options.budget) {
             Done::Found(value, expires_at) => {
                 // Later lookups on this server are local; a record too large for it still resumes.
                 let _ = self.local.put(*key, value.clone(), expires_at);
@@ -936,20 +1117,15 @@ impl RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        // Queued writes are given up: waiting for them could take a timeout each.
-        self.closing.store(true, Relaxed);
-        self.ops = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
-        // Fetches still queued are given up too; their wakers are dropped unwoken (no
-        // handshake can outlive the cache, so none is still waiting).
-        if let Some(f) = &self.fetches {
-            f.state.lock().closing = true;
-            f.queued.notify_all();
-        }
-        for h in self.fetchers.drain(..) {
-            let _ = h.join();
+        let p = *self.process.get_mut();
+        // SAFETY: as in `process`; the box is freed here, once, by the process that made it.
+        match unsafe { p.as_ref() } {
+            None => {}
+            Some(s) if s.generation == FORK_GENERATION.load(Relaxed) => {
+                drop(unsafe { Box::from_raw(p) })
+            }
+            // Made in an ancestor process and never replaced here.
+            Some(_) => forget(p),
         }
     }
 }
@@ -960,12 +1136,13 @@ impl Store for RedisStore {
             Lookup::Miss => {}
             found => return found,
         }
-        if let Some(f) = &self.fetches {
+        let p = self.process();
+        if let Some(f) = &p.fetches {
             if let Some(answer) = self.finished(&mut f.state.lock(), key, now) {
                 return answer;
             }
         }
-        self.get_remote(key, now)
+        self.get_remote(&p.pool, key, now)
     }
 
     fn get_async(&self, key: &Key, now: u64, waker: &Waker) -> Lookup {
@@ -973,9 +1150,10 @@ impl Store for RedisStore {
             Lookup::Miss => {}
             found => return found,
         }
-        match &self.fetches {
+        let p = self.process();
+        match &p.fetches {
             Some(f) => self.get_background(f, key, now, waker),
-            None => self.get_remote(key, now),
+            None => self.get_remote(&p.pool, key, now),
         }
     }
 

@@ -10,7 +10,6 @@
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/redis.sh"
 make_certs a.test b.test
-head -c 32 /dev/urandom >"$TMP/seal.key"
 
 start_redis
 STORE="redis://127.0.0.1:$REDIS_PORT/0?budget_ms=5&backoff_ms=300"

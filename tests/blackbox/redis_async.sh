@@ -12,7 +12,6 @@
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/redis.sh"
 make_certs a.test
-head -c 32 /dev/urandom >"$TMP/seal.key"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 start_redis

@@ -1,11 +1,12 @@
 # Helpers for the black-box tests that share one redis-server (sourced after common.sh):
 # Debian's redis-server on a free loopback port, started with start_redis and stopped with
 # stop_redis; two demo servers, S1_PID on port P1 and S2_PID on P2. The EXIT trap kills all
-# three if the test ends early.
+# three if the test ends early. $TMP/seal.key is a random seal key for the demo servers.
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
     { echo "FAIL: redis-server/redis-cli not installed (scripts/deps.sh installs redis-server)"; exit 1; }
 REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 REDIS_PID=""
+head -c 32 /dev/urandom >"$TMP/seal.key"
 S1_PID="" S2_PID=""
 trap '[ -n "$S1_PID" ] && kill -9 $S1_PID 2>/dev/null; [ -n "$S2_PID" ] && kill -9 $S2_PID 2>/dev/null;
       [ -n "$REDIS_PID" ] && kill -9 $REDIS_PID 2>/dev/null; cleanup' EXIT

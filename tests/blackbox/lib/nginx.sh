@@ -1,0 +1,92 @@
+# Helpers for the black-box tests of the nginx module (sourced after common.sh): builds the
+# module, writes a config with two server blocks (a.test, b.test; certificates from make_certs),
+# starts and stops nginx (each with its own prefix and pid file; the EXIT trap stops every one
+# started), and talks to it with s_client and curl.
+command -v nginx >/dev/null || { echo "FAIL: nginx not installed (scripts/deps.sh installs nginx, nginx-dev)"; exit 1; }
+make -s -C "$ROOT/nginx" >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; echo "FAIL: cannot build the nginx module"; exit 1; }
+MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+STARTED=()
+
+stop_nginx() { # DIR
+    local pid
+    pid=$(cat "$1/nginx.pid" 2>/dev/null) || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    rm -f "$1/nginx.pid"
+}
+trap 'for d in "${STARTED[@]}"; do stop_nginx "$d"; done; cleanup' EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# conf DIR MODULE(yes|no) WORKERS HTTP_DIRECTIVES [SERVER_DIRECTIVES [A_TEST_ONLY]]: writes DIR/nginx.conf with
+# a.test and b.test on $PORT (listen flags $LISTEN_FLAGS, e.g. " reuseport") and a plain-HTTP
+# status server on $STATUS_PORT; GET / answers with the server block, reuse, SNI and worker pid.
+conf() {
+    local dir=$1 module=$2 workers=$3 http=$4 server=${5:-} only_a=${6:-} name
+    mkdir -p "$dir/tmp"
+    {
+        [ "$module" = yes ] && echo "load_module $MODULE;"
+        echo "worker_processes $workers;"
+        echo "pid $dir/nginx.pid;"
+        echo "error_log $dir/error.log info;"
+        echo "events { worker_connections 1024; }"
+        echo "http {"
+        for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $dir/tmp;"; done
+        echo "  log_format sni '\$ssl_server_name \$ssl_session_reused \$ssl_protocol';"
+        echo "  ssl_protocols TLSv1.2 TLSv1.3;"
+        echo "  $http"
+        for name in a.test b.test; do
+            echo "  server {"
+            # Listen flags go on the first server block of the address only.
+            echo "    listen 127.0.0.1:$PORT ssl$([ "$name" = a.test ] && echo "${LISTEN_FLAGS:-}");"
+            echo "    server_name $name;"
+            echo "    ssl_certificate $TMP/$name.crt;"
+            echo "    ssl_certificate_key $TMP/$name.key;"
+            echo "    access_log $dir/access.log sni;"
+            echo "    $server"
+            [ "$name" = a.test ] && echo "    $only_a"
+            echo "    location / { return 200 'server=$name reused=\$ssl_session_reused sni=\$ssl_server_name pid=\$pid\n'; }"
+            echo "  }"
+        done
+        echo "  server {"
+        echo "    listen 127.0.0.1:$STATUS_PORT;"
+        echo "    access_log off;"
+        [ "$module" = yes ] && echo "    location /status { snicache_status; }"
+        echo "  }"
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+start_nginx() { # DIR
+    local dir=$1
+    if ! nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/start.err"; then
+        cat "$dir/start.err" "$dir/error.log" 2>/dev/null
+        echo "FAIL: nginx did not start"
+        exit 1
+    fi
+    STARTED+=("$dir")
+    for _ in $(seq 50); do
+        [ -s "$dir/nginx.pid" ] && timeout 2 bash -c "</dev/tcp/127.0.0.1/$PORT" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "FAIL: nginx does not listen on $PORT"
+    exit 1
+}
+
+# ngx NAME S_CLIENT_FLAGS...: one request with SNI NAME; prints the transcript.
+ngx() {
+    local name=$1
+    shift
+    printf 'GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$name" |
+        timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername "$name" -ign_eof "$@" 2>"$TMP/client.err"
+}
+served() { grep -ao 'server=[^ ]* reused=[r.] sni=[^ ]*' | head -1; }
+status() { curl -sS --max-time 10 "http://127.0.0.1:$STATUS_PORT/status${1:-}"; }
+sum_refusals() { python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))'; }
+
