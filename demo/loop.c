@@ -224,18 +224,20 @@ void demo_on_ready(void *userdata, const void *ssl)
  * Returns 0 when it was already woken and should be driven again now. */
 static int park(struct worker *w, struct conn *c)
 {
+    int woken;
     pthread_mutex_lock(&wait_lock);
-    if (c->woken) {
-        c->woken = 0;
-        pthread_mutex_unlock(&wait_lock);
-        return 0;
-    }
-    c->parked = 1;
+    woken = c->woken;
+    c->woken = 0;
+    c->parked = !woken;
     pthread_mutex_unlock(&wait_lock);
+    /* Logged either way: the handshake did pause, however fast the lookup answered. */
+    demo_log("handshake paused worker=%d peer=%s: %s", w->id, c->peer,
+             woken ? "the session lookup has already answered" : "waiting for snicache's session lookup");
+    if (woken)
+        return 0;
     if (c->events != 0)
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->events = 0;
-    demo_log("handshake paused worker=%d peer=%s: waiting for snicache's session lookup", w->id, c->peer);
     return 1;
 }
 
