@@ -134,6 +134,26 @@ done
 expect_eq "h2load: no refusals" 0 "$(stat "$json" total refusals | sum_refusals)"
 stop_nginx "$D"
 
+echo "== snicache_strict_sni on: an unknown name gets unrecognized_name; stock nginx serves it from the default server"
+D=$TMP/strict
+conf "$D" no 1 "ssl_session_tickets off;"
+start_nginx "$D"
+out=$(ngx c.test -tls1_2)
+expect_eq "stock nginx, SNI c.test: served by the default server" "server=a.test reused=. sni=c.test" "$(served <<<"$out")"
+stop_nginx "$D"
+conf "$D" yes 1 "snicache on; snicache_store $STORE; snicache_strict_sni on;" "ssl_session_tickets off;"
+start_nginx "$D"
+for tls in 1.2 1.3; do
+    out=$(ngx c.test "-tls1_${tls#1.}")
+    expect_eq "TLS $tls, SNI c.test: no response" "" "$(served <<<"$out")"
+    check "TLS $tls, SNI c.test: the client got a fatal unrecognized_name alert" \
+        grep -qi 'unrecognized name\|alert number 112' "$TMP/client.err"
+    out=$(ngx b.test "-tls1_${tls#1.}")
+    expect_eq "TLS $tls, SNI b.test: served by its own block" "server=b.test reused=. sni=b.test" "$(served <<<"$out")"
+done
+check "status: unknown names counted ($(stat "$(status)" listener unknown_sni))" test "$(stat "$(status)" listener unknown_sni)" -ge 2
+stop_nginx "$D"
+
 echo "== nginx -t: bad directive values"
 printf 'x%.0s' $(seq 10) >"$TMP/short.key"
 head -c 48 /dev/urandom >"$TMP/good.key"
