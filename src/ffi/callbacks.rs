@@ -495,22 +495,36 @@ pub extern "C" fn snicache_on_new_session(ssl: *mut c_void, sess: *mut c_void) -
             } else {
                 std::slice::from_raw_parts(id_ptr, id_len as usize)
             };
-            let n = host_call!(host, session_to_der(sess, std::ptr::null_mut(), 0));
-            if n <= 0 {
-                return 0;
-            }
-            let mut der = vec![0u8; n as usize];
-            if host_call!(host, session_to_der(sess, der.as_mut_ptr(), der.len())) != n {
-                return 0;
-            }
+            // A stack buffer fits nearly every session (one without a client certificate is a
+            // few hundred bytes) and spares the separate length query; a larger one (-1) is
+            // measured, then encoded.
+            let mut small = [0u8; 2048];
+            let mut large = Vec::new();
+            let n = host_call!(host, session_to_der(sess, small.as_mut_ptr(), small.len()));
+            let der: &[u8] = if n > 0 && n as usize <= small.len() {
+                &small[..n as usize]
+            } else {
+                let n = host_call!(host, session_to_der(sess, std::ptr::null_mut(), 0));
+                if n <= 0 {
+                    return 0;
+                }
+                large.resize(n as usize, 0);
+                if host_call!(host, session_to_der(sess, large.as_mut_ptr(), large.len())) != n {
+                    return 0;
+                }
+                &large
+            };
             let mut alpn = (std::ptr::null(), 0);
-            let mut s = describe(host, ssl, &b.conn, sess, id, &der, &mut alpn);
-            s.local = HostSession::retain(host, sess).map(|h| {
-                (
-                    Arc::new(h) as Arc<dyn std::any::Any + Send + Sync>,
-                    HOST_SESSION_COST + der.len(),
-                )
-            });
+            let mut s = describe(host, ssl, &b.conn, sess, id, der, &mut alpn);
+            // The host's session object is kept only by stores that keep in-process objects.
+            if b.cache.engine.store.keeps_local() {
+                s.local = HostSession::retain(host, sess).map(|h| {
+                    (
+                        Arc::new(h) as Arc<dyn std::any::Any + Send + Sync>,
+                        HOST_SESSION_COST + der.len(),
+                    )
+                });
+            }
             let ConnBox { cache, conn } = b;
             cache.engine.store_session(conn, s);
             0
@@ -584,6 +598,11 @@ pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void
             let Some(b) = conn_of(host, ssl) else {
                 return 1;
             };
+            // With tickets off, TLS 1.3 "tickets" are stateful session ids: the stored record
+            // holds the facts, nothing is sealed into them.
+            if host_call!(host, ssl_tickets_enabled(ssl)) != 1 {
+                return 1;
+            }
             let sess = host_call!(host, ssl_session(ssl));
             if sess.is_null() {
                 return 1;

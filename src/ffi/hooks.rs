@@ -302,6 +302,10 @@ impl CStore {
 }
 
 impl Store for CStore {
+    fn keeps_local(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &Key, _now: u64) -> Lookup {
         let (v, vl) = self.name(key);
         let mut buf = vec![0u8; HOST_RECORD_MAX];

@@ -120,6 +120,11 @@ pub trait Store: Send + Sync {
     fn remove(&self, key: &Key) -> bool;
     /// Counters for one virtual host, or the whole store with `None`.
     fn usage(&self, vhost: Option<u32>) -> Usage;
+    /// Whether a put keeps `Value::local` (an in-process object) for later hits. Stores that
+    /// leave the process (shared memory, the host's own) drop it, so callers need not make one.
+    fn keeps_local(&self) -> bool {
+        true
+    }
     /// Counters of a remote tier, for stores that have one.
     fn remote(&self) -> Option<redis::RemoteStats> {
         None

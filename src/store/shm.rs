@@ -909,6 +909,10 @@ impl ShmStore {
 }
 
 impl Store for ShmStore {
+    fn keeps_local(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &Key, now: u64) -> Lookup {
         let h = self.key_hash(key);
         match self.locked_get(key, h, now) {
@@ -1073,6 +1077,10 @@ impl Store for ShmStore {
 
 /// The cache keeps a handle on its store for health and test access; the engine holds another.
 impl Store for Arc<ShmStore> {
+    fn keeps_local(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &Key, now: u64) -> Lookup {
         (**self).get(key, now)
     }
