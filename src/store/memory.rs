@@ -33,14 +33,6 @@ struct Hashed {
     key: Key,
 }
 
-impl PartialEq for Hashed {
-    fn eq(&self, other: &Hashed) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Hashed {}
-
 struct Entry {
     value: Value,
     expires_at: u64,
@@ -99,19 +91,24 @@ impl Table {
         hash as usize & (self.slots.len() - 1)
     }
 
-    fn find(&self, key: &Hashed) -> Option<usize> {
+    /// The slot, on `hash`'s probe run, of the entry that `is` picks.
+    fn probe(&self, hash: u64, is: impl Fn(&Hashed, &Entry) -> bool) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut i = self.home(key.hash);
+        let mut i = self.home(hash);
         loop {
             match &self.slots[i] {
                 None => return None,
-                Some((k, _)) if k.hash == key.hash && k.key == key.key => return Some(i),
+                Some((k, e)) if k.hash == hash && is(k, e) => return Some(i),
                 Some(_) => i = (i + 1) & mask,
             }
         }
+    }
+
+    fn find(&self, key: &Hashed) -> Option<usize> {
+        self.probe(key.hash, |k, _| k.key == key.key)
     }
 
     #[cfg(test)]
@@ -149,18 +146,7 @@ impl Table {
 
     /// The slot of the entry made by insertion `seq` (unique in a shard) with this hash.
     fn find_seq(&self, hash: u64, seq: u64) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(hash);
-        loop {
-            match &self.slots[i] {
-                None => return None,
-                Some((k, e)) if k.hash == hash && e.seq == seq => return Some(i),
-                Some(_) => i = (i + 1) & mask,
-            }
-        }
+        self.probe(hash, |_, e| e.seq == seq)
     }
 
     #[cfg(test)]
