@@ -42,22 +42,12 @@ run() { # label, server flags...
     expect_eq "s_client: the session resumes on all 20 reconnections" 20 "$resumed_s"
     check "s_client: $other of them in another worker process than the one that made it" test "$other" -gt 0
 
-    local name pids=() started=$SECONDS
+    h2load_names "$PER_VHOST" a.test b.test
+    local name total_resumed=0 total=0 workers_seen
     for name in a.test b.test; do
-        h2load --h1 -c "$CLIENTS" -n "$PER_VHOST" -H 'Connection: close' --connect-to="127.0.0.1:$PORT" \
-            "https://$name/" >"$TMP/h2load.$name" 2>&1 &
-        pids+=($!)
-    done
-    wait "${pids[@]}"
-    echo "       $((2 * PER_VHOST)) connections in $((SECONDS - started)) s"
-    local total_resumed=0 total=0 workers_seen
-    for name in a.test b.test; do
-        expect_eq "h2load $name: all requests succeeded" \
-            "requests: $PER_VHOST total, $PER_VHOST started, $PER_VHOST done, $PER_VHOST succeeded, 0 failed, 0 errored, 0 timeout" \
-            "$(grep '^requests:' "$TMP/h2load.$name")"
         local resumed full
-        resumed=$(grep -c "^handshake worker.* vhost=$name sni=$name result=resumed$" "$LOG")
-        full=$(grep -c "^handshake worker.* vhost=$name sni=$name result=full$" "$LOG")
+        resumed=$(logged "$name" resumed)
+        full=$(logged "$name" full)
         echo "       $name: workers logged $resumed resumed + $full full handshakes"
         total_resumed=$((total_resumed + resumed))
         total=$((total + resumed + full))

@@ -110,3 +110,27 @@ for k in sys.argv[2:]:
     v = v[k]
 print(v)' "$@"
 }
+# h2load_names N NAME...: N requests per name to 127.0.0.1:$PORT, all names at once (h2load --h1,
+# $CLIENTS connections, `Connection: close`, so one handshake per request); each run's output
+# is in $TMP/h2load.NAME. Checks that every request succeeded.
+h2load_names() {
+    local n=$1 name pids=() started=$SECONDS
+    shift
+    for name in "$@"; do
+        h2load --h1 -c "${CLIENTS:-8}" -n "$n" -H 'Connection: close' --connect-to="127.0.0.1:$PORT" \
+            "https://$name/" >"$TMP/h2load.$name" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    echo "       $(($# * n)) connections in $((SECONDS - started)) s"
+    for name in "$@"; do
+        expect_eq "h2load $name: all requests succeeded" \
+            "requests: $n total, $n started, $n done, $n succeeded, 0 failed, 0 errored, 0 timeout" \
+            "$(grep '^requests:' "$TMP/h2load.$name")"
+    done
+}
+# logged NAME RESULT: the handshakes the demo server logged for vhost and SNI NAME with RESULT
+# (resumed, full).
+logged() { grep -c "^handshake worker.* vhost=$1 sni=$1 result=$2$" "$LOG"; }
+# sum_refusals: the sum of a refusals-by-reason object on stdin (as `stat` prints it).
+sum_refusals() { python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))'; }

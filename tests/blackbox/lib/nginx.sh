@@ -88,5 +88,4 @@ ngx() {
 }
 served() { grep -ao 'server=[^ ]* reused=[r.] sni=[^ ]*' | head -1; }
 status() { curl -sS --max-time 10 "http://127.0.0.1:$STATUS_PORT/status${1:-}"; }
-sum_refusals() { python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))'; }
 
