@@ -709,7 +709,8 @@ typedef struct {
    */
   uint64_t lock_timeouts;
   /*
-   Locks that could not be taken at all (scribbled over, or made unrecoverable).
+   Locks found taken over by another process while held (the holder was declared stuck:
+   its lock word unchanged for 200 ms, or scribbled on).
    */
   uint64_t lock_errors;
   /*
@@ -717,7 +718,8 @@ typedef struct {
    */
   uint64_t owner_dead;
   /*
-   Shards emptied because they were left half-written or found inconsistent.
+   Shards emptied (their sessions lost) because they were left half-written, or found
+   inconsistent or with a garbage lock word, and headers rewritten after garbage.
    */
   uint64_t repairs;
   /*
@@ -800,8 +802,8 @@ snicache_result snicache_cache_refusals(const snicache_cache *cache,
                                         uint64_t *out_count);
 
 /*
- Writes all stats as JSON (totals, listener counters, each vhost with refusals by reason)
- into `buf` with a terminating NUL, and its length without the NUL into `*out_len`.
+ Writes all stats as JSON (totals, listener counters, each vhost with refusals by reason,
+ and with a `shm:` store its health counters under `"shm"`) into `buf` with a terminating NUL, and its length without the NUL into `*out_len`.
  With `buf` NULL, only `*out_len` is written. When `cap` is too small nothing is written and
  the result is `SNICACHE_RESULT_BUFFER_TOO_SMALL`.
  */
@@ -1033,8 +1035,9 @@ snicache_result snicache_config_set_async_lookup(snicache_config *config,
  `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier;
  each process, forked workers included, starts its own writer thread and connections on its
  first lookup or write).
- An unknown or malformed specification is `SNICACHE_RESULT_INVALID_PARAMETER` with a message
- saying why.
+ An unknown or malformed specification, or a `shm:` size that cannot hold a store (under 64k,
+ over 1t), is `SNICACHE_RESULT_INVALID_PARAMETER` with a message saying why. It replaces
+ memory given with `snicache_config_set_shm_memory`.
  */
 snicache_result snicache_config_set_store(snicache_config *config, const char *spec);
 
@@ -1068,6 +1071,36 @@ snicache_result snicache_config_set_seal_key(snicache_config *config,
 snicache_result snicache_cache_set_seal_key(const snicache_cache *cache,
                                             const uint8_t *key,
                                             size_t len);
+
+/*
+ Makes the store of caches made from `config` a shared-memory store in `len` bytes at `base`,
+ memory the host made and shares between its processes (an nginx shared zone), instead of a
+ mapping of snicache's own. Replaces any store chosen with `snicache_config_set_store`.
+
+ `snicache_cache_new` then looks at the memory: when it holds a store of the same layout
+ (same length, the same number of vhosts and rules) made by an earlier cache, possibly in
+ another process that shares the memory, the new cache keeps that store's sessions and
+ counters (`snicache_shm_inherited` says so); otherwise it makes a new store there, writing
+ only a header: memory never used before must be zero-filled (as fresh shared mappings are),
+ and pages are touched only as sessions are written. A cache still using the memory with
+ another layout stops using it (its lookups miss) once a new store is made there.
+
+ Ownership: the host keeps the memory. It must be 64-byte aligned, readable and writable,
+ written by nothing but snicache, and outlive every cache made with it; snicache never
+ unmaps it. `config` keeps only the address. NULL `base` is
+ `SNICACHE_RESULT_NULL_PARAMETER`; a length that cannot hold a store is
+ `SNICACHE_RESULT_INVALID_PARAMETER` (misalignment is reported by `snicache_cache_new`).
+ Linux only.
+ */
+snicache_result snicache_config_set_shm_memory(snicache_config *config, void *base, size_t len);
+
+/*
+ Writes into `*out_inherited` whether the cache's shared-memory store was found already made
+ in the memory given with `snicache_config_set_shm_memory` (its sessions kept) rather than
+ made anew. `SNICACHE_RESULT_INVALID_PARAMETER` when the cache's store is not `shm:`.
+ Thread-safe.
+ */
+snicache_result snicache_shm_inherited(const snicache_cache *cache, bool *out_inherited);
 
 /*
  Reads the health counters of the cache's shared-memory store into `*out`.

@@ -297,7 +297,7 @@ impl Engine {
     pub fn corrupt(&self, vhost: u32, key: &Key) {
         self.store.remove(key);
         self.stats.count(vhost, Event::Corrupt);
-        self.log(Level::Warn, || {
+        self.warn_limited(&self.corrupt_warnings, || {
             format!(
                 "vhost {}: corrupt stored session dropped",
                 self.vhosts.get(vhost).name
@@ -347,7 +347,7 @@ impl Engine {
             }
             Err(e) => {
                 self.stats.count(conn.vhost, Event::StoreError);
-                self.log(Level::Warn, || {
+                self.warn_limited(&self.store_warnings, || {
                     format!(
                         "vhost {}: session not stored: {e}",
                         self.vhosts.get(conn.vhost).name

@@ -39,6 +39,17 @@ pub struct Engine {
     /// Refuse unknown SNI with `unrecognized_name` instead of using the default vhost.
     pub strict_sni: bool,
     pub log: Option<Arc<dyn Log>>,
+    /// Rate limits for warnings that can repeat on every handshake (a failing store).
+    store_warnings: WarnLimit,
+    corrupt_warnings: WarnLimit,
+}
+
+/// At most one warning of a kind per second; the ones dropped are counted and reported with the
+/// next one written.
+#[derive(Default)]
+pub struct WarnLimit {
+    last: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -70,7 +81,39 @@ impl Engine {
             stats,
             strict_sni,
             log,
+            store_warnings: WarnLimit::default(),
+            corrupt_warnings: WarnLimit::default(),
         }
+    }
+
+    /// Writes a warning unless one of the same kind was written in the last second.
+    fn warn_limited(&self, limit: &WarnLimit, message: impl FnOnce() -> String) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.log.as_ref().is_some_and(|l| l.enabled(Level::Warn)) {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = limit.last.load(Relaxed);
+        if now <= last
+            || limit
+                .last
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            limit.dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        let dropped = limit.dropped.swap(0, Relaxed);
+        self.log(Level::Warn, || match dropped {
+            0 => message(),
+            n => format!(
+                "{} ({n} more like it in the last second not logged)",
+                message()
+            ),
+        });
     }
 
     /// Formats and writes a line only when the level is enabled.

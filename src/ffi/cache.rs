@@ -172,7 +172,12 @@ pub extern "C" fn snicache_cache_new(
                 )),
                 #[cfg(target_os = "linux")]
                 StoreSpec::Shm(bytes) => {
-                    let s = Arc::new(super::shm::new_store(*bytes, vhosts.len(), policy.len())?);
+                    let s = Arc::new(super::shm::new_store(
+                        *bytes,
+                        config.shm_memory,
+                        vhosts.len(),
+                        policy.len(),
+                    )?);
                     shm = Some(s.clone());
                     Box::new(s)
                 }
@@ -180,7 +185,7 @@ pub extern "C" fn snicache_cache_new(
                 StoreSpec::Shm(_) => {
                     return Err(fail(
                         snicache_result::InvalidParameter,
-                        "the shm store needs Linux (robust process-shared mutexes)",
+                        "the shm store needs Linux",
                     ))
                 }
                 StoreSpec::Redis(url) => {
@@ -494,8 +499,8 @@ pub extern "C" fn snicache_cache_refusals(
     })
 }
 
-/// Writes all stats as JSON (totals, listener counters, each vhost with refusals by reason)
-/// into `buf` with a terminating NUL, and its length without the NUL into `*out_len`.
+/// Writes all stats as JSON (totals, listener counters, each vhost with refusals by reason,
+/// and with a `shm:` store its health counters under `"shm"`) into `buf` with a terminating NUL, and its length without the NUL into `*out_len`.
 /// With `buf` NULL, only `*out_len` is written. When `cap` is too small nothing is written and
 /// the result is `SNICACHE_RESULT_BUFFER_TOO_SMALL`.
 #[no_mangle]
@@ -510,7 +515,12 @@ pub extern "C" fn snicache_cache_stats_json(
         if out_len.is_null() {
             return Err(fail(snicache_result::NullParameter, "out_len"));
         }
-        let json = c.engine.stats_json();
+        #[allow(unused_mut)]
+        let mut json = c.engine.stats_json();
+        #[cfg(target_os = "linux")]
+        if let Some(s) = &c.shm {
+            super::shm::append_health_json(&mut json, s);
+        }
         if !buf.is_null() {
             if json.len() >= cap {
                 return Err(fail(

@@ -50,6 +50,8 @@ pub struct snicache_config {
     pub(crate) seal_key: Option<Vec<u8>>,
     /// Asynchronous lookups: the callback telling the host a paused connection may go on.
     pub(crate) ready: Option<CReady>,
+    /// Host memory for the shm store (address, length): `snicache_config_set_shm_memory`.
+    pub(crate) shm_memory: Option<(usize, usize)>,
 }
 
 impl Drop for snicache_config {
@@ -124,6 +126,7 @@ pub extern "C" fn snicache_config_new(
             store: StoreSpec::Memory(None),
             seal_key: None,
             ready: None,
+            shm_memory: None,
         });
         out(out_config, Box::into_raw(config), "out")
     })
@@ -435,8 +438,9 @@ pub extern "C" fn snicache_config_set_async_lookup(
 /// `redis://[user:password@]HOST:PORT[/DB]` (a fleet's shared store behind a local memory tier;
 /// each process, forked workers included, starts its own writer thread and connections on its
 /// first lookup or write).
-/// An unknown or malformed specification is `SNICACHE_RESULT_INVALID_PARAMETER` with a message
-/// saying why.
+/// An unknown or malformed specification, or a `shm:` size that cannot hold a store (under 64k,
+/// over 1t), is `SNICACHE_RESULT_INVALID_PARAMETER` with a message saying why. It replaces
+/// memory given with `snicache_config_set_shm_memory`.
 #[no_mangle]
 pub extern "C" fn snicache_config_set_store(
     config: *mut snicache_config,
@@ -450,7 +454,13 @@ pub extern "C" fn snicache_config_set_store(
         if let StoreSpec::Memory(Some(bytes)) = parsed {
             config.max_bytes = bytes;
         }
+        #[cfg(target_os = "linux")]
+        if let StoreSpec::Shm(bytes) = parsed {
+            crate::store::shm::check_size(bytes)
+                .map_err(|e| fail(snicache_result::InvalidParameter, e.to_string()))?;
+        }
         config.store = parsed;
+        config.shm_memory = None;
         Ok(())
     })
 }

@@ -1,13 +1,15 @@
-//! The shared-memory store's C surface: its health counters, and a debug handle on the raw
-//! mapping for tests that play a misbehaving process.
+//! The shared-memory store's C surface: memory the host provides for it, its health counters,
+//! and a debug handle on the raw mapping for tests that play a misbehaving process.
 
 use std::os::raw::c_void;
 
 use super::cache::snicache_cache;
+use super::config::snicache_config;
 use super::error::fail;
-use super::{arg, guard, out, snicache_result};
+use super::{arg, arg_mut, guard, out, snicache_result};
 use crate::engine::stats::Stats;
 use crate::store::shm::{ShmError, ShmStore};
+use crate::store::spec::StoreSpec;
 
 /// Health of a cache's shared-memory store, summed over every process using the mapping.
 #[repr(C)]
@@ -16,11 +18,13 @@ pub struct snicache_shm_health {
     /// Lock waits that timed out because a live holder was too slow (each a counted miss, or
     /// a counted store error for a put).
     pub lock_timeouts: u64,
-    /// Locks that could not be taken at all (scribbled over, or made unrecoverable).
+    /// Locks found taken over by another process while held (the holder was declared stuck:
+    /// its lock word unchanged for 200 ms, or scribbled on).
     pub lock_errors: u64,
     /// Locks taken over from a process that died holding them.
     pub owner_dead: u64,
-    /// Shards emptied because they were left half-written or found inconsistent.
+    /// Shards emptied (their sessions lost) because they were left half-written, or found
+    /// inconsistent or with a garbage lock word, and headers rewritten after garbage.
     pub repairs: u64,
     /// Entries whose checksum did not match: dropped, never handed out.
     pub corrupt: u64,
@@ -28,20 +32,100 @@ pub struct snicache_shm_health {
     pub mapped_bytes: u64,
 }
 
-/// The store for `shm:SIZE`, with room for the engine's counters of `vhosts` vhosts and
-/// `rules` rules.
+/// The store for `shm:SIZE`, in its own mapping or in the host's memory (`memory`), with room
+/// for the engine's counters of `vhosts` vhosts and `rules` rules.
 pub(crate) fn new_store(
     bytes: u64,
+    memory: Option<(usize, usize)>,
     vhosts: usize,
     rules: usize,
 ) -> Result<ShmStore, snicache_result> {
-    ShmStore::new(bytes, vhosts, Stats::cells_needed(vhosts, rules)).map_err(|e| {
+    let cells = Stats::cells_needed(vhosts, rules);
+    let made = match memory {
+        None => ShmStore::new(bytes, vhosts, cells),
+        // SAFETY: the host vouched for the memory in snicache_config_set_shm_memory.
+        Some((base, len)) => unsafe { ShmStore::over(base as *mut u8, len, vhosts, cells) },
+    };
+    made.map_err(|e| {
         let code = match e {
-            ShmError::TooSmall { .. } | ShmError::TooLarge => snicache_result::InvalidParameter,
+            ShmError::TooSmall { .. } | ShmError::TooLarge | ShmError::Misaligned => {
+                snicache_result::InvalidParameter
+            }
             ShmError::Os(_) => snicache_result::StoreFailed,
         };
         fail(code, e.to_string())
     })
+}
+
+/// Makes the store of caches made from `config` a shared-memory store in `len` bytes at `base`,
+/// memory the host made and shares between its processes (an nginx shared zone), instead of a
+/// mapping of snicache's own. Replaces any store chosen with `snicache_config_set_store`.
+///
+/// `snicache_cache_new` then looks at the memory: when it holds a store of the same layout
+/// (same length, the same number of vhosts and rules) made by an earlier cache, possibly in
+/// another process that shares the memory, the new cache keeps that store's sessions and
+/// counters (`snicache_shm_inherited` says so); otherwise it makes a new store there, writing
+/// only a header: memory never used before must be zero-filled (as fresh shared mappings are),
+/// and pages are touched only as sessions are written. A cache still using the memory with
+/// another layout stops using it (its lookups miss) once a new store is made there.
+///
+/// Ownership: the host keeps the memory. It must be 64-byte aligned, readable and writable,
+/// written by nothing but snicache, and outlive every cache made with it; snicache never
+/// unmaps it. `config` keeps only the address. NULL `base` is
+/// `SNICACHE_RESULT_NULL_PARAMETER`; a length that cannot hold a store is
+/// `SNICACHE_RESULT_INVALID_PARAMETER` (misalignment is reported by `snicache_cache_new`).
+/// Linux only.
+#[no_mangle]
+pub extern "C" fn snicache_config_set_shm_memory(
+    config: *mut snicache_config,
+    base: *mut c_void,
+    len: usize,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        if base.is_null() {
+            return Err(fail(snicache_result::NullParameter, "base"));
+        }
+        crate::store::shm::check_size(len as u64)
+            .map_err(|e| fail(snicache_result::InvalidParameter, e.to_string()))?;
+        config.store = StoreSpec::Shm(len as u64);
+        config.shm_memory = Some((base as usize, len));
+        Ok(())
+    })
+}
+
+/// Writes into `*out_inherited` whether the cache's shared-memory store was found already made
+/// in the memory given with `snicache_config_set_shm_memory` (its sessions kept) rather than
+/// made anew. `SNICACHE_RESULT_INVALID_PARAMETER` when the cache's store is not `shm:`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn snicache_shm_inherited(
+    cache: *const snicache_cache,
+    out_inherited: *mut bool,
+) -> snicache_result {
+    guard(|| {
+        let s = shm(cache)?;
+        out(out_inherited, s.inherited(), "out_inherited")
+    })
+}
+
+/// Adds `"shm":{...}` (the health counters) to the stats JSON object in `json`.
+pub(crate) fn append_health_json(json: &mut String, s: &ShmStore) {
+    use std::fmt::Write as _;
+    let h = s.health();
+    if json.ends_with('}') {
+        json.pop();
+        let _ = write!(
+            json,
+            ",\"shm\":{{\"lock_timeouts\":{},\"lock_errors\":{},\"owner_dead\":{},\"repairs\":{},\"corrupt\":{},\"mapped_bytes\":{}}}}}",
+            h.lock_timeouts,
+            h.lock_errors,
+            h.owner_dead,
+            h.repairs,
+            h.corrupt,
+            s.mapped_bytes()
+        );
+    }
 }
 
 fn shm(cache: *const snicache_cache) -> Result<&'static ShmStore, snicache_result> {
