@@ -39,11 +39,15 @@ typedef struct {
     ngx_array_t                 servers;     /* ngx_http_core_srv_conf_t * */
     ngx_array_t                 names;       /* ngx_str_t, NUL-terminated vhost names */
     const snicache_cache       *cache;
+    ngx_shm_zone_t             *zone;        /* the shm store's zone, or NULL */
+    void                       *store_mem;   /* the store's memory in the zone */
+    size_t                      store_size;
 } ngx_http_snicache_group_t;
 
 
 typedef struct {
     ngx_str_t                   store;
+    size_t                      store_size;  /* for shm:SIZE, else 0 */
     ngx_flag_t                  strict_sni;
     ngx_str_t                   ticket_key;
     time_t                      ticket_rotation;
@@ -72,6 +76,10 @@ static char *ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_snicache_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_snicache_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_snicache_add_zones(ngx_conf_t *cf,
+    ngx_http_snicache_main_conf_t *smcf);
+static ngx_int_t ngx_http_snicache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 
 static char *ngx_http_snicache_check_time(ngx_conf_t *cf, void *post,
     void *data);
@@ -334,8 +342,9 @@ ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_snicache_main_conf_t *smcf = conf;
 
+    off_t              bytes;
     u_char             msg[256];
-    ngx_str_t         *value;
+    ngx_str_t         *value, size;
     snicache_result    rc;
     snicache_config   *config;
     snicache_ssl_api   api;
@@ -368,6 +377,22 @@ ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     smcf->store = value[1];
+
+    if (ngx_strncmp(value[1].data, "shm:", 4) == 0) {
+        size.data = value[1].data + 4;
+        size.len = value[1].len - 4;
+        bytes = ngx_parse_offset(&size);
+
+        /* snicache accepted it: only a size nginx reads differently lands here */
+        if (bytes == NGX_ERROR || (uint64_t) bytes > (uint64_t) NGX_MAX_SIZE_T_VALUE / 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"snicache_store\" size \"%V\" is invalid",
+                               &size);
+            return NGX_CONF_ERROR;
+        }
+
+        smcf->store_size = (size_t) bytes;
+    }
 
     return NGX_CONF_OK;
 }
@@ -648,6 +673,111 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    return ngx_http_snicache_add_zones(cf, smcf);
+}
+
+
+/*
+ * The shm store lives in an nginx shared zone per group, created by nginx before init_module
+ * (a zone it cannot make fails the new cycle, and a reload keeps the old one serving), and
+ * reused by a reload that keeps its name, size and tag: the store in it then keeps its
+ * sessions (snicache finds its own header there, see snicache_config_set_shm_memory). With no
+ * snicache_store the store is such a zone too (shm:10m), so every worker shares the sessions.
+ */
+static ngx_int_t
+ngx_http_snicache_add_zones(ngx_conf_t *cf, ngx_http_snicache_main_conf_t *smcf)
+{
+    u_char                      *p;
+    size_t                       size;
+    ngx_str_t                    name;
+    ngx_uint_t                   g;
+    ngx_http_snicache_group_t  **groups;
+
+    if (smcf->groups.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (smcf->store.data == NULL) {
+        ngx_str_set(&smcf->store, "shm:10m");
+        smcf->store_size = 10 * 1024 * 1024;
+    }
+
+    if (smcf->store_size == 0) {
+        return NGX_OK;
+    }
+
+    /* room for the slab pool's own pages around the store (under 0.6% of the size) */
+    size = smcf->store_size + smcf->store_size / 128 + 64 * 1024;
+
+    groups = smcf->groups.elts;
+
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        p = ngx_pnalloc(cf->pool, sizeof("snicache_store#") + NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        name.data = p;
+        name.len = ngx_sprintf(p, "snicache_store#%ui", g) - p;
+
+        groups[g]->store_size = smcf->store_size;
+        groups[g]->zone = ngx_shared_memory_add(cf, &name, size,
+                                                &ngx_http_snicache_module);
+        if (groups[g]->zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (groups[g]->zone->data) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "shared memory zone \"%V\" is already used", &name);
+            return NGX_ERROR;
+        }
+
+        groups[g]->zone->init = ngx_http_snicache_init_zone;
+        groups[g]->zone->data = groups[g];
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * data: the zone's data in the previous cycle (the store's memory) when nginx reuses the
+ * zone, else NULL. The store is carved out of the zone's slab pool as one block, whose
+ * pages nginx never touches: snicache writes its header now and entries as they come.
+ */
+static ngx_int_t
+ngx_http_snicache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    void                       *mem;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_snicache_group_t  *group;
+
+    group = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data) {
+        mem = data;
+
+    } else if (shm_zone->shm.exists) {
+        mem = shpool->data;
+
+    } else {
+        mem = ngx_slab_alloc(shpool, group->store_size);
+        if (mem == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "\"snicache_store\": no room for %uz bytes in shared"
+                          " memory zone \"%V\"", group->store_size,
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        shpool->data = mem;
+    }
+
+    group->store_mem = mem;
+    shm_zone->data = mem;
+
     return NGX_OK;
 }
 
@@ -694,6 +824,7 @@ static ngx_int_t
 ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group)
 {
+    bool                           inherited;
     u_char                         msg[256];
     time_t                         timeout;
     SSL_CTX                       *listener, *ctx;
@@ -725,6 +856,11 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
 
     if (rc == SNICACHE_RESULT_OK && smcf->store.data) {
         rc = snicache_config_set_store(config, (const char *) smcf->store.data);
+    }
+
+    if (rc == SNICACHE_RESULT_OK && group->store_mem) {
+        rc = snicache_config_set_shm_memory(config, group->store_mem,
+                                            group->store_size);
     }
 
     if (rc == SNICACHE_RESULT_OK) {
@@ -803,6 +939,18 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
 
     snicache_config_free(config);
     config = NULL;
+
+    if (group->store_mem
+        && snicache_shm_inherited(group->cache, &inherited) == SNICACHE_RESULT_OK)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "\"snicache\" for the servers of %s:%ui: %s store in"
+                      " shared memory zone \"%V\"",
+                      group->default_server->file_name,
+                      group->default_server->line,
+                      inherited ? "kept the" : "made a new",
+                      &group->zone->shm.name);
+    }
 
     cln = ngx_pool_cleanup_add(cycle->pool, 0);
     if (cln == NULL) {

@@ -160,7 +160,8 @@ bad "snicache_store bogus" '"snicache_store" value "bogus:1m" refused: .+' "snic
 bad "snicache_store memory:lots" '"snicache_store" value "memory:lots" refused: .+' "snicache on; snicache_store memory:lots;"
 bad "snicache_store redis:// without a shared secret" 'snicache_store "redis://localhost".*: .*secret' \
     "snicache on; snicache_store redis://localhost;"
-bad "snicache_store shm below 64k" 'snicache_store "shm:1k".*: .+' "snicache on; snicache_store shm:1k;"
+bad "snicache_store shm below 64k, refused at parse time with file:line" \
+    '"snicache_store" value "shm:1k" refused: shm size is too small.* in .*nginx.conf:[0-9]+' "snicache on; snicache_store shm:1k;"
 bad "snicache_timeout 0" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 0;"
 bad "snicache_timeout 2d" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 2d;"
 bad "snicache_timeout soon" '"snicache_timeout" directive invalid value' "snicache on; snicache_timeout soon;"
