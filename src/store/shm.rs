@@ -44,9 +44,11 @@ use std::time::{Duration, Instant};
 use super::{Key, Lookup, Store, StoreError, Usage, Value, MAX_ID_LEN};
 use lock::{StuckNote, Taken};
 
-/// Bytes per slot. An entry takes `1 + ceil((len - HEAD_PAYLOAD) / CONT_PAYLOAD)` slots, so a
-/// typical 200–400 byte record takes two.
-pub(crate) const SLOT: usize = 256;
+/// Bytes per slot. An entry takes `1 + ceil((len - HEAD_PAYLOAD) / CONT_PAYLOAD)` slots: a
+/// typical session record (about 210 bytes for OpenSSL's TLS 1.2 and 1.3 sessions without a
+/// client certificate, plus the vhost name and SNI) fits in one (240 bytes of payload), a
+/// record with a client certificate takes a few.
+pub(crate) const SLOT: usize = 320;
 const HEAD_HDR: usize = 80;
 const CONT_HDR: usize = 8;
 const HEAD_PAYLOAD: usize = SLOT - HEAD_HDR;

@@ -53,12 +53,13 @@ def geometry(pid, base):
     with open(f"/proc/{pid}/mem", "rb") as mem:
         mem.seek(base)
         words = struct.unpack("<9Q", mem.read(72))
-    shards, slots, vhosts, extra = words[4], words[5] >> 32, words[6], words[7]
+    shards, slots, slot = words[4], words[5] >> 32, words[5] & 0xFFFFFFFF
+    vhosts, extra = words[6], words[7]
     shards_off = align64(128 + 8 * (2 * vhosts + 5 + extra))
     fixed = align64(128 + 16 * vhosts)
     buckets = 1 << (slots.bit_length() - 1)
     slots_off = align64(fixed + 4 * buckets)
-    stride = align64(slots_off + slots * 256)
+    stride = align64(slots_off + slots * slot)
     return [shards_off + s * stride for s in range(shards)]
 
 
