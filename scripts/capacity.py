@@ -1,5 +1,6 @@
 """Sessions a server keeps: N clients each make one full TLS 1.3 handshake (keeping the
-session the server gave it), then each offers its session once; prints how many resumed.
+session the server gave it), then each offers its session once, newest first; prints how many
+resumed.
 
 Usage: capacity.py PORT N [PROCS]   (127.0.0.1, SNI a.test, certificates not checked)
 Run by scripts/bench-nginx-capacity.sh against stock nginx and the module, same zone size.
@@ -32,7 +33,9 @@ def worker(port, n, barrier, out):
     c = ctx()
     sessions = [get(port, c)[0] for _ in range(n)]
     barrier.wait()  # every session made before any is offered
-    out.put(sum(get(port, c, s)[1] for s in sessions))
+    # Newest first: each resumption stores a session too, evicting the oldest, which are
+    # offered last; oldest first, every miss would evict the next one offered.
+    out.put(sum(get(port, c, s)[1] for s in reversed(sessions)))
 
 
 def main():

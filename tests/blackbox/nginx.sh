@@ -36,7 +36,7 @@ done
 stop_nginx "$D"
 
 # TLS 1.3 stateful sessions: two stored per full handshake and one more per resumption, about
-# 512 bytes each: 16m keeps all of the h2load run's without eviction.
+# 320 bytes each (one slot): 16m keeps all of the h2load run's without eviction.
 # SNICACHE_NGINX_STORE=memory runs the memory-store variant (1 worker) instead.
 STORE=shm:16m
 WORKERS=2
@@ -161,7 +161,7 @@ bad "snicache_store memory:lots" '"snicache_store" value "memory:lots" refused: 
 bad "snicache_store redis:// without a shared secret" 'snicache_store "redis://localhost".*: .*secret' \
     "snicache on; snicache_store redis://localhost;"
 bad "snicache_store shm below 64k, refused at parse time with file:line" \
-    '"snicache_store" value "shm:1k" refused: shm size is too small.* in .*nginx.conf:[0-9]+' "snicache on; snicache_store shm:1k;"
+    '"snicache_store" value "shm:1k" refused: .*too small.* in .*nginx.conf:[0-9]+' "snicache on; snicache_store shm:1k;"
 bad "snicache_timeout 0" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 0;"
 bad "snicache_timeout 2d" '"snicache_timeout" directive must be between 1s and 24h' "snicache on; snicache_timeout 2d;"
 bad "snicache_timeout soon" '"snicache_timeout" directive invalid value' "snicache on; snicache_timeout soon;"

@@ -148,5 +148,6 @@ done
 expect_eq "20 of 20 reconnections resume" 20 "$resumed"
 echo "       served by: $(tr ' ' '\n' <<<"$pids" | sort | uniq -c | xargs)"
 check "the default store is a shared zone (error log)" grep -q 'store in shared memory zone "snicache_store#0"' "$D/error.log"
+check "status JSON has the store health (\"shm\")" grep -q "\"shm\":{\"lock_timeouts\":" <<<"$(status)"
 stop_nginx "$D"
 finish
