@@ -48,9 +48,11 @@ fn batch(store: &dyn Store, keys: &[Key], values: &[Value], op: Op, idx: &[usize
             Op::Get => {
                 black_box(matches!(store.get(&keys[i], 0), Lookup::Hit(_)));
             }
-            Op::Put => store
-                .put(keys[i], values[i].clone(), u64::MAX)
-                .expect("fits"),
+            Op::Put => {
+                // A shm lock wait past its 5 ms bound (a preempted holder on a busy machine)
+                // fails the put; rare, and counted in the store's health, not here.
+                black_box(store.put(keys[i], values[i].clone(), u64::MAX).is_ok());
+            }
         }
     }
     start.elapsed().as_nanos() as u64

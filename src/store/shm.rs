@@ -72,8 +72,6 @@ pub(crate) const MIN_BYTES: u64 = 64 * 1024;
 pub(crate) const MAX_BYTES: u64 = 1 << 40;
 /// How long a lookup or store waits for a shard lock before giving up (a counted miss).
 pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_millis(5);
-/// The whole header is checked once every this many lock acquisitions (the epoch every time).
-const HEADER_EVERY: u64 = 1024;
 
 const KIND_FREE: u8 = 0;
 const KIND_HEAD: u8 = 1;
@@ -315,7 +313,6 @@ pub struct ShmStore {
     timeout: Duration,
     notes: Box<[StuckNote]>,
     started: Instant,
-    ops: AtomicU64,
 }
 
 /// A view of one shard's fields.
@@ -466,7 +463,6 @@ impl ShmStore {
             timeout: LOCK_TIMEOUT,
             notes: (0..geo.shards).map(|_| StuckNote::default()).collect(),
             started: Instant::now(),
-            ops: AtomicU64::new(0),
         };
         let words: Vec<u64> = (0..=HEADER_WORDS).map(|i| store.get_u64(8 * i)).collect();
         let found: [u64; HEADER_WORDS] = words[..HEADER_WORDS].try_into().expect("9 words");
@@ -626,13 +622,17 @@ impl ShmStore {
         )
     }
 
-    /// False once a newer store owns the memory. Rewrites a header found scribbled on (checked
-    /// in full now and then, its epoch every time).
+    /// False once a newer store owns the memory. Rewrites a header found scribbled on (its
+    /// epoch is read on every lock; the rest is checked when the epoch differs and when a
+    /// shard needs repair, garbage being seldom alone).
     fn still_ours(&self) -> bool {
-        let n = self.ops.fetch_add(1, Relaxed);
-        if self.get_u64(HEADER_EPOCH) == self.epoch && n % HEADER_EVERY != 0 {
+        if self.get_u64(HEADER_EPOCH) == self.epoch {
             return true;
         }
+        self.check_header()
+    }
+
+    fn check_header(&self) -> bool {
         match self.header_state() {
             HeaderState::Ours => true,
             HeaderState::Newer => false,
@@ -703,6 +703,7 @@ impl ShmStore {
     fn repair(&self, l: &Shard<'_>) {
         self.bump_health(REPAIRS);
         self.reset(l.base);
+        self.check_header();
     }
 }
 

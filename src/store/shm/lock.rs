@@ -32,9 +32,33 @@ pub(super) struct StuckNote {
     since: AtomicU64,
 }
 
+/// Forks seen by this process (bumped in the child), so a thread's cached id is re-read in a
+/// forked child, where the thread has another id.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This thread's id, cached: a system call per lock would cost more than the lock.
 fn tid() -> u64 {
-    // SAFETY: gettid has no preconditions.
-    (unsafe { libc::syscall(libc::SYS_gettid) }) as u64
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    thread_local!(static CACHED: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((u64::MAX, 0)) });
+    HOOK.call_once(|| {
+        // SAFETY: registers a child handler that only bumps an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+    });
+    let forks = FORKS.load(Ordering::Relaxed);
+    CACHED.with(|c| {
+        let (seen, id) = c.get();
+        if seen == forks {
+            return id;
+        }
+        // SAFETY: gettid has no preconditions.
+        let id = (unsafe { libc::syscall(libc::SYS_gettid) }) as u64;
+        c.set((forks, id));
+        id
+    })
 }
 
 fn alive(tid: u64) -> bool {
@@ -65,7 +89,7 @@ pub(super) fn acquire(
 ) -> Option<(u64, Taken)> {
     let me = next_word();
     let mine = me >> 32;
-    let start = Instant::now();
+    let mut start = None;
     let mut tries = 0u32;
     loop {
         let cur = word.load(Ordering::Relaxed);
@@ -91,7 +115,8 @@ pub(super) fn acquire(
             }
             continue;
         }
-        if start.elapsed() >= timeout {
+        let started = *start.get_or_insert_with(Instant::now);
+        if started.elapsed() >= timeout {
             let now = since_start(epoch);
             if note.word.load(Ordering::Relaxed) == cur {
                 let first = note.since.load(Ordering::Relaxed);
@@ -177,5 +202,22 @@ mod tests {
         };
         assert_eq!(how, Taken::Broken);
         assert!(timeouts > 0 && t0.elapsed() >= STUCK);
+    }
+
+    #[test]
+    fn a_forked_child_has_its_own_id() {
+        let parent = tid();
+        // SAFETY: the child only compares ids and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: getpid has no preconditions; _exit leaves the child at once.
+            let ok = tid() == unsafe { libc::getpid() } as u64 && tid() != parent;
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(tid(), parent);
     }
 }
