@@ -277,15 +277,23 @@ impl Drop for Mapping {
 }
 
 /// Counters in the mapping that the engine uses for its own stats, so every worker's counts land
-/// in one place.
+/// in one place. Once a newer store owns the memory (another layout: its counters elsewhere),
+/// counts go to a private array instead, so this store never writes into the newer one.
 pub struct Counters {
     map: Arc<Mapping>,
     off: usize,
     len: usize,
+    epoch: u64,
+    private: Box<[AtomicU64]>,
 }
 
 impl AsRef<[AtomicU64]> for Counters {
     fn as_ref(&self) -> &[AtomicU64] {
+        // SAFETY: HEADER_EPOCH is an 8-aligned word of the header, inside the mapping.
+        let epoch = unsafe { &*self.map.base.add(HEADER_EPOCH).cast::<AtomicU64>() };
+        if epoch.load(Relaxed) != self.epoch {
+            return &self.private;
+        }
         // SAFETY: off..off + 8 * len lies inside the mapping (Geometry::extra_off), is 8-aligned,
         // lives as long as self.map, and is only ever accessed as atomics.
         unsafe { std::slice::from_raw_parts(self.map.base.add(self.off).cast(), self.len) }
@@ -531,6 +539,8 @@ impl ShmStore {
             map: self.map.clone(),
             off: self.geo.extra_off(),
             len: self.geo.extra,
+            epoch: self.epoch,
+            private: (0..self.geo.extra).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -1613,6 +1623,16 @@ mod tests {
         assert!(!c.inherited());
         assert!(hit(&c, &key(1, 1), 0).is_none());
         c.put(key(1, 2), value(300, 2), u64::MAX).unwrap();
+        // The superseded store's counters no longer land in the memory.
+        let (ac, cc) = (a.counters(), c.counters());
+        ac.as_ref()[0].fetch_add(7, Relaxed);
+        assert_eq!(cc.as_ref()[0].load(Relaxed), 0);
+        assert_eq!(ac.as_ref()[0].load(Relaxed), 7);
+        assert_eq!(
+            c.health(),
+            Health::default(),
+            "nothing written over c's counters"
+        );
         assert!(matches!(a.get(&key(1, 2), 0), Lookup::Unavailable));
         assert!(a.put(key(1, 3), value(10, 1), u64::MAX).is_err());
         assert_eq!(hit(&c, &key(1, 2), 0), Some(value(300, 2).bytes.to_vec()));

@@ -3,7 +3,8 @@
 #  1. Reload keeps sessions: 2 workers, `snicache_store shm:16m`; sessions made before
 #     `nginx -s reload` (TLS 1.2 session ids, TLS 1.3 stateful sessions with tickets off, and
 #     with tickets on and a ticket key file, TLS 1.2 and 1.3 tickets) resume after it, once
-#     every old worker is gone; the error log says the store was kept.
+#     every old worker is gone; the error log says the store was kept. A reload adding a
+#     server name (another layout) makes a new store in the zone, which works at once.
 #  2. A failed reload keeps the old configuration serving: `shm:1k` (refused at parse time,
 #     naming file:line), and a zone nginx cannot make (`shm:900g`, past RAM + swap; only where
 #     the kernel refuses such a mapping, overcommit_memory 0): the master stays up, the old
@@ -72,6 +73,13 @@ sessions tickets
 conf "$D" yes 2 "$KEYS" "ssl_session_tickets on; add_header X-Reloaded 2;"
 check "reload again: old workers gone" reload "$D"
 resumes tickets "after nginx -s reload (tickets, same key file)"
+# One more name: another store layout (vhost count) in the same zone. The new store is made
+# over it; the old workers, until they exit, stop using it instead of writing into it.
+conf "$D" yes 2 "$KEYS" "ssl_session_tickets off;" "server_name alias.test;"
+check "reload with one more server name: old workers gone" reload "$D"
+check "error log: a new store was made in the kept zone" grep -q 'made a new store in shared memory zone "snicache_store#0"' "$D/error.log"
+sessions relayout
+resumes relayout "in the new layout"
 
 echo "== 2. a failed reload keeps the old configuration serving"
 good_master=$(master "$D")
@@ -87,7 +95,7 @@ for _ in $(seq 100); do grep -q 'shm:1k' "$D/error.log" && break; sleep 0.1; don
 check "reload with shm:1k: the emerg is logged" grep -q '"snicache_store" value "shm:1k" refused' "$D/error.log"
 check "reload with shm:1k: the master is still up" kill -0 "$good_master"
 expect_eq "reload with shm:1k: the same workers serve" "$old" "$(workers "$D")"
-resumes tickets "after the failed reload"
+resumes relayout "after the failed reload"
 mem_kb=$(awk '/MemTotal|SwapTotal/ {s += $2} END {print s}' /proc/meminfo)
 if [ "$(cat /proc/sys/vm/overcommit_memory)" = 0 ] && [ "$mem_kb" -lt $((800 * 1024 * 1024)) ]; then
     conf "$D" yes 2 "snicache on; snicache_store shm:900g;" "ssl_session_tickets on;"
@@ -97,7 +105,7 @@ if [ "$(cat /proc/sys/vm/overcommit_memory)" = 0 ] && [ "$mem_kb" -lt $((800 * 1
     check "reload with shm:900g: nginx cannot make the zone (logged)" grep -q 'mmap(MAP_ANON|MAP_SHARED, [0-9]*) failed' "$D/error.log"
     check "reload with shm:900g: the master is still up" kill -0 "$good_master"
     expect_eq "reload with shm:900g: the same workers serve" "$old" "$(workers "$D")"
-    resumes tickets "after the second failed reload"
+    resumes relayout "after the second failed reload"
 else
     echo "       (shm:900g not tried: overcommit_memory $(cat /proc/sys/vm/overcommit_memory), RAM+swap ${mem_kb} kB)"
 fi
