@@ -488,14 +488,23 @@ impl ShmStore {
         // Higher than any store's before it over this memory (see HeaderState::Newer).
         store.epoch = realtime_ns().max(found[8].wrapping_add(1)).max(1);
         if words.iter().any(|w| *w != 0) {
-            // Not fresh memory: an older layout's, or garbage. Empty every shard (this touches
-            // the shard headers and bucket tables, never the slots).
+            // Not fresh memory: an older layout's, or garbage. Zero the counters and empty
+            // every shard (this touches the shard headers and bucket tables, never the slots).
+            store.zero_counters();
             for s in 0..geo.shards {
                 store.reset(store.shard_base(s));
             }
         }
         store.write_header();
         Ok(store)
+    }
+
+    /// Zeroes every counter in the globals area: usage, health and the engine's.
+    fn zero_counters(&self) {
+        let g = &self.geo;
+        for off in (g.globals..g.extra_off() + 8 * g.extra).step_by(8) {
+            self.put_u64(off, 0);
+        }
     }
 
     fn write_header(&self) {
@@ -648,10 +657,7 @@ impl ShmStore {
             HeaderState::Newer => false,
             HeaderState::Other => {
                 // The whole mapping was written over: its counters are garbage too.
-                let g = &self.geo;
-                for off in (g.globals..g.extra_off() + 8 * g.extra).step_by(8) {
-                    self.put_u64(off, 0);
-                }
+                self.zero_counters();
                 self.bump_health(REPAIRS);
                 self.write_header();
                 true
