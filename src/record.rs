@@ -4,8 +4,12 @@
 //! a miss.
 
 const MAGIC: &[u8; 4] = b"SNCR";
-/// The format written by this version.
+/// The format written by this version for stored sessions.
 pub const FORMAT_VERSION: u8 = 1;
+/// The format of a ticket's record: version 1 plus the ticket's identity after the fixed part.
+pub const TICKET_FORMAT_VERSION: u8 = 2;
+/// Bytes of a ticket's identity: random, drawn when the ticket is issued, sealed inside it.
+pub const TICKET_ID_LEN: usize = 16;
 const FLAG_EMS: u8 = 1;
 const FLAG_INVALIDATED: u8 = 2;
 const FIXED_LEN: usize = 4 + 1 + 1 + 2 + 2 + 8 + 4;
@@ -44,6 +48,8 @@ pub struct Record<'a> {
     pub meta: Meta<'a>,
     /// The host library's serialized session (`i2d_SSL_SESSION`); empty in a tombstone.
     pub session: &'a [u8],
+    /// A ticket's identity (format 2), which its revocation entry is derived from.
+    pub ticket_id: Option<[u8; TICKET_ID_LEN]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +77,23 @@ impl std::fmt::Display for RecordError {
 
 /// Encodes a record. Fails only when a name or ALPN exceeds 255 bytes.
 pub fn encode(meta: &Meta<'_>, session: &[u8]) -> Result<Vec<u8>, RecordError> {
+    encode_with(meta, None, session)
+}
+
+/// Encodes a ticket's record (format 2): as `encode`, carrying the ticket's identity.
+pub fn encode_ticket(
+    meta: &Meta<'_>,
+    ticket_id: &[u8; TICKET_ID_LEN],
+    session: &[u8],
+) -> Result<Vec<u8>, RecordError> {
+    encode_with(meta, Some(ticket_id), session)
+}
+
+fn encode_with(
+    meta: &Meta<'_>,
+    ticket_id: Option<&[u8; TICKET_ID_LEN]>,
+    session: &[u8],
+) -> Result<Vec<u8>, RecordError> {
     let short = |b: &[u8]| u8::try_from(b.len()).map_err(|_| RecordError::FieldTooLong);
     let vhost_len = short(meta.vhost.as_bytes())?;
     let sni = meta.sni.unwrap_or("").as_bytes();
@@ -81,7 +104,11 @@ pub fn encode(meta: &Meta<'_>, session: &[u8]) -> Result<Vec<u8>, RecordError> {
         FIXED_LEN + 3 + 4 + sni.len() + meta.vhost.len() + meta.alpn.len() + session.len(),
     );
     out.extend_from_slice(MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(if ticket_id.is_some() {
+        TICKET_FORMAT_VERSION
+    } else {
+        FORMAT_VERSION
+    });
     let mut flags = 0;
     if meta.ems {
         flags |= FLAG_EMS;
@@ -94,6 +121,9 @@ pub fn encode(meta: &Meta<'_>, session: &[u8]) -> Result<Vec<u8>, RecordError> {
     out.extend_from_slice(&meta.cipher.to_be_bytes());
     out.extend_from_slice(&meta.created.to_be_bytes());
     out.extend_from_slice(&meta.timeout.to_be_bytes());
+    if let Some(id) = ticket_id {
+        out.extend_from_slice(id);
+    }
     out.push(vhost_len);
     out.extend_from_slice(meta.vhost.as_bytes());
     out.push(sni_len);
@@ -135,7 +165,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The longest record without session bytes (what a ticket carries in front of its session).
-pub const MAX_APPDATA: usize = FIXED_LEN + 3 * 256 + 4;
+pub const MAX_APPDATA: usize = FIXED_LEN + TICKET_ID_LEN + 3 * 256 + 4;
 
 /// Decodes a record without copying.
 pub fn decode(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
@@ -157,7 +187,7 @@ fn decode_prefix(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
         return Err(RecordError::BadMagic);
     }
     let version = r.take(1)?[0];
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != TICKET_FORMAT_VERSION {
         return Err(RecordError::UnknownVersion(version));
     }
     let flags = r.take(1)?[0];
@@ -165,6 +195,11 @@ fn decode_prefix(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
     let cipher = u16::from_be_bytes(r.array()?);
     let created = u64::from_be_bytes(r.array()?);
     let timeout = u32::from_be_bytes(r.array()?);
+    let ticket_id = if version == TICKET_FORMAT_VERSION {
+        Some(r.array()?)
+    } else {
+        None
+    };
     let vhost = r.text()?;
     let sni = r.text()?;
     let alpn = r.short_field()?;
@@ -184,6 +219,7 @@ fn decode_prefix(bytes: &[u8]) -> Result<(Record<'_>, usize), RecordError> {
             alpn,
         },
         session,
+        ticket_id,
     };
     Ok((rec, used))
 }
@@ -256,6 +292,24 @@ mod tests {
         bytes.extend_from_slice(b"session bytes");
         assert_eq!(split_appdata(&bytes), Some(n));
         assert_eq!(split_appdata(&bytes[..n - 1]), None);
+    }
+
+    #[test]
+    fn a_ticket_record_carries_its_identity() {
+        let id = [7u8; TICKET_ID_LEN];
+        let bytes = encode_ticket(&meta(), &id, b"").unwrap();
+        assert_eq!(bytes[4], TICKET_FORMAT_VERSION);
+        let rec = decode(&bytes).unwrap();
+        assert_eq!(rec.meta, meta());
+        assert_eq!(rec.ticket_id, Some(id));
+        assert!(bytes.len() <= MAX_APPDATA);
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_err(), "prefix of {n} bytes decoded");
+        }
+        assert_eq!(
+            decode(&encode(&meta(), b"").unwrap()).unwrap().ticket_id,
+            None
+        );
     }
 
     #[test]

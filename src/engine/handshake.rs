@@ -10,8 +10,19 @@ use super::policy::{Facts, MAX_LIFETIME};
 use super::stats::{Event, ListenerEvent};
 use super::vhosts::{parse_server_name, RouteError, MAX_NAME};
 use super::{Engine, Level};
-use crate::record::{self, Meta};
+use crate::record::{self, Meta, TICKET_ID_LEN};
 use crate::store::{Key, Lookup, Value};
+
+/// Length of a revocation key's id: `REVOCATION_TAG` then a SHA-256 digest, truncated. No
+/// session id the engine stores is this long with this tag (OpenSSL and BoringSSL make 32-byte
+/// ids; a host's own store gets any id, but a collision needs a 2^-160 chance).
+const REVOCATION_ID_LEN: usize = 24;
+const REVOCATION_TAG: &[u8; 4] = b"\xffrv1";
+/// Domain separation for the revocation digest.
+const REVOCATION_LABEL: &[u8] = b"snicache ticket revocation v1\0";
+
+/// A ticket this connection used or was issued: its revocation key and when it expires.
+pub type TicketRef = (Key, u64);
 
 /// How the connection's resumption attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +47,10 @@ pub struct Conn {
     pub resumed: Option<Key>,
     issued: [Option<Key>; ISSUED],
     issued_next: usize,
+    /// The stateless ticket this connection resumed with, when it carries an identity.
+    pub ticket_used: Option<TicketRef>,
+    tickets_issued: [Option<TicketRef>; ISSUED],
+    tickets_issued_next: usize,
     pub outcome: Outcome,
     /// The offered ticket named a key this vhost does not have (set by the key lookup, so a
     /// failed decryption is not also counted as a forgery).
@@ -55,6 +70,11 @@ impl Conn {
     fn issued(&mut self, key: Key) {
         self.issued[self.issued_next % ISSUED] = Some(key);
         self.issued_next += 1;
+    }
+
+    fn ticket_issued(&mut self, ticket: TicketRef) {
+        self.tickets_issued[self.tickets_issued_next % ISSUED] = Some(ticket);
+        self.tickets_issued_next += 1;
     }
 }
 
@@ -163,6 +183,9 @@ impl Engine {
             resumed: None,
             issued: [None; ISSUED],
             issued_next: 0,
+            ticket_used: None,
+            tickets_issued: [None; ISSUED],
+            tickets_issued_next: 0,
             outcome: Outcome::Full,
             ticket_key_unknown: false,
             prefetching: false,
@@ -358,9 +381,45 @@ impl Engine {
         }
     }
 
-    /// The record to seal into a stateless ticket issued on this connection (OpenSSL app data).
-    pub fn ticket_appdata(&self, conn: &Conn, s: &NewSession<'_>) -> Vec<u8> {
-        record::encode(&self.meta(conn, s), &[]).unwrap_or_default()
+    /// The record to seal into a stateless ticket issued on this connection (OpenSSL app data,
+    /// BoringSSL's sealed prefix): the session's facts and a fresh random identity, remembered
+    /// on the connection so a fatal alert on it revokes the ticket.
+    pub fn ticket_appdata(&self, conn: &mut Conn, s: &NewSession<'_>) -> Vec<u8> {
+        let mut id = [0u8; TICKET_ID_LEN];
+        crate::crypto::random(&mut id);
+        let meta = self.meta(conn, s);
+        let expires = meta.expires_at();
+        let Ok(bytes) = record::encode_ticket(&meta, &id, &[]) else {
+            return Vec::new();
+        };
+        let key = self.revocation_key(conn.vhost, &id);
+        conn.ticket_issued((key, expires));
+        bytes
+    }
+
+    /// The store key of a ticket's revocation entry: the vhost and a digest of the ticket's
+    /// sealed identity (random, never any of the ticket's secrets), bound to the vhost's name so
+    /// it means the same on every server sharing the store.
+    pub fn revocation_key(&self, vhost: u32, ticket_id: &[u8; TICKET_ID_LEN]) -> Key {
+        use sha2::{Digest, Sha256};
+        let name = &self.vhosts.get(vhost).name;
+        let digest = Sha256::new()
+            .chain_update(REVOCATION_LABEL)
+            .chain_update(name.as_bytes())
+            .chain_update([0])
+            .chain_update(ticket_id)
+            .finalize();
+        let mut id = [0u8; REVOCATION_ID_LEN];
+        id[..REVOCATION_TAG.len()].copy_from_slice(REVOCATION_TAG);
+        id[REVOCATION_TAG.len()..]
+            .copy_from_slice(&digest[..REVOCATION_ID_LEN - REVOCATION_TAG.len()]);
+        Key::new(vhost, &id).expect("a 24-byte id")
+    }
+
+    /// Whether a ticket with this identity was revoked on this vhost (see `Store::revoked`).
+    pub fn ticket_revoked(&self, vhost: u32, ticket_id: &[u8; TICKET_ID_LEN], now: u64) -> bool {
+        self.store
+            .revoked(&self.revocation_key(vhost, ticket_id), now)
     }
 
     /// Decides whether a decrypted stateless ticket carrying `appdata` may resume here.
@@ -377,9 +436,19 @@ impl Engine {
             });
             return false;
         };
-        if !self.judge(conn, &rec.meta, host) {
+        // A revoked ticket is refused by the `invalidated` rule, as a stored tombstone is.
+        let mut meta = rec.meta;
+        let ticket = rec.ticket_id.map(|id| {
+            let key = self.revocation_key(conn.vhost, &id);
+            (key, meta.expires_at())
+        });
+        if let Some((key, _)) = &ticket {
+            meta.invalidated |= self.store.revoked(key, host.now);
+        }
+        if !self.judge(conn, &meta, host) {
             return false;
         }
+        conn.ticket_used = ticket;
         self.stats.count(conn.vhost, Event::Hit);
         conn.outcome = Outcome::Resumed;
         true
@@ -387,8 +456,49 @@ impl Engine {
 
     /// A fatal alert ended the connection (RFC 5246 §7.2.2): the session it resumed and those it
     /// was issued must never resume again. The resumed one becomes a tombstone that the
-    /// `invalidated` rule refuses, so every server sharing the store learns of it.
+    /// `invalidated` rule refuses, so every server sharing the store learns of it; the stateless
+    /// tickets it used or was issued are revoked until they expire (`Store::revoke`).
     pub fn invalidate(&self, conn: &mut Conn, now: u64) {
+        let mut tickets = [None; ISSUED + 1];
+        tickets[0] = conn.ticket_used.take();
+        for (slot, t) in tickets[1..].iter_mut().zip(&mut conn.tickets_issued) {
+            *slot = t.take();
+        }
+        for (key, expires) in tickets.into_iter().flatten() {
+            if expires <= now {
+                continue;
+            }
+            let meta = Meta {
+                vhost: &self.vhosts.get(key.vhost).name,
+                sni: conn.sni(),
+                created: now,
+                timeout: u32::try_from(expires - now).unwrap_or(u32::MAX),
+                version: 0,
+                cipher: 0,
+                ems: false,
+                invalidated: true,
+                alpn: &[],
+            };
+            let revoked = record::encode(&meta, &[])
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    self.store
+                        .revoke(key, Value::new(bytes), expires)
+                        .map_err(|e| e.to_string())
+                });
+            match revoked {
+                Ok(()) => self.stats.count(key.vhost, Event::Invalidation),
+                Err(e) => {
+                    self.stats.count(key.vhost, Event::StoreError);
+                    self.log(Level::Warn, || {
+                        format!(
+                            "vhost {}: ticket revocation not stored: {e}",
+                            self.vhosts.get(key.vhost).name
+                        )
+                    });
+                }
+            }
+        }
         if let Some(key) = conn.resumed.take() {
             let vhost = self.vhosts.get(key.vhost);
             let meta = Meta {
@@ -405,7 +515,7 @@ impl Engine {
             if let Ok(bytes) = record::encode(&meta, &[]) {
                 if self
                     .store
-                    .put(key, Value::new(bytes), meta.expires_at())
+                    .invalidate(key, Value::new(bytes), meta.expires_at())
                     .is_err()
                 {
                     self.store.remove(&key);

@@ -510,10 +510,10 @@ mod tests {
     #[test]
     fn tickets_carry_their_vhost_and_sni() {
         let e = engine(false);
-        let c = e
+        let mut c = e
             .client_hello(Some(&sni_ext("x.b.test")), Some(true))
             .unwrap();
-        let data = e.ticket_appdata(&c, &new_session(b""));
+        let data = e.ticket_appdata(&mut c, &new_session(b""));
         let mut same = e
             .client_hello(Some(&sni_ext("x.b.test")), Some(true))
             .unwrap();
@@ -527,6 +527,48 @@ mod tests {
             .client_hello(Some(&sni_ext("x.b.test")), Some(true))
             .unwrap();
         assert!(!e.check_ticket(&mut none, None, &at(1001)));
+    }
+
+    #[test]
+    fn a_fatal_alert_revokes_the_tickets_a_connection_used_or_was_issued() {
+        let e = engine(false);
+        let invalidated = e.policy.position("invalidated").unwrap();
+        let hello = || {
+            e.client_hello(Some(&sni_ext("a.test")), Some(true))
+                .unwrap()
+        };
+        // Two tickets issued on one connection; a third on another.
+        let mut born = hello();
+        let t1 = e.ticket_appdata(&mut born, &new_session(b""));
+        let mut other = hello();
+        let t2 = e.ticket_appdata(&mut other, &new_session(b""));
+        assert_ne!(t1, t2, "every ticket has its own identity");
+        // t1 resumes, then its connection ends with a fatal alert.
+        let mut used = hello();
+        assert!(e.check_ticket(&mut used, Some(&t1), &at(1001)));
+        e.invalidate(&mut used, 1002);
+        assert_eq!(e.snapshot(None).invalidations, 1);
+        let mut again = hello();
+        assert!(!e.check_ticket(&mut again, Some(&t1), &at(1003)));
+        assert_eq!(again.outcome, Outcome::Refused(invalidated as u16));
+        assert_eq!(e.stats.refusals(None, invalidated), 1);
+        // t2 is untouched; a fatal alert on the connection that issued it revokes it.
+        assert!(e.check_ticket(&mut hello(), Some(&t2), &at(1003)));
+        e.invalidate(&mut other, 1004);
+        assert!(!e.check_ticket(&mut hello(), Some(&t2), &at(1005)));
+        assert_eq!(e.stats.refusals(None, invalidated), 2);
+        // The revocation ends with the ticket's lifetime (created 1000 + 300 s): then `expired`.
+        let mut late = hello();
+        assert!(!e.check_ticket(&mut late, Some(&t1), &at(1300)));
+        assert_eq!(
+            late.outcome,
+            Outcome::Refused(e.policy.position("expired").unwrap() as u16)
+        );
+        // A ticket without an identity (format 1) still resumes: nothing to revoke it by.
+        let mut meta = crate::record::decode(&t2).unwrap().meta;
+        meta.created = 1000;
+        let old = crate::record::encode(&meta, &[]).unwrap();
+        assert!(e.check_ticket(&mut hello(), Some(&old), &at(1003)));
     }
 
     #[test]

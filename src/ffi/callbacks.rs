@@ -452,20 +452,22 @@ unsafe fn describe<'a>(
     }
 }
 
-/// The record a ticket of this connection carries: vhost, SNI and the session's facts.
+/// The record a ticket of this connection carries: vhost, SNI, the session's facts and the
+/// ticket's identity (which the connection remembers, to revoke it after a fatal alert).
 ///
 /// # Safety
 /// `ssl` and `sess` are live for the duration of the call.
 pub(crate) unsafe fn ticket_record(
     host: &HostApi,
     ssl: *mut c_void,
-    b: &ConnBox,
+    b: &mut ConnBox,
     sess: *mut c_void,
 ) -> Vec<u8> {
     let mut alpn = (std::ptr::null(), 0);
+    let ConnBox { cache, conn } = b;
     // SAFETY: per the contract.
-    let s = unsafe { describe(host, ssl, &b.conn, sess, &[], &[], &mut alpn) };
-    b.cache.engine.ticket_appdata(&b.conn, &s)
+    let s = unsafe { describe(host, ssl, conn, sess, &[], &[], &mut alpn) };
+    cache.engine.ticket_appdata(conn, &s)
 }
 
 /// The new-session callback (`SSL_CTX_sess_set_new_cb`). Stores the session under (vhost, id)

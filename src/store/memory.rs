@@ -210,6 +210,8 @@ pub struct MemoryStore {
     shard_bytes: u64,
     shard_entries: u64,
     counters: Box<[Counters]>,
+    /// Revoked tickets, apart from the sessions (`revocations.rs`).
+    revocations: super::revocations::Revocations,
 }
 
 impl Shard {
@@ -299,6 +301,9 @@ impl MemoryStore {
             shard_bytes: max_bytes / shards,
             shard_entries: max_entries.max(1) / shards,
             counters: (0..vhosts.max(1)).map(|_| Counters::default()).collect(),
+            revocations: super::revocations::Revocations::new(
+                usize::try_from(max_entries).unwrap_or(usize::MAX),
+            ),
         }
     }
 
@@ -399,6 +404,18 @@ impl Store for MemoryStore {
             }
             None => false,
         }
+    }
+
+    fn revoke(&self, key: Key, _tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.revocations.insert(key, expires_at, now);
+        Ok(())
+    }
+
+    fn revoked(&self, key: &Key, now: u64) -> bool {
+        self.revocations.contains(key, now)
     }
 
     fn usage(&self, vhost: Option<u32>) -> Usage {

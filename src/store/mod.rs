@@ -4,6 +4,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod revocations;
 #[cfg(target_os = "linux")]
 pub mod shm;
 pub mod spec;
@@ -128,5 +129,24 @@ pub trait Store: Send + Sync {
     /// Counters of a remote tier, for stores that have one.
     fn remote(&self) -> Option<redis::RemoteStats> {
         None
+    }
+    /// Replaces `key`'s record with `tombstone` (a fatal alert retired the session) everywhere
+    /// it may be held: stores with a tier per server also tell the other servers' tiers. The
+    /// default is `put`.
+    fn invalidate(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
+        self.put(key, tombstone, expires_at)
+    }
+    /// Revokes a stateless ticket: `key` is the engine's revocation key (vhost + digest of the
+    /// ticket's identity), `tombstone` a record saying so, `expires_at` the end of the ticket's
+    /// lifetime. `revoked` answers true for it until then, in every process (and, for a remote
+    /// store, on every server) sharing the store. The default keeps it as an ordinary record.
+    fn revoke(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
+        self.put(key, tombstone, expires_at)
+    }
+    /// Whether `key` was revoked (`revoke`). Asked on every ticket decryption, so it never
+    /// waits on a network: a remote store answers from what this process holds. The default
+    /// looks the key up (`get`).
+    fn revoked(&self, key: &Key, now: u64) -> bool {
+        matches!(self.get(key, now), Lookup::Hit(_))
     }
 }
