@@ -759,3 +759,85 @@ fn host_rules_refuse_by_name_counted_and_logged() {
         rule_check_old(m, &client);
     }
 }
+
+/// R1 for BoringSSL's ticket AEAD path: a fatal alert on a connection that used a ticket (sent
+/// by the server, by the client, or by the client in place of its Finished) or that was issued
+/// one revokes that ticket: offered again, it gets a full handshake refused as `invalidated`.
+/// An untouched ticket keeps resuming.
+fn revoked_after_fatal_alerts(version: u16) {
+    let server = keyed(Some(&SECRET_A), None);
+    let client = Client::new();
+    fn o(version: u16, offer: Option<&Session>) -> Opts<'_> {
+        opts(version, Some("a.test"), offer)
+    }
+    let keep = server.connect(&client, &o(version, None));
+    assert!(keep.ok && !keep.resumed);
+    let mut refused = 0;
+    type Alert = fn(&mut Opts<'_>);
+    let alerts: [(&str, Alert); 3] = [
+        ("server alert", |o| o.corrupt_after = true),
+        ("client alert", |o| o.corrupt_server_after = true),
+        ("client alert in place of Finished", |o| {
+            o.corrupt_server_flight = true
+        }),
+    ];
+    for (what, alert) in alerts {
+        let born = server.connect(&client, &o(version, None));
+        assert!(born.ok && !born.resumed);
+        let ticket = born.session().copy();
+        let clean = server.connect(&client, &o(version, Some(&ticket)));
+        assert!(
+            clean.ok && clean.resumed,
+            "{version:x} {what}: resumes first"
+        );
+        let before = server.stats(None).invalidations;
+        let offered = ticket.copy();
+        let mut bad = o(version, Some(&offered));
+        alert(&mut bad);
+        let broken = server.connect(&client, &bad);
+        assert!(
+            broken.resumed,
+            "{version:x} {what}: resumed, then the alert"
+        );
+        assert!(
+            server.stats(None).invalidations > before,
+            "{version:x} {what}: nothing invalidated"
+        );
+        let again = server.connect(&client, &o(version, Some(&ticket.copy())));
+        assert!(
+            again.ok && !again.resumed,
+            "{version:x} {what}: revoked ticket resumed"
+        );
+        assert_eq!(again.reason(), Some("invalidated"), "{version:x} {what}");
+        refused += 1;
+    }
+    // A ticket issued on a connection that then ends with a fatal alert.
+    let mut bad = o(version, None);
+    bad.corrupt_after = true;
+    let born = server.connect(&client, &bad);
+    assert!(born.ok && !born.resumed);
+    let again = server.connect(&client, &o(version, Some(&born.session().copy())));
+    assert!(
+        again.ok && !again.resumed,
+        "{version:x}: issued ticket resumed"
+    );
+    assert_eq!(again.reason(), Some("invalidated"));
+    refused += 1;
+
+    let kept = server.connect(&client, &o(version, Some(&keep.session().copy())));
+    assert!(
+        kept.ok && kept.resumed,
+        "{version:x}: an untouched ticket resumes"
+    );
+    assert_eq!(server.refusals(None, "invalidated"), refused);
+}
+
+#[test]
+fn tls12_tickets_are_revoked_after_fatal_alerts() {
+    revoked_after_fatal_alerts(TLS1_2);
+}
+
+#[test]
+fn tls13_tickets_are_revoked_after_fatal_alerts() {
+    revoked_after_fatal_alerts(TLS1_3);
+}

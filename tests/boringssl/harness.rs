@@ -229,6 +229,12 @@ pub struct Opts<'a> {
     /// After the handshake, corrupt the client's application-data record so the server
     /// answers with a fatal bad_record_mac alert.
     pub corrupt_after: bool,
+    /// After the handshake, corrupt the server's application-data record so the client sends
+    /// a fatal bad_record_mac alert.
+    pub corrupt_server_after: bool,
+    /// Corrupt the server's first flight (in a resumption it ends with the server's Finished),
+    /// so the client sends a fatal alert in place of its Finished.
+    pub corrupt_server_flight: bool,
     /// The client's TLS 1.2 cipher list.
     pub cipher_list: Option<&'a str>,
     /// Rewrites the client's first flight (one ClientHello record) on its way to the server.
@@ -376,6 +382,7 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
         let (mut a, mut b) = (0, 0);
         let mut pending = 0;
         let mut first_flight = true;
+        let mut server_flight_seen = false;
         for _ in 0..50 {
             let (mut dead_c, mut dead_s) = (false, false);
             if a != 1 {
@@ -401,7 +408,12 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
                 }
                 dead_s = fatal(s, b);
             }
-            pump(s_out, c_in);
+            let mut reply = drain(s_out);
+            if o.corrupt_server_flight && !reply.is_empty() && !server_flight_seen {
+                *reply.last_mut().unwrap() ^= 0x5a;
+            }
+            server_flight_seen |= !reply.is_empty();
+            feed(c_in, &reply);
             if (a == 1 && b == 1) || dead_c || dead_s {
                 break;
             }
@@ -411,23 +423,32 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
         let p = &mut byte as *mut u8 as *mut c_void;
         if ok {
             ffi::SSL_write(s, b"s".as_ptr().cast(), 1);
-            pump(s_out, c_in);
-            ffi::SSL_read(c, p, 1);
-            ffi::SSL_write(c, b"c".as_ptr().cast(), 1);
-            let mut record = drain(c_out);
-            if o.corrupt_after {
+            let mut record = drain(s_out);
+            if o.corrupt_server_after {
                 *record.last_mut().unwrap() ^= 0x5a;
             }
-            feed(s_in, &record);
-            if ffi::SSL_read(s, p, 1) <= 0 {
-                pump(s_out, c_in);
-                ffi::SSL_read(c, p, 1);
-            } else {
-                ffi::SSL_shutdown(c);
+            feed(c_in, &record);
+            if ffi::SSL_read(c, p, 1) <= 0 {
+                // The client's alert reaches the server.
                 pump(c_out, s_in);
-                ffi::SSL_shutdown(s);
-                pump(s_out, c_in);
-                ffi::SSL_shutdown(c);
+                ffi::SSL_read(s, p, 1);
+            } else {
+                ffi::SSL_write(c, b"c".as_ptr().cast(), 1);
+                let mut record = drain(c_out);
+                if o.corrupt_after {
+                    *record.last_mut().unwrap() ^= 0x5a;
+                }
+                feed(s_in, &record);
+                if ffi::SSL_read(s, p, 1) <= 0 {
+                    pump(s_out, c_in);
+                    ffi::SSL_read(c, p, 1);
+                } else {
+                    ffi::SSL_shutdown(c);
+                    pump(c_out, s_in);
+                    ffi::SSL_shutdown(s);
+                    pump(s_out, c_in);
+                    ffi::SSL_shutdown(c);
+                }
             }
         } else {
             pump(s_out, c_in);
