@@ -39,6 +39,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+#[path = "redis_bus.rs"]
+mod bus;
+
 use super::memory::MemoryStore;
 use super::{Key, Lookup, Store, StoreError, Usage, Value};
 use crate::crypto::{hkdf_sha256, open, seal, zeroize};
@@ -368,6 +371,8 @@ struct Remote {
     breaker: Breaker,
     counters: Counters,
     notify: Option<Notify>,
+    /// Invalidation messages received from the fleet (`redis_bus.rs`).
+    bus: bus::BusCounters,
 }
 
 impl Remote {
@@ -582,7 +587,13 @@ enum Op {
         record: Arc<[u8]>,
         expires_at: u64,
     },
-    Remove(Key),
+    /// Removal, tombstone or revocation: written and published to the fleet (`redis_bus.rs`).
+    Invalidate {
+        kind: bus::Kind,
+        key: Key,
+        record: Option<Arc<[u8]>>,
+        expires_at: u64,
+    },
 }
 
 /// The background writer: one connection, its own timeouts, the shared breaker.
@@ -671,13 +682,12 @@ impl Writer {
                     .map_err(|e| r.classify(&e))?;
                 Ok(true)
             }
-            Op::Remove(key) => {
-                ::redis::cmd("DEL")
-                    .arg(r.redis_key(key))
-                    .query::<()>(conn)
-                    .map_err(|e| r.classify(&e))?;
-                Ok(false)
-            }
+            Op::Invalidate {
+                kind,
+                key,
+                record,
+                expires_at,
+            } => bus::apply(r, conn, *kind, key, record.as_deref(), *expires_at),
         }
     }
 }
@@ -791,13 +801,20 @@ struct ProcessState {
     /// Background fetching, when `enable_async` turned it on and its threads started.
     fetches: Option<Arc<Fetches>>,
     fetchers: Vec<JoinHandle<()>>,
+    /// Applies the fleet's invalidations to the local tier (`redis_bus.rs`).
+    _subscriber: Option<bus::Subscriber>,
 }
 
 impl ProcessState {
     /// Starts the writer (and the fetchers when `background`). A thread that cannot start is
     /// reported through `notify`: without the writer, writes are dropped and counted; without
     /// fetchers, `get_async` asks Redis on the caller's thread within the budget.
-    fn start(remote: &Arc<Remote>, background: bool, generation: u64) -> ProcessState {
+    fn start(
+        remote: &Arc<Remote>,
+        local: &Arc<MemoryStore>,
+        background: bool,
+        generation: u64,
+    ) -> ProcessState {
         let pool = Arc::new(Pool::default());
         let (tx, rx) = sync_channel(remote.options.queue);
         let mut state = ProcessState {
@@ -811,6 +828,7 @@ impl ProcessState {
             writer: None,
             fetches: None,
             fetchers: Vec::new(),
+            _subscriber: bus::Subscriber::start(remote, local),
         };
         let writer = Writer {
             remote: remote.clone(),
@@ -896,7 +914,7 @@ fn forget(state: *mut ProcessState) {
 
 /// The memory store in front of Redis.
 pub struct RedisStore {
-    local: MemoryStore,
+    local: Arc<MemoryStore>,
     remote: Arc<Remote>,
     /// Whether `enable_async` turned background fetching on.
     background: bool,
@@ -936,9 +954,10 @@ impl RedisStore {
             },
             counters: Counters::default(),
             notify,
+            bus: bus::BusCounters::default(),
         });
         Ok(RedisStore {
-            local,
+            local: Arc::new(local),
             remote,
             background: false,
             process: AtomicPtr::new(std::ptr::null_mut()),
@@ -977,6 +996,7 @@ impl RedisStore {
         }
         let fresh = Box::into_raw(Box::new(ProcessState::start(
             &self.remote,
+            &self.local,
             self.background,
             generation,
         )));
@@ -1169,8 +1189,43 @@ impl Store for RedisStore {
     }
 
     fn remove(&self, key: &Key) -> bool {
-        self.enqueue(Op::Remove(*key));
-        self.local.remove(key)
+        // Locally first: this process's own subscriber applies the published removal too.
+        let removed = self.local.remove(key);
+        self.enqueue(Op::Invalidate {
+            kind: bus::Kind::Remove,
+            key: *key,
+            record: None,
+            expires_at: 0,
+        });
+        removed
+    }
+
+    fn invalidate(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
+        let record = tombstone.bytes.clone();
+        let local = self.local.put(key, tombstone, expires_at);
+        self.enqueue(Op::Invalidate {
+            kind: bus::Kind::Tombstone,
+            key,
+            record: Some(record),
+            expires_at,
+        });
+        local
+    }
+
+    fn revoke(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
+        let record = tombstone.bytes.clone();
+        let local = self.local.revoke(key, tombstone, expires_at);
+        self.enqueue(Op::Invalidate {
+            kind: bus::Kind::Revocation,
+            key,
+            record: Some(record),
+            expires_at,
+        });
+        local
+    }
+
+    fn revoked(&self, key: &Key, now: u64) -> bool {
+        self.local.revoked(key, now)
     }
 
     fn usage(&self, vhost: Option<u32>) -> Usage {

@@ -1,0 +1,289 @@
+//! Invalidations between servers sharing Redis: each server's local tier (the memory store in
+//! front of Redis) answers first and never asks Redis about a session it holds, so a session
+//! retired on one server (a fatal alert, a single-use resumption, a ticket revoked) must be
+//! retired in every other server's local tier too. This is done with Redis pub/sub:
+//!
+//! - The writer thread that stores a tombstone, deletes a session or stores a ticket revocation
+//!   publishes it on `CHANNEL` in the same round trip (a pipeline: `SET`/`DEL`, then `PUBLISH`),
+//!   so a message is never seen before the key changed in Redis.
+//! - Each process that uses the store runs one subscriber thread (started with the writer, on
+//!   first use, fork-safe like it), which applies every message to its local tier: a removal
+//!   drops the key, a tombstone replaces the session, a revocation joins the local revocation set
+//!   that ticket checks consult without any round trip.
+//! - Tombstones and revocations travel sealed like stored records (AES-256-GCM bound to the vhost
+//!   name and id): one that does not open still removes the key locally, never adds anything.
+//!
+//! Why pub/sub rather than RESP3 client-side caching (`CLIENT TRACKING`): tracking only tells a
+//! client that a key it read changed, and only on the connection that read it. Sessions a server
+//! stored itself were never read, so it would need broadcast mode over the whole key prefix,
+//! which sends every server a message for every new session of the fleet. And a revoked ticket
+//! has no key in any local tier to invalidate: the server must learn the revocation itself,
+//! which a tracking message (a key name) does not carry but a published message does.
+//!
+//! The window: messages are fire-and-forget. A server whose subscription is down (Redis
+//! unreachable, restarting) misses what is published meanwhile; sessions in its local tier then
+//! stay resumable there until they expire or are evicted, and tickets revoked meanwhile are not
+//! refused there. A server that starts later does not learn earlier ticket revocations (stateful
+//! tombstones it does find in Redis on a local miss).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{unix_now, Failure, Remote};
+use crate::store::memory::MemoryStore;
+use crate::store::{Key, Store, Value, MAX_ID_LEN};
+
+/// The channel every server of a fleet publishes on and subscribes to.
+pub(super) const CHANNEL: &str = "snicache:v1:invalidations";
+/// How often a waiting subscriber looks whether its store is going away.
+const POLL: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts to subscribe.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// What a message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// The session is gone: drop it.
+    Remove = 1,
+    /// A fatal alert retired the session: the sealed tombstone replaces it.
+    Tombstone = 2,
+    /// A ticket is revoked until the sealed expiry.
+    Revocation = 3,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Kind> {
+        match b {
+            1 => Some(Kind::Remove),
+            2 => Some(Kind::Tombstone),
+            3 => Some(Kind::Revocation),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of the subscriber, per process.
+#[derive(Default)]
+pub(super) struct BusCounters {
+    pub(super) received: AtomicU64,
+    pub(super) rejected: AtomicU64,
+}
+
+/// The message: kind, vhost name, id, then (tombstones and revocations) the sealed
+/// `expires_at ‖ record`, as Redis holds it.
+fn message(r: &Remote, kind: Kind, key: &Key, sealed: Option<&[u8]>) -> Vec<u8> {
+    let name = r.vhosts.get(key.vhost as usize).map_or("", String::as_str);
+    let mut m = Vec::with_capacity(3 + name.len() + key.id().len() + sealed.map_or(0, <[u8]>::len));
+    m.push(kind as u8);
+    m.push(name.len().min(255) as u8);
+    m.extend_from_slice(&name.as_bytes()[..name.len().min(255)]);
+    m.push(key.id().len() as u8);
+    m.extend_from_slice(key.id());
+    if let Some(s) = sealed {
+        m.extend_from_slice(s);
+    }
+    m
+}
+
+/// Applies an invalidation to Redis and publishes it, in one round trip. Ok(true) when a
+/// record was written.
+pub(super) fn apply(
+    r: &Remote,
+    conn: &mut ::redis::Connection,
+    kind: Kind,
+    key: &Key,
+    record: Option<&[u8]>,
+    expires_at: u64,
+) -> Result<bool, Failure> {
+    let mut pipe = ::redis::pipe();
+    let sealed = match (kind, record) {
+        (Kind::Remove, _) | (_, None) => {
+            pipe.cmd("DEL").arg(r.redis_key(key)).ignore();
+            None
+        }
+        (_, Some(record)) => {
+            let ttl = expires_at.saturating_sub(unix_now());
+            if ttl == 0 {
+                return Ok(false);
+            }
+            let mut plain = Vec::with_capacity(8 + record.len());
+            plain.extend_from_slice(&expires_at.to_be_bytes());
+            plain.extend_from_slice(record);
+            let sealed = r.seal.seal(&r.aad(key), &plain);
+            crate::crypto::zeroize(&mut plain);
+            pipe.cmd("SET")
+                .arg(r.redis_key(key))
+                .arg(&sealed)
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
+            Some(sealed)
+        }
+    };
+    let kind = if sealed.is_none() { Kind::Remove } else { kind };
+    pipe.cmd("PUBLISH")
+        .arg(CHANNEL)
+        .arg(message(r, kind, key, sealed.as_deref()))
+        .ignore();
+    pipe.query::<()>(conn).map_err(|e| r.classify(&e))?;
+    Ok(sealed.is_some())
+}
+
+/// Applies one received message to the local tier. False when it was malformed or for a
+/// vhost this server does not have.
+fn receive(r: &Remote, local: &MemoryStore, payload: &[u8]) -> bool {
+    let parse = || -> Option<(Kind, Key, &[u8])> {
+        let kind = Kind::from_byte(*payload.first()?)?;
+        let name_len = usize::from(*payload.get(1)?);
+        let name = std::str::from_utf8(payload.get(2..2 + name_len)?).ok()?;
+        let id_len = usize::from(*payload.get(2 + name_len)?);
+        if id_len > MAX_ID_LEN {
+            return None;
+        }
+        let id = payload.get(3 + name_len..3 + name_len + id_len)?;
+        let vhost = r.vhosts.iter().position(|v| v == name)?;
+        let key = Key::new(u32::try_from(vhost).ok()?, id)?;
+        Some((kind, key, &payload[3 + name_len + id_len..]))
+    };
+    let Some((kind, key, sealed)) = parse() else {
+        return false;
+    };
+    let opened = (kind != Kind::Remove)
+        .then(|| r.unseal(&key, sealed))
+        .flatten()
+        .filter(|(expires_at, _)| *expires_at > unix_now());
+    match (kind, opened) {
+        (Kind::Tombstone, Some((expires_at, record))) => {
+            if local.put(key, Value::new(record), expires_at).is_err() {
+                local.remove(&key);
+            }
+        }
+        (Kind::Revocation, Some((expires_at, record))) => {
+            let _ = local.revoke(key, Value::new(record), expires_at);
+        }
+        // A removal, or a tombstone that does not open (another seal key, altered, expired):
+        // drop the key, add nothing.
+        (Kind::Remove | Kind::Tombstone, _) => {
+            local.remove(&key);
+        }
+        (Kind::Revocation, None) => return false,
+    }
+    true
+}
+
+/// One process's subscriber thread.
+pub(super) struct Subscriber {
+    closing: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Subscriber {
+    /// Starts the thread; None (reported through the store's notify) when it cannot start.
+    pub(super) fn start(remote: &Arc<Remote>, local: &Arc<MemoryStore>) -> Option<Subscriber> {
+        let closing = Arc::new(AtomicBool::new(false));
+        let (r, l, c) = (remote.clone(), local.clone(), closing.clone());
+        match std::thread::Builder::new()
+            .name("snicache-redis-bus".into())
+            .spawn(move || run(&r, &l, &c))
+        {
+            Ok(h) => Some(Subscriber {
+                closing,
+                thread: Some(h),
+            }),
+            Err(e) => {
+                remote.warn(&format!(
+                    "cannot start the invalidation subscriber thread: {e}"
+                ));
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.closing.store(true, Relaxed);
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Sleeps `d` in slices, returning early (true) when closing.
+fn pause(d: Duration, closing: &AtomicBool) -> bool {
+    let mut left = d;
+    while !left.is_zero() {
+        if closing.load(Relaxed) {
+            return true;
+        }
+        let step = left.min(POLL);
+        std::thread::sleep(step);
+        left -= step;
+    }
+    closing.load(Relaxed)
+}
+
+fn run(r: &Remote, local: &MemoryStore, closing: &AtomicBool) {
+    let mut retry = POLL;
+    let mut lost = false;
+    while !closing.load(Relaxed) {
+        match subscribe(r, local, closing) {
+            Ok(()) => return,
+            Err(why) => {
+                if !lost {
+                    r.warn(&format!(
+                        "invalidation subscription: {why}; retrying (invalidations published meanwhile are missed here)"
+                    ));
+                    lost = true;
+                }
+                if pause(retry, closing) {
+                    return;
+                }
+                retry = (retry * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+/// Subscribes and applies messages until closing (Ok) or the connection fails (Err).
+fn subscribe(r: &Remote, local: &MemoryStore, closing: &AtomicBool) -> Result<(), String> {
+    let mut conn = r
+        .client
+        .get_connection_with_timeout(r.options.write_timeout)
+        .map_err(|e| super::scrub(&e.to_string(), &r.url))?;
+    let mut pubsub = conn.as_pubsub();
+    pubsub
+        .subscribe(CHANNEL)
+        .map_err(|e| super::scrub(&e.to_string(), &r.url))?;
+    pubsub
+        .set_read_timeout(Some(POLL))
+        .map_err(|e| e.to_string())?;
+    loop {
+        if closing.load(Relaxed) {
+            return Ok(());
+        }
+        match pubsub.get_message() {
+            Ok(msg) => {
+                let payload: Vec<u8> = msg.get_payload().unwrap_or_default();
+                let c = &r.bus;
+                c.received.fetch_add(1, Relaxed);
+                if !receive(r, local, &payload) {
+                    c.rejected.fetch_add(1, Relaxed);
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(super::scrub(&e.to_string(), &r.url)),
+        }
+    }
+}
+
+impl super::RedisStore {
+    /// Invalidation messages this process received from the fleet, and how many of them it
+    /// could not apply (malformed, unknown vhost, a revocation that did not open).
+    pub fn invalidations_received(&self) -> (u64, u64) {
+        let c = &self.remote.bus;
+        (c.received.load(Relaxed), c.rejected.load(Relaxed))
+    }
+}

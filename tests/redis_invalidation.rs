@@ -1,0 +1,236 @@
+//! Invalidations reaching other servers' local tiers (issue 11 item 5), against a real
+//! `redis-server` on a free loopback port. Two Redis stores play two servers of a fleet, each
+//! with its own local tier and its own subscriber: server two holds a session in its local tier
+//! (it resumed it: fetched from Redis), server one retires it (a tombstone after a fatal alert,
+//! a single-use removal, a ticket revocation), and server two must stop answering it locally.
+//! Propagation times are measured over 50 invalidations of each kind and printed (p50/max);
+//! the 100 ms bound of the issue is asserted on the median and on 90% of them, a generous
+//! correctness bound (loopback figures are around a millisecond), never a speed target.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use snicache::store::memory::MemoryStore;
+use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
+use snicache::store::{Key, Lookup, Store, Value};
+
+#[path = "redis/server.rs"]
+mod server;
+
+use server::RedisServer;
+
+const VHOSTS: [&str; 2] = ["a.test", "b.test"];
+const ROUNDS: usize = 50;
+const BOUND: Duration = Duration::from_millis(100);
+
+fn store(url: &str) -> RedisStore {
+    RedisStore::new(
+        &RedisSpec::parse(url).unwrap(),
+        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
+        VHOSTS.iter().map(|s| s.to_string()).collect(),
+        Arc::new(SealKeys::new(&[9; 32], false)),
+        None,
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn key(vhost: u32, n: usize, len: usize) -> Key {
+    let mut id = vec![0x5au8; len];
+    id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+    Key::new(vhost, &id).unwrap()
+}
+
+fn bytes(l: Lookup) -> Option<Vec<u8>> {
+    match l {
+        Lookup::Hit(v) => Some(v.bytes.to_vec()),
+        _ => None,
+    }
+}
+
+/// Waits (with a deadline) until both stores' subscribers listen on the channel.
+fn wait_subscribed(r: &RedisServer, n: i64) {
+    let mut cli = r.cli().unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("snicache:v1:invalidations")
+            .query(&mut cli)
+            .unwrap();
+        if counts.first().is_some_and(|(_, c)| *c >= n) {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "subscribers did not subscribe: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `done` until true (deadline 5 s); the time it took.
+fn until(mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(5), "never propagated");
+        std::thread::yield_now();
+    }
+    start.elapsed()
+}
+
+fn report(what: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let p50 = times[times.len() / 2];
+    let p90 = times[times.len() * 9 / 10];
+    let max = *times.last().unwrap();
+    println!(
+        "propagation of {what} to another server's local tier over {} rounds: p50 {:.3} ms, p90 {:.3} ms, max {:.3} ms",
+        times.len(),
+        p50.as_secs_f64() * 1e3,
+        p90.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    assert!(
+        p50 < BOUND && p90 < BOUND,
+        "{what}: p50 {p50:?} p90 {p90:?}"
+    );
+}
+
+/// Server two resumed the session: it is in its local tier, fetched from Redis.
+fn warm(one: &RedisStore, two: &RedisStore, k: Key, record: &[u8], expires: u64) {
+    one.put(k, Value::new(record.to_vec()), expires).unwrap();
+    assert!(one.flush(Duration::from_secs(5)));
+    assert_eq!(bytes(two.get(&k, now())).as_deref(), Some(record));
+}
+
+#[test]
+fn invalidations_reach_another_servers_local_tier_within_100_ms() {
+    let r = RedisServer::start();
+    let (one, two) = (store(&r.url()), store(&r.url()));
+    let expires = now() + 300;
+    // First use starts each process-side state, subscriber included.
+    let _ = one.get(&key(0, 0, 32), now());
+    let _ = two.get(&key(0, 0, 32), now());
+    wait_subscribed(&r, 2);
+
+    let hex = |k: Key| {
+        k.id()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    // A fatal alert on server one: the tombstone replaces the session in server two's tier.
+    let mut times = Vec::new();
+    for n in 1..=ROUNDS {
+        let k = key(0, n, 32);
+        warm(&one, &two, k, b"live session", expires);
+        // Server two keeps answering it locally, even with Redis changed behind its back.
+        let mut cli = r.cli().unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(format!("snicache:v1:a.test:{}", hex(k)))
+            .query(&mut cli)
+            .unwrap();
+        assert_eq!(
+            bytes(two.get(&k, now())).as_deref(),
+            Some(&b"live session"[..])
+        );
+        let start = Instant::now();
+        one.invalidate(k, Value::new(b"tombstone".to_vec()), expires)
+            .unwrap();
+        until(|| bytes(two.get(&k, now())).as_deref() == Some(&b"tombstone"[..]));
+        times.push(start.elapsed());
+    }
+    report("tombstones (fatal alert)", times);
+
+    // A single-use removal on server one.
+    let mut times = Vec::new();
+    for n in 1..=ROUNDS {
+        let k = key(1, 1000 + n, 32);
+        warm(&one, &two, k, b"single use", expires);
+        let start = Instant::now();
+        assert!(
+            matches!(one.get(&k, now()), Lookup::Hit(_)),
+            "round {n}: server one lost it"
+        );
+        assert!(one.remove(&k));
+        until(|| !matches!(two.get(&k, now()), Lookup::Hit(_)));
+        times.push(start.elapsed());
+    }
+    report("removals (single use)", times);
+
+    // A ticket revoked on server one: server two refuses it without asking Redis.
+    let mut times = Vec::new();
+    for n in 1..=ROUNDS {
+        let k = key(0, 2000 + n, 24);
+        assert!(!two.revoked(&k, now()));
+        let start = Instant::now();
+        one.revoke(k, Value::new(b"revoked".to_vec()), expires)
+            .unwrap();
+        assert!(
+            one.revoked(&k, now()),
+            "at once on the server that revoked it"
+        );
+        until(|| two.revoked(&k, now()));
+        times.push(start.elapsed());
+    }
+    report("ticket revocations", times);
+    assert!(!two.revoked(&key(0, 9999, 24), now()));
+
+    let (received, rejected) = two.invalidations_received();
+    assert!(received >= 3 * ROUNDS as u64, "{received}");
+    assert_eq!(rejected, 0);
+    // Revocations are kept in Redis too, with the ticket's remaining lifetime.
+    let mut cli = r.cli().unwrap();
+    let hex = |k: Key| {
+        k.id()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("snicache:v1:a.test:{}", hex(key(0, 2001, 24))))
+        .query(&mut cli)
+        .unwrap();
+    assert!(ttl > 250 && ttl <= 300, "{ttl}");
+}
+
+#[test]
+fn a_tombstone_that_does_not_open_only_removes() {
+    let r = RedisServer::start();
+    let one = store(&r.url());
+    let other_seal = RedisStore::new(
+        &RedisSpec::parse(&r.url()).unwrap(),
+        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
+        VHOSTS.iter().map(|s| s.to_string()).collect(),
+        Arc::new(SealKeys::new(&[1; 32], false)),
+        None,
+    )
+    .unwrap();
+    let k = key(0, 1, 32);
+    let expires = now() + 300;
+    one.put(k, Value::new(b"live".to_vec()), expires).unwrap();
+    let _ = other_seal.get(&key(0, 2, 32), now());
+    wait_subscribed(&r, 2);
+    assert!(one.flush(Duration::from_secs(5)));
+    // A server with another seal key retires it: ours drops it, and adds nothing it cannot open.
+    other_seal
+        .invalidate(k, Value::new(b"tombstone".to_vec()), expires)
+        .unwrap();
+    until(|| !matches!(one.get(&k, now()), Lookup::Hit(_)));
+    let rk = key(0, 3, 24);
+    other_seal
+        .revoke(rk, Value::new(b"revoked".to_vec()), expires)
+        .unwrap();
+    until(|| one.invalidations_received().1 >= 1);
+    assert!(
+        !one.revoked(&rk, now()),
+        "a revocation that does not open is ignored"
+    );
+}
