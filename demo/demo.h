@@ -33,6 +33,7 @@ struct demo_options {
     const char *store;           /* --store SPEC, for snicache_config_set_store */
     char store_shown[256];       /* the same with any user:password@ hidden, for messages */
     const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */
+    const char *ticket_secret_file; /* --ticket-secret-file PATH, for snicache_config_set_ticket_keys */
     int threads;
     int workers;                 /* --workers N: prefork processes sharing the listener (0: none) */
     int tls_min, tls_max;        /* TLS1_2_VERSION or TLS1_3_VERSION */

@@ -30,6 +30,8 @@ static const char usage[] =
     "                          by a fleet, behind a local memory tier (needs --seal-key-file)\n"
     "  --seal-key-file PATH    32 to 64 secret bytes that seal sessions kept in Redis; every\n"
     "                          server sharing the Redis store needs the same file\n"
+    "  --ticket-secret-file PATH  32 to 64 secret bytes the ticket keys derive from, so servers\n"
+    "                          given the same file open each other's tickets (default: random)\n"
     "  --threads N             worker threads serving connections (default 2)\n"
     "  --workers N             prefork: fork N worker processes after making the cache, each\n"
     "                          with --threads threads on the shared listening socket (default:\n"
@@ -125,7 +127,7 @@ static int takes_value(const char *flag)
 {
     static const char *const flags[] = {"--listen", "--vhost", "--default", "--store", "--threads", "--workers",
                                         "--tls-min", "--tls-max", "--tickets", "--timeout", "--io-timeout",
-                                        "--seal-key-file"};
+                                        "--seal-key-file", "--ticket-secret-file"};
     size_t i;
     for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(flag, flags[i]) == 0)
@@ -213,6 +215,8 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             o->timeout = (unsigned)number(flag, value, 1, 86400);
         } else if (strcmp(flag, "--seal-key-file") == 0) {
             o->seal_key_file = value;
+        } else if (strcmp(flag, "--ticket-secret-file") == 0) {
+            o->ticket_secret_file = value;
         } else if (strcmp(flag, "--io-timeout") == 0) {
             o->io_timeout = (unsigned)number(flag, value, 1, 3600);
         }

@@ -56,6 +56,35 @@ static void bad_store(const char *spec, snicache_result r)
     exit(2);
 }
 
+/* Reads 32 to 64 secret bytes from `path` for `flag` into key (65 bytes); exits 2 when it cannot. */
+static size_t read_secret(const char *flag, const char *path, unsigned char *key)
+{
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "snicache-demo-server: %s '%s': %s\n", flag, path, strerror(errno));
+        exit(2);
+    }
+    n = fread(key, 1, 65, f);
+    fclose(f);
+    if (n < 32 || n > 64) {
+        fprintf(stderr, "snicache-demo-server: %s '%s': %zu bytes, 32 to 64 needed\n", flag, path, n);
+        exit(2);
+    }
+    return n;
+}
+
+/* --ticket-secret-file: the master secret of the ticket keys, shared by a fleet. */
+static void set_ticket_secret(snicache_config *config, const char *path)
+{
+    unsigned char key[65];
+    size_t n = read_secret("--ticket-secret-file", path, key);
+    snicache_result r = snicache_config_set_ticket_keys(config, key, n, 0);
+    OPENSSL_cleanse(key, sizeof key);
+    if (r != SNICACHE_RESULT_OK)
+        die_snicache("snicache_config_set_ticket_keys", r);
+}
+
 /* --seal-key-file: the secret (32 to 64 bytes) sealing the sessions a remote store keeps. */
 static void set_seal_key(snicache_config *config, const char *path)
 {
@@ -161,6 +190,8 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         bad_store(o->store_shown, r);
     if (o->seal_key_file != NULL)
         set_seal_key(config, o->seal_key_file);
+    if (o->ticket_secret_file != NULL)
+        set_ticket_secret(config, o->ticket_secret_file);
     /* Lookups the local tier cannot answer pause the handshake (SSL_ERROR_WANT_CLIENT_HELLO_CB)
      * instead of asking Redis on the worker thread; demo_on_ready (loop.c) resumes it. */
     if (o->async_lookup && (r = snicache_config_set_async_lookup(config, demo_on_ready, NULL)) != SNICACHE_RESULT_OK)
