@@ -1225,6 +1225,9 @@ impl Store for RedisStore {
     }
 
     fn revoked(&self, key: &Key, now: u64) -> bool {
+        // Local only, never a round trip; the first check in a process starts its subscriber
+        // (with the writer), so revocations from the fleet reach the local set from then on.
+        self.process();
         self.local.revoked(key, now)
     }
 
