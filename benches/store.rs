@@ -1,6 +1,8 @@
 //! Memory store micro-benchmark: ns per get / put / remove / get+put at 1 and 2 threads, with
-//! 100k and 1M entries of realistic record sizes (200–300 bytes). Prints figures only; it is
-//! never a pass/fail test. Run: `cargo bench --bench store` (`-- --quick` for a short run).
+//! 100k and 1M entries of realistic record sizes (200–300 bytes), then the ticket revocation
+//! check (the store's `revoked`, and the engine's whole check: digest of the ticket's identity
+//! plus lookup) with 0 to 100k tickets revoked. Prints figures only; it is never a pass/fail
+//! test. Run: `cargo bench --bench store` (`-- --quick` for a short run).
 //!
 //! Each figure is the median of several rounds; a round times a batch of operations on random
 //! keys of the populated store. With 2 threads both run the same kind of batch at once on the
@@ -253,5 +255,95 @@ fn main() {
         let u = f.store.usage(None);
         assert_eq!(u.entries as usize, entries, "every key still stored");
         assert_eq!(u.evictions, 0, "the bound held every entry");
+    }
+    revocation_checks(ops, rounds);
+}
+
+/// The check every ticket decryption makes: is this ticket revoked? Keys are drawn at random,
+/// half of them revoked (when any are); the 2-thread figure is latency as one thread sees it.
+fn revocation_checks(ops: usize, rounds: usize) {
+    use snicache::engine::policy::Policy;
+    use snicache::engine::vhosts::{VHostOptions, VHosts};
+    use snicache::engine::Engine;
+
+    println!();
+    println!("ticket revocation check (memory store; revocations kept apart from the sessions)");
+    println!("median of {rounds} rounds x {ops} checks per thread; `revoked` = the store's lookup of a revocation key;");
+    println!("engine = the whole check of a decrypted ticket: SHA-256 digest of its identity + lookup");
+    println!();
+    println!("| tickets revoked | threads | revoked ns/op | engine ns/op |");
+    println!("|--------:|--------:|---:|---:|");
+    let now = 1_000;
+    for revoked in [0usize, 1_000, 100_000] {
+        let mut v = VHosts::default();
+        v.add(
+            "a.test",
+            1,
+            VHostOptions {
+                timeout: 300,
+                is_default: true,
+                single_use: false,
+                allow_no_ems: false,
+            },
+        )
+        .expect("vhost");
+        let store = MemoryStore::new(1 << 30, 1 << 20, 1);
+        let engine = Engine::new(v, Policy::default(), Box::new(store), false, None);
+        let mut rng = Rng(0xfeed ^ revoked as u64);
+        let ids: Vec<[u8; 16]> = (0..(2 * revoked).max(1024))
+            .map(|_| {
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&rng.next().to_le_bytes());
+                id[8..].copy_from_slice(&rng.next().to_le_bytes());
+                id
+            })
+            .collect();
+        let keys: Vec<Key> = ids.iter().map(|id| engine.revocation_key(0, id)).collect();
+        for k in keys.iter().take(revoked) {
+            engine
+                .store
+                .revoke(*k, Value::new(b"revoked".to_vec()), u64::MAX)
+                .expect("revoke");
+        }
+        for threads in [1usize, 2] {
+            let run = |whole: bool| {
+                let mut per_op = Vec::new();
+                for round in 0..=rounds {
+                    let mut r = Rng(0x77 + round as u64);
+                    let picks: Vec<usize> = (0..ops).map(|_| r.below(ids.len())).collect();
+                    let barrier = Barrier::new(threads);
+                    let wall = std::thread::scope(|s| {
+                        let hs: Vec<_> = (0..threads)
+                            .map(|_| {
+                                let (barrier, picks, e, ids, keys) =
+                                    (&barrier, &picks, &engine, &ids, &keys);
+                                s.spawn(move || {
+                                    barrier.wait();
+                                    let start = Instant::now();
+                                    let mut found = 0usize;
+                                    for &i in picks {
+                                        let hit = if whole {
+                                            e.ticket_revoked(0, &ids[i], now)
+                                        } else {
+                                            e.store.revoked(&keys[i], now)
+                                        };
+                                        found += usize::from(black_box(hit));
+                                    }
+                                    black_box(found);
+                                    start.elapsed().as_nanos()
+                                })
+                            })
+                            .collect();
+                        hs.into_iter().map(|h| h.join().expect("thread")).max().unwrap_or(0)
+                    });
+                    if round > 0 {
+                        per_op.push(wall as f64 / ops as f64);
+                    }
+                }
+                median(per_op)
+            };
+            let (lookup, whole) = (run(false), run(true));
+            println!("| {revoked:>7} | {threads:>7} | {lookup:.0} | {whole:.0} |");
+        }
     }
 }

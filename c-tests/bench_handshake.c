@@ -313,6 +313,42 @@ static double median(const double *xs, int n)
     return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
+/* A connection that ends with a fatal alert after a full handshake: the server cannot
+ * authenticate the client's first record. With snicache's tickets, the ticket it was issued is
+ * revoked, so the revocation set the ticket checks consult is not empty. */
+static void alert_once(SSL_CTX *listener)
+{
+    SSL *c = SSL_new(client_ctx), *s = SSL_new(listener);
+    BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem());
+    BIO *s_in = BIO_new(BIO_s_mem()), *s_out = BIO_new(BIO_s_mem());
+    char buf[16384];
+    int i, a = 0, b = 0, n;
+
+    SSL_set_bio(c, c_in, c_out);
+    SSL_set_bio(s, s_in, s_out);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    SSL_set_tlsext_host_name(c, "a.test");
+    for (i = 0; i < 20 && !(a == 1 && b == 1); i++) {
+        if (a != 1)
+            a = SSL_do_handshake(c);
+        pump(c_out, s_in);
+        if (b != 1)
+            b = SSL_do_handshake(s);
+        pump(s_out, c_in);
+    }
+    SSL_write(c, "x", 1);
+    while ((n = BIO_read(c_out, buf, sizeof buf)) > 0) {
+        buf[n - 1] ^= 0x5a;
+        BIO_write(s_in, buf, n);
+    }
+    if (a != 1 || b != 1 || SSL_read(s, buf, 1) > 0)
+        die("alert_once");
+    ERR_clear_error();
+    SSL_free(c);
+    SSL_free(s);
+}
+
 static struct variant *add(const char *name, SSL_CTX *listener, const char *sni0, const char *sni1, int resumed,
                            int per_round)
 {
@@ -348,7 +384,10 @@ int main(int argc, char **argv)
     snicache_config *config1 = NULL, *config2 = NULL;
     const snicache_cache *cache1 = NULL, *cache2 = NULL;
     SSL_CTX *internal, *snic, *decode, *full, *sni_listener, *snic_listener, *snic_vh[2];
-    struct variant *v_int, *v_snic, *v_dec, *v_full, *v_isni, *v_s2, *v_redis = NULL;
+    struct variant *v_int, *v_snic, *v_dec, *v_full, *v_isni, *v_s2, *v_redis = NULL, *v_itk, *v_stk;
+    snicache_config *config4 = NULL;
+    const snicache_cache *cache4 = NULL;
+    SSL_CTX *internal_tk, *snic_tk;
     const char *redis_url = getenv("SNICACHE_BENCH_REDIS");
     snicache_config *config3 = NULL;
     const snicache_cache *cache3 = NULL;
@@ -414,6 +453,25 @@ int main(int argc, char **argv)
 
     full = server_ctx("a.test");
 
+    /* Stateless tickets: OpenSSL's own ticket keys against snicache's (per-vhost keys, the
+     * policy and the revocation check on every ticket, with 64 tickets revoked beforehand). */
+    internal_tk = server_ctx("a.test");
+    SSL_CTX_clear_options(internal_tk, SSL_OP_NO_TICKET);
+    snic_tk = server_ctx("a.test");
+    SSL_CTX_clear_options(snic_tk, SSL_OP_NO_TICKET);
+    if (snicache_config_new(&api, &config4) != SNICACHE_RESULT_OK
+        || snicache_config_add_vhost(config4, "a.test", snic_tk, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
+        || snicache_cache_new(config4, &cache4) != SNICACHE_RESULT_OK
+        || snicache_cache_attach(cache4, snic_tk, 0) != SNICACHE_RESULT_OK)
+        die("snicache setup (tickets)");
+    for (i = 0; i < 64; i++)
+        alert_once(snic_tk);
+    {
+        snicache_stats st;
+        if (snicache_cache_stats(cache4, NULL, &st) != SNICACHE_RESULT_OK || st.invalidations != 64)
+            die("tickets were not revoked");
+    }
+
     v_int = add("internal", internal, "a.test", "a.test", 1, per_round);
     v_snic = add("snicache", snic, "a.test", "a.test", 1, per_round);
     v_snic->cache = cache1;
@@ -434,6 +492,9 @@ int main(int argc, char **argv)
         v_redis = add("snicache+redis", snic_redis, "a.test", "a.test", 1, per_round);
         v_redis->cache = cache3;
     }
+    v_itk = add("internal tickets", internal_tk, "a.test", "a.test", 1, per_round);
+    v_stk = add("snicache tickets (revocation check)", snic_tk, "a.test", "a.test", 1, per_round);
+    v_stk->cache = cache4;
     v_full = add("full handshake (internal)", full, "a.test", "a.test", 0, per_round / 8 < 2 ? 2 : per_round / 8);
 
     if (only != NULL) {
@@ -466,7 +527,7 @@ int main(int argc, char **argv)
         }
     }
 
-    printf("TLS 1.2, session ids (SSL_OP_NO_TICKET), memory BIOs, client and server in the same thread;\n"
+    printf("TLS 1.2, session ids (SSL_OP_NO_TICKET; the ticket variants: stateless tickets), memory BIOs, client and server in the same thread;\n"
            "%d thread(s), %d rounds x %d resumed handshakes per thread (full: %d), variants interleaved.\n"
            "Every counted resumed handshake was checked with SSL_session_reused on both sides.\n\n",
            n_threads, rounds, per_round, v_full->per_round);
@@ -475,20 +536,23 @@ int main(int argc, char **argv)
     for (i = 0; i < n_variants; i++) {
         struct variant *v = &variants[i];
         double lo = v->rate[0], hi = v->rate[0];
-        const struct variant *base = v == v_s2 ? v_isni : v_int;
+        const struct variant *base = v == v_s2 ? v_isni : v == v_stk ? v_itk : v_int;
         for (r = 1; r < rounds; r++) {
             lo = v->rate[r] < lo ? v->rate[r] : lo;
             hi = v->rate[r] > hi ? v->rate[r] : hi;
         }
         printf("| %s | %.0f | %.0f | %.0f | ", v->name, median(v->rate, rounds), lo, hi);
-        if (v == v_int || v == v_isni)
+        if (v == v_int || v == v_isni || v == v_itk)
             printf("1 (baseline) |\n");
         else
-            printf("%.3fx%s |\n", ratio(v, base, rounds), base == v_isni ? " of internal+sni" : "");
+            printf("%.3fx%s |\n", ratio(v, base, rounds),
+                   base == v_isni ? " of internal+sni" : base == v_itk ? " of internal tickets" : "");
     }
     printf("\nsnicache / internal: %.3fx (1 vhost), %.3fx (2 vhosts vs internal+sni); decode-every-hit / internal: "
            "%.3fx\n",
            ratio(v_snic, v_int, rounds), ratio(v_s2, v_isni, rounds), ratio(v_dec, v_int, rounds));
+    printf("snicache tickets (revocation check on, 64 revoked) / internal tickets: %.3fx\n",
+           ratio(v_stk, v_itk, rounds));
     if (v_redis != NULL) {
         snicache_stats st;
         if (snicache_cache_stats(cache3, NULL, &st) != SNICACHE_RESULT_OK)
