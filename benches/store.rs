@@ -269,7 +269,9 @@ fn revocation_checks(ops: usize, rounds: usize) {
     println!();
     println!("ticket revocation check (memory store; revocations kept apart from the sessions)");
     println!("median of {rounds} rounds x {ops} checks per thread; `revoked` = the store's lookup of a revocation key;");
-    println!("engine = the whole check of a decrypted ticket: SHA-256 digest of its identity + lookup");
+    println!(
+        "engine = the whole check of a decrypted ticket: SHA-256 digest of its identity + lookup"
+    );
     println!();
     println!("| tickets revoked | threads | revoked ns/op | engine ns/op |");
     println!("|--------:|--------:|---:|---:|");
@@ -334,7 +336,10 @@ fn revocation_checks(ops: usize, rounds: usize) {
                                 })
                             })
                             .collect();
-                        hs.into_iter().map(|h| h.join().expect("thread")).max().unwrap_or(0)
+                        hs.into_iter()
+                            .map(|h| h.join().expect("thread"))
+                            .max()
+                            .unwrap_or(0)
                     });
                     if round > 0 {
                         per_op.push(wall as f64 / ops as f64);

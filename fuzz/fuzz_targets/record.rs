@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snicache::record::{decode, encode, split_appdata, MAX_APPDATA};
+use snicache::record::{decode, encode, encode_ticket, split_appdata, MAX_APPDATA};
 
 fuzz_target!(|data: &[u8]| {
     let prefix = split_appdata(data);
@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(rec) => {
             assert_eq!(prefix, Some(data.len()), "a whole record is its own prefix");
             assert!(rec.meta.vhost.is_ascii() && rec.meta.sni.is_none_or(|s| !s.is_empty()));
-            let again = encode(&rec.meta, rec.session).expect("decoded fields are short");
+            let again = match &rec.ticket_id {
+                Some(id) => encode_ticket(&rec.meta, id, rec.session),
+                None => encode(&rec.meta, rec.session),
+            }
+            .expect("decoded fields are short");
             // Byte 5 holds the flags; unknown bits are dropped on re-encoding.
             if data[5] & !3 == 0 {
                 assert_eq!(again, data, "re-encoding gives the same bytes");
