@@ -234,3 +234,29 @@ fn a_tombstone_that_does_not_open_only_removes() {
         "a revocation that does not open is ignored"
     );
 }
+
+#[test]
+fn a_server_that_lost_its_subscription_empties_its_local_tier_once_back() {
+    let r = RedisServer::start();
+    let (one, two) = (store(&r.url()), store(&r.url()));
+    let expires = now() + 300;
+    let _ = one.get(&key(0, 0, 32), now());
+    let _ = two.get(&key(0, 0, 32), now());
+    wait_subscribed(&r, 2);
+    let k = key(0, 1, 32);
+    warm(&one, &two, k, b"live session", expires);
+    // Both subscriptions drop; the tombstone is published while nobody listens.
+    let mut cli = r.cli().unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut cli)
+        .unwrap();
+    one.invalidate(k, Value::new(b"tombstone".to_vec()), expires)
+        .unwrap();
+    assert!(one.flush(Duration::from_secs(5)));
+    wait_subscribed(&r, 2);
+    // Back: server two's tier was emptied, so the lookup finds the tombstone in Redis.
+    until(|| bytes(two.get(&k, now())).as_deref() == Some(&b"tombstone"[..]));
+}

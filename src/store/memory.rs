@@ -318,6 +318,18 @@ impl MemoryStore {
         &self.counters[(vhost as usize).min(self.counters.len() - 1)]
     }
 
+    /// Drops every session (revocations stay), e.g. when this tier may have missed
+    /// invalidations: later lookups ask the tier behind it again.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let old = mem::take(&mut *shard.0.lock());
+            // Values are dropped outside the lock (an attachment's drop calls the host).
+            for gone in old.map.slots.into_iter().flatten() {
+                self.dropped(&gone);
+            }
+        }
+    }
+
     fn dropped(&self, (k, e): &(Hashed, Entry)) {
         let c = self.counters(k.key.vhost);
         c.entries.fetch_sub(1, Relaxed);

@@ -21,10 +21,10 @@
 //! which a tracking message (a key name) does not carry but a published message does.
 //!
 //! The window: messages are fire-and-forget. A server whose subscription is down (Redis
-//! unreachable, restarting) misses what is published meanwhile; sessions in its local tier then
-//! stay resumable there until they expire or are evicted, and tickets revoked meanwhile are not
-//! refused there. A server that starts later does not learn earlier ticket revocations (stateful
-//! tombstones it does find in Redis on a local miss).
+//! unreachable, restarting) misses what is published meanwhile: until it subscribes again,
+//! sessions in its local tier stay resumable there; once it has, its local tier is emptied (the
+//! sessions come back from Redis, tombstones included). Tickets revoked meanwhile are not
+//! refused there, and a server that starts later does not learn earlier ticket revocations.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -229,7 +229,7 @@ fn run(r: &Remote, local: &MemoryStore, closing: &AtomicBool) {
     let mut retry = POLL;
     let mut lost = false;
     while !closing.load(Relaxed) {
-        match subscribe(r, local, closing) {
+        match subscribe(r, local, closing, lost) {
             Ok(()) => return,
             Err(why) => {
                 if !lost {
@@ -247,8 +247,15 @@ fn run(r: &Remote, local: &MemoryStore, closing: &AtomicBool) {
     }
 }
 
-/// Subscribes and applies messages until closing (Ok) or the connection fails (Err).
-fn subscribe(r: &Remote, local: &MemoryStore, closing: &AtomicBool) -> Result<(), String> {
+/// Subscribes and applies messages until closing (Ok) or the connection fails (Err). After a
+/// lost subscription (`missed`), the local tier may hold sessions retired meanwhile: once
+/// subscribed again it is emptied, so they are fetched (tombstones included) from Redis.
+fn subscribe(
+    r: &Remote,
+    local: &MemoryStore,
+    closing: &AtomicBool,
+    missed: bool,
+) -> Result<(), String> {
     let mut conn = r
         .client
         .get_connection_with_timeout(r.options.write_timeout)
@@ -260,6 +267,10 @@ fn subscribe(r: &Remote, local: &MemoryStore, closing: &AtomicBool) -> Result<()
     pubsub
         .set_read_timeout(Some(POLL))
         .map_err(|e| e.to_string())?;
+    if missed {
+        local.clear();
+        r.warn("invalidation subscription back; local tier emptied (sessions are fetched from Redis again)");
+    }
     loop {
         if closing.load(Relaxed) {
             return Ok(());
