@@ -92,7 +92,8 @@
 #define SNICACHE_SSL_LIBRARY_BORINGSSL 2
 
 /*
- `ctx_install` flag: the ClientHello callback (BoringSSL: select-certificate callback).
+ `ctx_install` flag: the ClientHello callback (BoringSSL: select-certificate callback, and the
+ message callback, where BoringSSL shows the second ClientHello after a HelloRetryRequest).
  */
 #define SNICACHE_INSTALL_CLIENT_HELLO 1
 
@@ -835,10 +836,29 @@ void snicache_hook_free_conn(void *ptr);
 int snicache_on_client_hello(void *ssl, const void *hello, int *alert, void *arg);
 
 /*
- The servername callback. With the ClientHello callback installed it only returns 0
- (`SSL_TLSEXT_ERR_OK`); on its own (hosts that cannot use the ClientHello callback) it routes
- by `SSL_get_servername` and returns 2 (`SSL_TLSEXT_ERR_ALERT_FATAL`) with `*alert` set when
- the name is refused. `arg` as for `snicache_on_client_hello`.
+ A ClientHello seen where the host library shows every handshake message but no callback
+ runs: BoringSSL's message callback (`SSL_CTX_set_msg_callback`), which `snicache_ssl.h`
+ installs with `SNICACHE_INSTALL_CLIENT_HELLO` and which parses the message with
+ `SSL_parse_client_hello` into `hello` (an `SSL_CLIENT_HELLO *`). BoringSSL runs its
+ select-certificate callback on the first ClientHello only; this is where the second one,
+ after a HelloRetryRequest, is checked. The first ClientHello (no snicache state yet) and
+ connections without a cache go on untouched.
+
+ Returns 1 to go on, or 0 with `*alert` set (illegal_parameter, 47: the second ClientHello
+ names another server, adds or removes the name, or carries a malformed one): the host sends
+ that fatal alert (BoringSSL: `SSL_send_fatal_alert`, after which the handshake fails when it
+ next writes). OpenSSL hosts need not call it: OpenSSL runs the ClientHello callback again.
+ */
+int snicache_on_client_hello_again(void *ssl, const void *hello, int *alert);
+
+/*
+ The servername callback. With the ClientHello callback installed it only answers whether
+ the server_name extension is acknowledged: 0 (`SSL_TLSEXT_ERR_OK`) when the name selected
+ the vhost, 3 (`SSL_TLSEXT_ERR_NOACK`) when the default vhost took an unknown name (RFC 6066
+ §3: the server returns the extension only when it used the name). On its own (hosts that
+ cannot use the ClientHello callback) it routes by `SSL_get_servername` and answers the same,
+ or 2 (`SSL_TLSEXT_ERR_ALERT_FATAL`) with `*alert` set when the name is refused.
+ `arg` as for `snicache_on_client_hello`.
  */
 int snicache_on_servername(void *ssl, int *alert, void *arg);
 
@@ -885,8 +905,11 @@ int snicache_on_ticket_generate(void *ssl, void *arg);
  The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
  library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
  authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
- with the ticket's session, 0 for a full handshake: a ticket of another vhost or SNI, expired,
- with a cipher no longer enabled, without snicache's app data, or not decrypted.
+ with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
+ `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
+ expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
+ A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
+ `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
  */
 int snicache_on_ticket_decrypt(void *ssl, void *sess, int decrypted, void *arg);
 
@@ -1123,7 +1146,8 @@ snicache_result snicache_debug_shm_mapping(const snicache_cache *cache,
  on 1.1.1): `enc` 1 picks this vhost's current key, writes its name and a random IV and
  initializes the cipher and MAC contexts through the table; `enc` 0 finds the key named
  `key_name` among this vhost's keys. Returns 1 (use), 2 (use and renew the ticket: its key
- only decrypts now), 0 (unknown key: full handshake), or -1 (error).
+ only decrypts now, or the connection is TLS 1.3, where every resumption gets a new ticket),
+ 0 (unknown key: full handshake), or -1 (error).
  */
 int snicache_on_ticket_key(void *ssl,
                            uint8_t *key_name,

@@ -330,6 +330,24 @@ static enum ssl_select_cert_result_t snicache_ssl__select_cert(const SSL_CLIENT_
     SSL_send_fatal_alert(hello->ssl, (uint8_t)alert);
     return ssl_select_cert_error;
 }
+
+/* BoringSSL runs no callback on the second ClientHello (after a HelloRetryRequest); its message
+ * callback sees it, so snicache checks its server_name there. The fatal alert sent here also
+ * makes the handshake fail at its next write (the ServerHello). */
+static void snicache_ssl__msg(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+                              void *arg)
+{
+    const uint8_t *msg = (const uint8_t *)buf;
+    SSL_CLIENT_HELLO hello;
+    int alert = 0;
+    (void)version; (void)arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 || msg[0] != SSL3_MT_CLIENT_HELLO)
+        return;
+    if (!SSL_parse_client_hello(ssl, &hello, msg + 4, len - 4))
+        return; /* BoringSSL refuses it itself */
+    if (!snicache_on_client_hello_again(ssl, &hello, &alert))
+        SSL_send_fatal_alert(ssl, (uint8_t)alert);
+}
 #else
 static int snicache_ssl__client_hello(SSL *ssl, int *alert, void *arg)
 {
@@ -349,10 +367,13 @@ static int snicache_ssl__ticket_generate(SSL *ssl, void *arg)
 static SSL_TICKET_RETURN snicache_ssl__ticket_decrypt(SSL *ssl, SSL_SESSION *sess, const unsigned char *key_name,
                                                       size_t key_name_len, SSL_TICKET_STATUS status, void *arg)
 {
+    int r;
     (void)key_name; (void)key_name_len;
     switch (status) {
     case SSL_TICKET_SUCCESS:
-        return snicache_on_ticket_decrypt(ssl, sess, 1, arg) ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_IGNORE_RENEW;
+        /* 2: TLS 1.3, where every resumption gets a new ticket (USE alone sends none). */
+        r = snicache_on_ticket_decrypt(ssl, sess, 1, arg);
+        return r == 2 ? SSL_TICKET_RETURN_USE_RENEW : r ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_IGNORE_RENEW;
     case SSL_TICKET_SUCCESS_RENEW:
         return snicache_on_ticket_decrypt(ssl, sess, 1, arg) ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_IGNORE_RENEW;
     case SSL_TICKET_FATAL_ERR_MALLOC:
@@ -439,6 +460,7 @@ static int snicache_ssl__ctx_install(void *vctx, uint32_t flags, void *arg)
     if (flags & SNICACHE_INSTALL_CLIENT_HELLO) {
 #ifdef OPENSSL_IS_BORINGSSL
         SSL_CTX_set_select_certificate_cb(ctx, snicache_ssl__select_cert);
+        SSL_CTX_set_msg_callback(ctx, snicache_ssl__msg);
 #else
         SSL_CTX_set_client_hello_cb(ctx, snicache_ssl__client_hello, arg);
 #endif

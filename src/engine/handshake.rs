@@ -35,12 +35,17 @@ pub enum Outcome {
 }
 
 const ISSUED: usize = 4;
+/// The TLS 1.3 protocol version number.
+const TLS1_3: u16 = 0x0304;
 
 /// Per-connection state, kept in the `SSL` object's ex_data.
 pub struct Conn {
     pub vhost: u32,
     sni: [u8; MAX_NAME],
     sni_len: u8,
+    /// The SNI itself selected the vhost (not the default vhost taking an unknown name or none):
+    /// only then is the server_name extension acknowledged (RFC 6066 §3).
+    named: bool,
     /// The ClientHello offered extended master secret; `None` when not seen.
     pub client_ems: Option<bool>,
     /// The stored session this connection resumed.
@@ -65,6 +70,12 @@ impl Conn {
         // Only validated ASCII host names are copied in.
         (self.sni_len > 0)
             .then(|| std::str::from_utf8(&self.sni[..self.sni_len as usize]).unwrap_or(""))
+    }
+
+    /// Whether the server acknowledges the client's server_name extension: only when the name
+    /// selected the vhost (RFC 6066 §3: the server sends it back only when it used the name).
+    pub fn acknowledges_sni(&self) -> bool {
+        self.named
     }
 
     fn issued(&mut self, key: Key) {
@@ -169,16 +180,20 @@ impl Engine {
         let name = std::str::from_utf8(&sni[..sni_len])
             .ok()
             .filter(|s| !s.is_empty());
-        let vhost = self.vhosts.route(name, self.strict_sni).inspect_err(|_| {
-            self.stats.count_listener(ListenerEvent::UnknownSni);
-            self.log(Level::Info, || {
-                format!("unknown server name {name:?} refused with unrecognized_name")
-            });
-        })?;
+        let (vhost, named) = self
+            .vhosts
+            .route_named(name, self.strict_sni)
+            .inspect_err(|_| {
+                self.stats.count_listener(ListenerEvent::UnknownSni);
+                self.log(Level::Info, || {
+                    format!("unknown server name {name:?} refused with unrecognized_name")
+                });
+            })?;
         Ok(Conn {
             vhost,
             sni,
             sni_len: sni_len as u8,
+            named,
             client_ems,
             resumed: None,
             issued: [None; ISSUED],
@@ -190,6 +205,49 @@ impl Engine {
             ticket_key_unknown: false,
             prefetching: false,
         })
+    }
+
+    /// The second ClientHello of a connection, after a HelloRetryRequest (`server_name_ext` as
+    /// for `client_hello`). RFC 8446 §4.1.2 lets it change only key shares, the cookie, early
+    /// data and the PSK binders and ages: a server_name that differs from the first one's
+    /// (another name, or one added or removed; names compare case-insensitively, as they
+    /// route) is refused, and so is a malformed one. Routing and resumption stay those of the
+    /// first ClientHello. `Err` means a fatal illegal_parameter alert; the outcome is reset so
+    /// nothing on this connection counts as resumed.
+    pub fn second_client_hello(
+        &self,
+        conn: &mut Conn,
+        server_name_ext: Option<&[u8]>,
+    ) -> Result<(), RouteError> {
+        let mut sni = [0u8; MAX_NAME];
+        let sni_len = match server_name_ext {
+            None => 0,
+            Some(ext) => parse_server_name(ext, &mut sni).inspect_err(|_| {
+                self.stats.count_listener(ListenerEvent::MalformedSni);
+            })?,
+        };
+        if sni[..sni_len] == conn.sni[..usize::from(conn.sni_len)] {
+            return Ok(());
+        }
+        self.stats.count_listener(ListenerEvent::HrrSniChanged);
+        conn.outcome = Outcome::Full;
+        conn.resumed = None;
+        self.log(Level::Info, || {
+            format!(
+                "server_name changed across HelloRetryRequest ({:?} then {:?}) refused with illegal_parameter",
+                conn.sni(),
+                std::str::from_utf8(&sni[..sni_len]).ok().filter(|s| !s.is_empty())
+            )
+        });
+        Err(RouteError::Malformed)
+    }
+
+    /// Whether a resumption under a ticket whose key still encrypts asks the host library for a
+    /// new ticket: always in TLS 1.3, where clients use each ticket once (RFC 8446 §C.4) and a
+    /// resumed connection without a NewSessionTicket leaves them none; never in TLS 1.2 (a
+    /// ticket sealed under a decrypt-only key is renewed by the key lookup in both versions).
+    pub fn renews_ticket(version: u16) -> bool {
+        version >= TLS1_3
     }
 
     fn lifetime(&self, vhost: u32) -> u32 {

@@ -177,9 +177,10 @@ impl Engine {
         section(&mut out, None);
         let _ = write!(
             out,
-            "}},\"listener\":{{\"malformed_sni\":{},\"unknown_sni\":{}}},\"vhosts\":{{",
+            "}},\"listener\":{{\"malformed_sni\":{},\"unknown_sni\":{},\"hrr_sni_changed\":{}}},\"vhosts\":{{",
             self.stats.listener(ListenerEvent::MalformedSni),
-            self.stats.listener(ListenerEvent::UnknownSni)
+            self.stats.listener(ListenerEvent::UnknownSni),
+            self.stats.listener(ListenerEvent::HrrSniChanged)
         );
         for (i, v) in self.vhosts.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };

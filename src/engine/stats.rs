@@ -39,8 +39,10 @@ const EVENTS: usize = 12;
 pub enum ListenerEvent {
     MalformedSni,
     UnknownSni,
+    /// A second ClientHello (after HelloRetryRequest) named another server than the first.
+    HrrSniChanged,
 }
-const LISTENER_EVENTS: usize = 2;
+const LISTENER_EVENTS: usize = 3;
 
 /// Counter cells: per vhost its events then one per policy rule, then the listener's. Owned by
 /// the process, or in a shared mapping (the shm store's) so every worker counts in one place.

@@ -115,21 +115,27 @@ impl VHosts {
 
     /// Routes a validated, lower-case SNI (or its absence).
     pub fn route(&self, sni: Option<&str>, strict: bool) -> Result<u32, RouteError> {
+        self.route_named(sni, strict).map(|(i, _)| i)
+    }
+
+    /// As `route`, and whether the name itself selected the vhost (an exact or wildcard match),
+    /// rather than the default vhost taking a connection without SNI or with an unknown name.
+    pub fn route_named(&self, sni: Option<&str>, strict: bool) -> Result<(u32, bool), RouteError> {
         let Some(name) = sni else {
-            return self.default.ok_or(RouteError::Unknown);
+            return self.default.map(|i| (i, false)).ok_or(RouteError::Unknown);
         };
         if let Some(&i) = self.exact.get(name) {
-            return Ok(i);
+            return Ok((i, true));
         }
         let mut rest = name;
         while let Some((_, suffix)) = rest.split_once('.') {
             if let Some(&i) = self.wildcard.get(suffix) {
-                return Ok(i);
+                return Ok((i, true));
             }
             rest = suffix;
         }
         match self.default {
-            Some(i) if !strict => Ok(i),
+            Some(i) if !strict => Ok((i, false)),
             _ => Err(RouteError::Unknown),
         }
     }
@@ -213,6 +219,10 @@ mod tests {
             "wildcard needs a label"
         );
         assert_eq!(v.route(Some("other.test"), false), Ok(0));
+        assert_eq!(v.route_named(Some("a.test"), false), Ok((0, true)));
+        assert_eq!(v.route_named(Some("www.example.com"), false), Ok((1, true)));
+        assert_eq!(v.route_named(Some("other.test"), false), Ok((0, false)));
+        assert_eq!(v.route_named(None, false), Ok((0, false)));
         assert_eq!(v.route(None, false), Ok(0));
     }
 

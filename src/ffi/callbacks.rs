@@ -10,7 +10,7 @@ use super::boundary;
 use super::cache::snicache_cache;
 use crate::engine::handshake::{offered_session_id, Conn, Found, HostFacts, NewSession, Outcome};
 use crate::engine::vhosts::{RouteError, MAX_NAME};
-use crate::engine::Level;
+use crate::engine::{Engine, Level};
 use crate::host::ssl_api::{self, host_call, HostApi, SNICACHE_SSL_LIBRARY_OPENSSL};
 use crate::host::HostSession;
 use crate::record;
@@ -25,6 +25,11 @@ const ALERT_INTERNAL_ERROR: c_int = 80;
 const CB_ALERT: c_int = 0x4000;
 /// `SSL3_AL_FATAL`.
 const AL_FATAL: c_int = 2;
+/// `SSL_TLSEXT_ERR_OK` and `SSL_TLSEXT_ERR_NOACK`, the same in OpenSSL and BoringSSL.
+const TLSEXT_ERR_OK: c_int = 0;
+const TLSEXT_ERR_NOACK: c_int = 3;
+/// `TLS1_3_VERSION`.
+const TLS1_3_VERSION: c_int = 0x0304;
 const EXT_SERVER_NAME: c_uint = 0;
 const EXT_EMS: c_uint = 23;
 const EXT_SESSION_TICKET: c_uint = 35;
@@ -216,8 +221,12 @@ pub extern "C" fn snicache_on_client_hello(
         unsafe {
             if let Some(b) = conn_of(host, ssl) {
                 // A paused ClientHello asks again; a second ClientHello after HelloRetryRequest
-                // keeps the first decision.
-                return Ok(b.conn.prefetching && prefetch(host, ssl, hello, b));
+                // keeps the first decision, if it names the same server.
+                if b.conn.prefetching {
+                    return Ok(prefetch(host, ssl, hello, b));
+                }
+                again(host, ssl, hello, b)?;
+                return Ok(false);
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
                 return Ok(false);
@@ -232,6 +241,76 @@ pub extern "C" fn snicache_on_client_hello(
         Ok(false) => 1,
         Ok(true) => SNICACHE_CLIENT_HELLO_RETRY,
         Err(a) => fail_with(a),
+    }
+}
+
+/// A further ClientHello on a connection already routed: in TLS 1.3 the second one, after a
+/// HelloRetryRequest, whose server_name must be the first one's (the engine decides). TLS 1.2
+/// renegotiation keeps the first decision, as before. `Err` is the alert to send.
+///
+/// # Safety
+/// `ssl` (and `hello`) are live for the ClientHello callback.
+unsafe fn again(
+    host: &HostApi,
+    ssl: *mut c_void,
+    hello: *const c_void,
+    b: &mut ConnBox,
+) -> Result<(), c_int> {
+    // SAFETY: per the contract.
+    unsafe {
+        if host_call!(host, ssl_version(ssl)) != TLS1_3_VERSION {
+            return Ok(());
+        }
+        let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
+        b.cache
+            .engine
+            .second_client_hello(&mut b.conn, sni)
+            .map_err(|_| ALERT_ILLEGAL_PARAMETER)
+    }
+}
+
+/// A ClientHello seen where the host library shows every handshake message but no callback
+/// runs: BoringSSL's message callback (`SSL_CTX_set_msg_callback`), which `snicache_ssl.h`
+/// installs with `SNICACHE_INSTALL_CLIENT_HELLO` and which parses the message with
+/// `SSL_parse_client_hello` into `hello` (an `SSL_CLIENT_HELLO *`). BoringSSL runs its
+/// select-certificate callback on the first ClientHello only; this is where the second one,
+/// after a HelloRetryRequest, is checked. The first ClientHello (no snicache state yet) and
+/// connections without a cache go on untouched.
+///
+/// Returns 1 to go on, or 0 with `*alert` set (illegal_parameter, 47: the second ClientHello
+/// names another server, adds or removes the name, or carries a malformed one): the host sends
+/// that fatal alert (BoringSSL: `SSL_send_fatal_alert`, after which the handshake fails when it
+/// next writes). OpenSSL hosts need not call it: OpenSSL runs the ClientHello callback again.
+#[no_mangle]
+pub extern "C" fn snicache_on_client_hello_again(
+    ssl: *mut c_void,
+    hello: *const c_void,
+    alert: *mut c_int,
+) -> c_int {
+    let decision = boundary(Err(ALERT_INTERNAL_ERROR), || {
+        let Some(host) = ssl_api::get() else {
+            return Ok(());
+        };
+        if ssl.is_null() {
+            return Ok(());
+        }
+        // SAFETY: called by the host library with a live ssl and hello for this message.
+        unsafe {
+            match conn_of(host, ssl) {
+                Some(b) if !b.conn.prefetching => again(host, ssl, hello, b),
+                _ => Ok(()),
+            }
+        }
+    });
+    match decision {
+        Ok(()) => 1,
+        Err(a) => {
+            if !alert.is_null() {
+                // SAFETY: the host passes a writable alert slot.
+                unsafe { *alert = a };
+            }
+            0
+        }
     }
 }
 
@@ -273,10 +352,13 @@ unsafe fn prefetch(
     b.conn.prefetching
 }
 
-/// The servername callback. With the ClientHello callback installed it only returns 0
-/// (`SSL_TLSEXT_ERR_OK`); on its own (hosts that cannot use the ClientHello callback) it routes
-/// by `SSL_get_servername` and returns 2 (`SSL_TLSEXT_ERR_ALERT_FATAL`) with `*alert` set when
-/// the name is refused. `arg` as for `snicache_on_client_hello`.
+/// The servername callback. With the ClientHello callback installed it only answers whether
+/// the server_name extension is acknowledged: 0 (`SSL_TLSEXT_ERR_OK`) when the name selected
+/// the vhost, 3 (`SSL_TLSEXT_ERR_NOACK`) when the default vhost took an unknown name (RFC 6066
+/// §3: the server returns the extension only when it used the name). On its own (hosts that
+/// cannot use the ClientHello callback) it routes by `SSL_get_servername` and answers the same,
+/// or 2 (`SSL_TLSEXT_ERR_ALERT_FATAL`) with `*alert` set when the name is refused.
+/// `arg` as for `snicache_on_client_hello`.
 #[no_mangle]
 pub extern "C" fn snicache_on_servername(
     ssl: *mut c_void,
@@ -287,8 +369,11 @@ pub extern "C" fn snicache_on_servername(
         let Some(host) = ssl_api::get() else { return 0 };
         // SAFETY: called by the host library with a live ssl.
         unsafe {
-            if ssl.is_null() || conn_of(host, ssl).is_some() {
+            if ssl.is_null() {
                 return 0;
+            }
+            if let Some(b) = conn_of(host, ssl) {
+                return ack(&b.conn);
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
                 return 0;
@@ -306,7 +391,7 @@ pub extern "C" fn snicache_on_servername(
                 Some(&ext[..5 + n.min(MAX_NAME)])
             };
             match start(host, ssl, cache, sni, None) {
-                Ok(()) => 0,
+                Ok(()) => conn_of(host, ssl).map_or(0, |b| ack(&b.conn)),
                 Err(a) => {
                     if !alert.is_null() {
                         *alert = a;
@@ -316,6 +401,15 @@ pub extern "C" fn snicache_on_servername(
             }
         }
     })
+}
+
+/// The servername callback's answer for a routed connection.
+fn ack(conn: &Conn) -> c_int {
+    if conn.acknowledges_sni() {
+        TLSEXT_ERR_OK
+    } else {
+        TLSEXT_ERR_NOACK
+    }
 }
 
 /// What the host library says about the connection, for the policy.
@@ -619,8 +713,11 @@ pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void
 /// The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
 /// library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
 /// authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
-/// with the ticket's session, 0 for a full handshake: a ticket of another vhost or SNI, expired,
-/// with a cipher no longer enabled, without snicache's app data, or not decrypted.
+/// with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
+/// `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
+/// expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
+/// A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
+/// `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_decrypt(
     ssl: *mut c_void,
@@ -657,7 +754,14 @@ pub extern "C" fn snicache_on_ticket_decrypt(
             let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
             let facts = host_facts(host, ssl, &enabled);
             let ConnBox { cache, conn } = b;
-            c_int::from(cache.engine.check_ticket(conn, appdata, &facts))
+            if !cache.engine.check_ticket(conn, appdata, &facts) {
+                return 0;
+            }
+            if Engine::renews_ticket(facts.version) {
+                2
+            } else {
+                1
+            }
         }
     })
 }

@@ -13,6 +13,7 @@ use super::{arg, guard, snicache_result};
 use crate::crypto::ticket_keys::NAME_LEN;
 use crate::crypto::{self, NONCE_LEN, TAG_LEN};
 use crate::engine::stats::Event;
+use crate::engine::Engine;
 use crate::host::ssl_api::host_call;
 
 /// Bytes a BoringSSL ticket grows by when sealed: key name, nonce, tag.
@@ -24,7 +25,8 @@ const IV_LEN: usize = 16;
 /// on 1.1.1): `enc` 1 picks this vhost's current key, writes its name and a random IV and
 /// initializes the cipher and MAC contexts through the table; `enc` 0 finds the key named
 /// `key_name` among this vhost's keys. Returns 1 (use), 2 (use and renew the ticket: its key
-/// only decrypts now), 0 (unknown key: full handshake), or -1 (error).
+/// only decrypts now, or the connection is TLS 1.3, where every resumption gets a new ticket),
+/// 0 (unknown key: full handshake), or -1 (error).
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_key(
     ssl: *mut c_void,
@@ -85,6 +87,9 @@ pub extern "C" fn snicache_on_ticket_key(
             }
             if renew {
                 cache.engine.stats.count(vhost.index, Event::TicketRenewed);
+                return 2;
+            }
+            if enc != 1 && Engine::renews_ticket(host_call!(host, ssl_version(ssl)) as u16) {
                 return 2;
             }
             1

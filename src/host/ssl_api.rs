@@ -20,7 +20,8 @@ pub const SNICACHE_SSL_LIBRARY_OPENSSL: u32 = 1;
 /// `snicache_ssl_api.library` for BoringSSL.
 pub const SNICACHE_SSL_LIBRARY_BORINGSSL: u32 = 2;
 
-/// `ctx_install` flag: the ClientHello callback (BoringSSL: select-certificate callback).
+/// `ctx_install` flag: the ClientHello callback (BoringSSL: select-certificate callback, and the
+/// message callback, where BoringSSL shows the second ClientHello after a HelloRetryRequest).
 pub const SNICACHE_INSTALL_CLIENT_HELLO: u32 = 1;
 /// `ctx_install` flag: new/get/remove session callbacks and an external-only server cache.
 pub const SNICACHE_INSTALL_SESSION_CACHE: u32 = 2;

@@ -10,8 +10,9 @@ use std::ptr;
 use boring_sys as ffi;
 use snicache::ffi::cache::snicache_hook_release_cache;
 use snicache::ffi::callbacks::{
-    snicache_hook_free_conn, snicache_on_client_hello, snicache_on_get_session, snicache_on_info,
-    snicache_on_new_session, snicache_on_remove_session, snicache_on_servername,
+    snicache_hook_free_conn, snicache_on_client_hello, snicache_on_client_hello_again,
+    snicache_on_get_session, snicache_on_info, snicache_on_new_session, snicache_on_remove_session,
+    snicache_on_servername,
 };
 use snicache::ffi::tickets::{
     snicache_on_ticket_open, snicache_on_ticket_overhead, snicache_on_ticket_seal,
@@ -284,6 +285,36 @@ unsafe extern "C" fn select_cert(
     ffi::ssl_select_cert_result_t::ssl_select_cert_error
 }
 
+/// The message callback: BoringSSL runs no callback on the second ClientHello (after a
+/// HelloRetryRequest), so its server_name is checked here; the fatal alert also makes the
+/// handshake fail at its next write.
+unsafe extern "C" fn msg(
+    write_p: c_int,
+    _version: c_int,
+    content_type: c_int,
+    buf: *const c_void,
+    len: usize,
+    ssl: *mut ffi::SSL,
+    _arg: *mut c_void,
+) {
+    let m = std::slice::from_raw_parts(buf.cast::<u8>(), len);
+    if write_p != 0
+        || content_type != ffi::SSL3_RT_HANDSHAKE as c_int
+        || len < 4
+        || m[0] != ffi::SSL3_MT_CLIENT_HELLO as u8
+    {
+        return;
+    }
+    let mut hello = std::mem::MaybeUninit::<ffi::SSL_CLIENT_HELLO>::zeroed();
+    if ffi::SSL_parse_client_hello(ssl, hello.as_mut_ptr(), m[4..].as_ptr(), len - 4) != 1 {
+        return;
+    }
+    let mut alert: c_int = 0;
+    if snicache_on_client_hello_again(ssl.cast(), hello.as_ptr().cast(), &mut alert) != 1 {
+        ffi::SSL_send_fatal_alert(ssl, alert as u8);
+    }
+}
+
 unsafe extern "C" fn servername(ssl: *mut ffi::SSL, alert: *mut c_int, arg: *mut c_void) -> c_int {
     snicache_on_servername(ssl.cast(), alert, arg)
 }
@@ -354,6 +385,7 @@ unsafe extern "C" fn ctx_install(ctx: *mut c_void, flags: u32, arg: *mut c_void)
     let ctx = ctx as *mut ffi::SSL_CTX;
     if flags & SNICACHE_INSTALL_CLIENT_HELLO != 0 {
         ffi::SSL_CTX_set_select_certificate_cb(ctx, Some(select_cert));
+        ffi::SSL_CTX_set_msg_callback(ctx, Some(msg));
     }
     if flags & SNICACHE_INSTALL_SESSION_CACHE != 0 {
         ffi::SSL_CTX_set_session_cache_mode(
