@@ -213,7 +213,8 @@ impl Engine {
     /// (another name, or one added or removed; names compare case-insensitively, as they
     /// route) is refused, and so is a malformed one. Routing and resumption stay those of the
     /// first ClientHello. `Err` means a fatal illegal_parameter alert; the outcome is reset so
-    /// nothing on this connection counts as resumed.
+    /// nothing on this connection counts as resumed, and the session the first ClientHello
+    /// offered stays marked as used, so the alert invalidates it like any other (R1).
     pub fn second_client_hello(
         &self,
         conn: &mut Conn,
@@ -230,8 +231,11 @@ impl Engine {
             return Ok(());
         }
         self.stats.count_listener(ListenerEvent::HrrSniChanged);
+        // The first ClientHello's session was counted as a hit; this connection resumes nothing.
+        if conn.outcome == Outcome::Resumed {
+            self.stats.uncount(conn.vhost, Event::Hit);
+        }
         conn.outcome = Outcome::Full;
-        conn.resumed = None;
         self.log(Level::Info, || {
             format!(
                 "server_name changed across HelloRetryRequest ({:?} then {:?}) refused with illegal_parameter",
@@ -365,8 +369,12 @@ impl Engine {
     /// The host library took the session `lookup` allowed: count the hit and, on a single-use
     /// vhost, remove the session so it never resumes again.
     pub fn resumed(&self, conn: &mut Conn) {
+        // Once per connection: the library may look the session up again for the second
+        // ClientHello after a HelloRetryRequest.
+        if conn.outcome != Outcome::Resumed {
+            self.stats.count(conn.vhost, Event::Hit);
+        }
         conn.outcome = Outcome::Resumed;
-        self.stats.count(conn.vhost, Event::Hit);
         if let Some(key) = conn.resumed {
             if self.vhosts.get(conn.vhost).options.single_use && self.store.remove(&key) {
                 self.stats.count(conn.vhost, Event::SingleUse);
@@ -507,7 +515,11 @@ impl Engine {
             return false;
         }
         conn.ticket_used = ticket;
-        self.stats.count(conn.vhost, Event::Hit);
+        // Once per connection: OpenSSL opens the ticket again for the second ClientHello after
+        // a HelloRetryRequest.
+        if conn.outcome != Outcome::Resumed {
+            self.stats.count(conn.vhost, Event::Hit);
+        }
         conn.outcome = Outcome::Resumed;
         true
     }

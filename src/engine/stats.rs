@@ -88,6 +88,12 @@ impl Stats {
             .fetch_add(1, Relaxed);
     }
 
+    /// Takes back one `count` of this connection's (a hit on a connection that then failed).
+    pub fn uncount(&self, vhost: u32, event: Event) {
+        self.cell(vhost as usize * self.stride + event as usize)
+            .fetch_sub(1, Relaxed);
+    }
+
     pub fn refuse(&self, vhost: u32, rule: usize) {
         self.cell(vhost as usize * self.stride + EVENTS + rule)
             .fetch_add(1, Relaxed);

@@ -328,9 +328,11 @@ pub extern "C" fn snicache_cache_attach(
             }
         }
         // After the switch to a vhost's context, OpenSSL reads the info and ticket callbacks
-        // from that context.
+        // from that context, and the ClientHello callback for the second ClientHello (after a
+        // HelloRetryRequest), whose server_name must be the first one's.
         let per_vhost = flags
-            & (SNICACHE_INSTALL_INFO
+            & (SNICACHE_INSTALL_CLIENT_HELLO
+                | SNICACHE_INSTALL_INFO
                 | SNICACHE_INSTALL_TICKET_CHECK
                 | SNICACHE_INSTALL_TICKET_KEYS);
         for v in c
