@@ -573,6 +573,56 @@ mod tests {
     }
 
     #[test]
+    fn server_name_is_acknowledged_only_when_it_selected_the_vhost() {
+        let e = engine(false);
+        let ack = |sni: Option<&str>| {
+            let ext = sni.map(sni_ext);
+            e.client_hello(ext.as_deref(), None)
+                .unwrap()
+                .acknowledges_sni()
+        };
+        assert!(ack(Some("a.test")));
+        assert!(ack(Some("x.b.test")));
+        assert!(!ack(Some("unknown.test")), "default vhost, unknown name");
+        assert!(!ack(None));
+    }
+
+    #[test]
+    fn second_client_hello_must_keep_the_server_name() {
+        let e = engine(false);
+        let a = sni_ext("a.test");
+        let hello = |sni: Option<&[u8]>| e.client_hello(sni, Some(true)).unwrap();
+        // The same name, in any letter case, goes on.
+        let mut c = hello(Some(&a));
+        assert_eq!(e.second_client_hello(&mut c, Some(&a)), Ok(()));
+        assert_eq!(
+            e.second_client_hello(&mut c, Some(&sni_ext("A.TEST"))),
+            Ok(())
+        );
+        let mut none = hello(None);
+        assert_eq!(e.second_client_hello(&mut none, None), Ok(()));
+        // Changed, removed, added, malformed: refused; a hit of the first hello is taken back.
+        let data = e.ticket_appdata(&mut c, &new_session(b""));
+        assert!(e.check_ticket(&mut c, Some(&data), &at(1001)));
+        assert_eq!(e.stats.event(None, Event::Hit), 1);
+        assert!(e.check_ticket(&mut c, Some(&data), &at(1001)), "again");
+        assert_eq!(e.stats.event(None, Event::Hit), 1, "one hit per connection");
+        assert!(e
+            .second_client_hello(&mut c, Some(&sni_ext("b.test")))
+            .is_err());
+        assert_eq!(c.outcome, Outcome::Full);
+        assert_eq!(e.stats.event(None, Event::Hit), 0);
+        assert!(e.second_client_hello(&mut hello(Some(&a)), None).is_err());
+        assert!(e.second_client_hello(&mut none, Some(&a)).is_err());
+        assert_eq!(e.stats.listener(ListenerEvent::HrrSniChanged), 3);
+        assert!(e
+            .second_client_hello(&mut hello(Some(&a)), Some(b"\x00\x01"))
+            .is_err());
+        assert_eq!(e.stats.listener(ListenerEvent::MalformedSni), 1);
+        assert!(Engine::renews_ticket(0x0304) && !Engine::renews_ticket(0x0303));
+    }
+
+    #[test]
     fn stats_json_lists_every_reason() {
         let e = engine(false);
         let json = e.stats_json();
