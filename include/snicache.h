@@ -124,21 +124,6 @@
 #define SNICACHE_INSTALL_TICKET_KEYS 32
 
 /*
- The format of a ticket's record: version 1 plus the ticket's identity after the fixed part.
- */
-#define TICKET_FORMAT_VERSION 2
-
-/*
- Bytes of a ticket's identity: random, drawn when the ticket is issued, sealed inside it.
- */
-#define TICKET_ID_LEN 16
-
-/*
- Entries kept at least, whatever the store's entry cap.
- */
-#define MIN_CAPACITY 1024
-
-/*
  Results of snicache functions. 0 is success; errors start at 7000.
  */
 enum snicache_result
