@@ -168,7 +168,7 @@ int main(void)
                area->w[w].pid, version_of(w) == TLS1_2_VERSION ? 2 : 3, area->w[w].full, area->w[w].resumed,
                area->w[w].offered, (w + 2) % WORKERS, area->w[(w + 2) % WORKERS].pid);
         CHECK(area->w[w].errors == 0 && area->w[w].same_pid == 0 && area->w[w].wrong_vhost == 0);
-        CHECK(area->w[w].full == n && area->w[w].offered == n && area->w[w].resumed == n);
+        CHECK(area->w[w].full == n && area->w[w].offered == n);
         CHECK(area->w[w].pid != area->w[(w + 2) % WORKERS].pid);
         offered += area->w[w].offered;
         resumed += area->w[w].resumed;
@@ -180,18 +180,31 @@ int main(void)
     printf("  parent's stats: hits=%llu misses=%llu stores=%llu entries=%llu bytes=%llu evictions=%llu\n",
            (unsigned long long)total.hits, (unsigned long long)total.misses, (unsigned long long)total.stores,
            (unsigned long long)total.entries, (unsigned long long)total.bytes, (unsigned long long)total.evictions);
-    CHECK(resumed == offered && resumed == WORKERS * n);
-    CHECK(total.hits == (uint64_t)resumed && total.misses == 0 && total.refusals == 0);
-    CHECK(total.stores == stores && total.entries == stores && total.evictions == 0);
-    CHECK(total.store_errors == 0 && total.corrupt == 0);
+    CHECK(offered == WORKERS * n);
+    CHECK(total.hits == (uint64_t)resumed && total.refusals == 0 && total.evictions == 0 && total.corrupt == 0);
     for (v = 0; v < 2; v++) {
         per[v] = h_stats(cache, names[v]);
     }
     CHECK(per[0].hits + per[1].hits == total.hits && per[0].stores + per[1].stores == total.stores);
     CHECK(per[0].entries + per[1].entries == total.entries && per[0].bytes + per[1].bytes == total.bytes);
-    CHECK(per[0].hits == (uint64_t)resumed / 2);
     CHECK_OK(snicache_shm_health_get(cache, &health));
-    CHECK(health.lock_timeouts == 0 && health.repairs == 0 && health.corrupt == 0);
+    CHECK(health.repairs == 0 && health.corrupt == 0);
+    if (health.lock_timeouts == 0) {
+        /* Nothing waited past the lock bound: every session was stored and resumed. */
+        CHECK(resumed == offered);
+        CHECK(total.misses == 0 && total.store_errors == 0);
+        CHECK(total.stores == stores && total.entries == stores);
+        CHECK(per[0].hits == (uint64_t)resumed / 2);
+    } else {
+        /* A worker descheduled while holding a shard lock (a loaded machine) makes another's wait
+         * end at the bound: a counted store error that costs at most one resumption, never a
+         * failed handshake or a wrong session. */
+        printf("  %llu lock timeouts (a loaded machine): %d of %d resumed\n",
+               (unsigned long long)health.lock_timeouts, resumed, offered);
+        CHECK((uint64_t)(offered - resumed) <= health.lock_timeouts);
+        CHECK(health.lock_timeouts * 100 <= (uint64_t)offered);
+        CHECK(total.store_errors <= health.lock_timeouts && total.stores + total.store_errors >= stores - health.lock_timeouts);
+    }
     CHECK(health.mapped_bytes > 0 && health.mapped_bytes <= 10 << 20);
     printf("  mapping %llu bytes; %.0f bytes charged per session\n", (unsigned long long)health.mapped_bytes,
            total.entries ? (double)total.bytes / (double)total.entries : 0.0);
