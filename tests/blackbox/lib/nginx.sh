@@ -2,9 +2,18 @@
 # module, writes a config with two server blocks (a.test, b.test; certificates from make_certs),
 # starts and stops nginx (each with its own prefix and pid file; the EXIT trap stops every one
 # started), and talks to it with s_client and curl.
-command -v nginx >/dev/null || { echo "FAIL: nginx not installed (scripts/deps.sh installs nginx, nginx-dev)"; exit 1; }
-make -s -C "$ROOT/nginx" >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; echo "FAIL: cannot build the nginx module"; exit 1; }
-MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+# NGINX_BIN=PATH: run that nginx instead (the module compiled in, no load_module), e.g. the
+# BoringSSL build of scripts/build-nginx-boringssl.sh; `nginx` below then means that binary.
+if [ -n "${NGINX_BIN:-}" ]; then
+    nginx() { "$NGINX_BIN" "$@"; }
+    MODULE=
+else
+    command -v nginx >/dev/null || { echo "FAIL: nginx not installed (scripts/deps.sh installs nginx, nginx-dev)"; exit 1; }
+    make -s -C "$ROOT/nginx" >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; echo "FAIL: cannot build the nginx module"; exit 1; }
+    MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+fi
+# The SSL library nginx is built with: boringssl or openssl.
+NGINX_SSL=$(nginx -V 2>&1 | grep -q BoringSSL && echo boringssl || echo openssl)
 STARTED=()
 
 stop_nginx() { # DIR
@@ -25,13 +34,14 @@ free_port() {
 }
 
 # conf DIR MODULE(yes|no) WORKERS HTTP_DIRECTIVES [SERVER_DIRECTIVES [A_TEST_ONLY]]: writes DIR/nginx.conf with
-# a.test and b.test on $PORT (listen flags $LISTEN_FLAGS, e.g. " reuseport") and a plain-HTTP
+# a.test and b.test on $PORT (listen flags $LISTEN_FLAGS, e.g. " reuseport"; SHARED_CERT=yes: both
+# with a.test's certificate) and a plain-HTTP
 # status server on $STATUS_PORT; GET / answers with the server block, reuse, SNI and worker pid.
 conf() {
-    local dir=$1 module=$2 workers=$3 http=$4 server=${5:-} only_a=${6:-} name
+    local dir=$1 module=$2 workers=$3 http=$4 server=${5:-} only_a=${6:-} name cert
     mkdir -p "$dir/tmp"
     {
-        [ "$module" = yes ] && echo "load_module $MODULE;"
+        [ "$module" = yes ] && [ -n "$MODULE" ] && echo "load_module $MODULE;"
         echo "worker_processes $workers;"
         echo "pid $dir/nginx.pid;"
         echo "error_log $dir/error.log info;"
@@ -46,8 +56,10 @@ conf() {
             # Listen flags go on the first server block of the address only.
             echo "    listen 127.0.0.1:$PORT ssl$([ "$name" = a.test ] && echo "${LISTEN_FLAGS:-}");"
             echo "    server_name $name;"
-            echo "    ssl_certificate $TMP/$name.crt;"
-            echo "    ssl_certificate_key $TMP/$name.key;"
+            cert=$name
+            [ "${SHARED_CERT:-}" = yes ] && cert=a.test # both blocks serve a.test's certificate
+            echo "    ssl_certificate $TMP/$cert.crt;"
+            echo "    ssl_certificate_key $TMP/$cert.key;"
             echo "    access_log $dir/access.log sni;"
             echo "    $server"
             [ "$name" = a.test ] && echo "    $only_a"
