@@ -20,7 +20,7 @@
 /*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
  */
-#define SNICACHE_ATTACH_ALL (((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK)
+#define SNICACHE_ATTACH_ALL ((((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK) | SNICACHE_INSTALL_EARLY_DATA)
 
 /*
  `snicache_on_client_hello` answer: pause the handshake (OpenSSL `SSL_CLIENT_HELLO_RETRY`)
@@ -76,6 +76,13 @@
 #define SNICACHE_DEFAULT_TICKET_ROTATION (24 * 3600)
 
 /*
+ `snicache_on_ticket_open` answer: resume, but reject the early data the ClientHello carries
+ (its ticket's single-use entry was already taken: a replay). The host calls
+ `SSL_set_early_data_enabled(ssl, 0)` and answers success.
+ */
+#define SNICACHE_TICKET_OPEN_NO_EARLY_DATA 2
+
+/*
  Version of the `snicache_ssl_api` layout. `snicache_ssl.h` fills this in.
  2: `client_hello_session_id` added.
  */
@@ -122,6 +129,12 @@
  AEAD method).
  */
 #define SNICACHE_INSTALL_TICKET_KEYS 32
+
+/*
+ `ctx_install` flag: the allow-early-data callback (OpenSSL `SSL_CTX_set_allow_early_data_cb`;
+ BoringSSL decides in the ticket AEAD method's open and needs nothing here).
+ */
+#define SNICACHE_INSTALL_EARLY_DATA 64
 
 /*
  Results of snicache functions. 0 is success; errors start at 7000.
@@ -395,6 +408,15 @@ typedef struct {
    Lookups that went on in full at once because too many background fetches were under way.
    */
   uint64_t remote_fetch_drops;
+  /*
+   Early data accepted: the handshake took its ticket's single-use entry
+   (`snicache_config_set_early_data`).
+   */
+  uint64_t early_data_accepted;
+  /*
+   Early data refused because the ticket's entry was already taken (a replay) or absent.
+   */
+  uint64_t early_data_replayed;
 } snicache_stats;
 
 /*
@@ -959,6 +981,17 @@ snicache_result snicache_config_set_timeout(snicache_config *config, uint32_t se
 snicache_result snicache_config_set_strict_sni(snicache_config *config, bool strict);
 
 /*
+ Tells snicache the host accepts TLS 1.3 early data (0-RTT: `SSL_CTX_set_early_data_enabled`
+ on BoringSSL, `SSL_CTX_set_max_early_data` on OpenSSL), so that it is accepted at most once
+ per ticket (RFC 8446 §8): each TLS 1.3 ticket issued puts a single-use entry in the store, and
+ early data under a ticket is accepted only by the handshake that takes that entry (atomic in
+ every store: across workers with `shm:`, across servers with `redis://`). Every later
+ attempt resumes with its early data rejected (1-RTT), counted as `early_data_replayed`.
+ Off by default (and then snicache leaves early data to the host library).
+ */
+snicache_result snicache_config_set_early_data(snicache_config *config, bool enabled);
+
+/*
  Sends log lines up to `max_level` (a `snicache_log_level` value; refusals at INFO, store
  errors at WARN) to `cb`. Any other level is `SNICACHE_RESULT_INVALID_PARAMETER`.
  `cb` NULL turns logging off. `cb` and `userdata` must stay valid and be callable from any
@@ -1063,6 +1096,22 @@ snicache_result snicache_config_set_async_lookup(snicache_config *config,
  memory given with `snicache_config_set_shm_memory`.
  */
 snicache_result snicache_config_set_store(snicache_config *config, const char *spec);
+
+/*
+ OpenSSL issues a ticket (the ticket-generate callback, TLS 1.3 stateless and stateful alike)
+ whose session has the resumption secret `identity`: with early data on, its single-use entry
+ goes into the store.
+ */
+void snicache_on_ticket_issued(void *ssl, const uint8_t *identity, size_t len);
+
+/*
+ OpenSSL's allow-early-data callback (`SSL_CTX_set_allow_early_data_cb`), called when it is
+ about to accept the early data of a resumed session whose resumption secret is `identity`.
+ Returns 1 to accept (the first use: this handshake took the ticket's single-use entry), 0 to
+ reject it (a replay, or an entry never stored: the handshake goes on in 1-RTT). Without
+ `snicache_config_set_early_data`, 1: early data stays the host's business.
+ */
+int snicache_on_allow_early_data(void *ssl, const uint8_t *identity, size_t len);
 
 /*
  Writes the message for `result` (and, when it is this thread's last error, its detail) into
@@ -1176,7 +1225,8 @@ int snicache_on_ticket_seal(void *ssl,
 /*
  BoringSSL's ticket AEAD `open`: finds this vhost's key by name, opens the ticket, applies the
  policy to the record inside, and writes the session bytes. Returns 1 (resume), 0 (ignore the
- ticket: unknown key, forged, refused — a full handshake), or -1 (error).
+ ticket: unknown key, forged, refused — a full handshake), -1 (error), or 2 (resume without
+ early data, see `snicache_config_set_early_data`).
  */
 int snicache_on_ticket_open(void *ssl,
                             uint8_t *out,

@@ -359,9 +359,29 @@ static int snicache_ssl__client_hello(SSL *ssl, int *alert, void *arg)
     return r == 1 ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
 }
 
+/* A ticket's identity for 0-RTT at most once: its session's resumption secret. */
+static size_t snicache_ssl__session_secret(const SSL_SESSION *sess, unsigned char *buf, size_t cap)
+{
+    return sess == NULL ? 0 : SSL_SESSION_get_master_key(sess, buf, cap);
+}
+
 static int snicache_ssl__ticket_generate(SSL *ssl, void *arg)
 {
+    unsigned char secret[SSL_MAX_MASTER_KEY_LENGTH];
+    size_t n = snicache_ssl__session_secret(SSL_get0_session(ssl), secret, sizeof(secret));
+    snicache_on_ticket_issued(ssl, secret, n);
+    OPENSSL_cleanse(secret, sizeof(secret));
     return snicache_on_ticket_generate(ssl, arg);
+}
+
+static int snicache_ssl__allow_early_data(SSL *ssl, void *arg)
+{
+    unsigned char secret[SSL_MAX_MASTER_KEY_LENGTH];
+    size_t n = snicache_ssl__session_secret(SSL_get0_session(ssl), secret, sizeof(secret));
+    int ok = snicache_on_allow_early_data(ssl, secret, n);
+    (void)arg;
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return ok;
 }
 
 static SSL_TICKET_RETURN snicache_ssl__ticket_decrypt(SSL *ssl, SSL_SESSION *sess, const unsigned char *key_name,
@@ -405,6 +425,12 @@ static enum ssl_ticket_aead_result_t snicache_ssl__ticket_open(SSL *ssl, uint8_t
                                                                size_t max_out, const uint8_t *in, size_t in_len)
 {
     int r = snicache_on_ticket_open(ssl, out, out_len, max_out, in, in_len);
+    if (r == SNICACHE_TICKET_OPEN_NO_EARLY_DATA) {
+        /* resume, but this ticket's early data was already accepted once (a replay): BoringSSL
+         * reads the flag after opening the ticket and rejects the early data (1-RTT) */
+        SSL_set_early_data_enabled(ssl, 0);
+        return ssl_ticket_aead_success;
+    }
     return r == 1 ? ssl_ticket_aead_success : r == 0 ? ssl_ticket_aead_ignore_ticket : ssl_ticket_aead_error;
 }
 
@@ -489,6 +515,8 @@ static int snicache_ssl__ctx_install(void *vctx, uint32_t flags, void *arg)
 #endif
     }
 #ifndef OPENSSL_IS_BORINGSSL
+    if (flags & SNICACHE_INSTALL_EARLY_DATA)
+        SSL_CTX_set_allow_early_data_cb(ctx, snicache_ssl__allow_early_data, arg);
     if ((flags & SNICACHE_INSTALL_TICKET_CHECK)
         && !SSL_CTX_set_session_ticket_cb(ctx, snicache_ssl__ticket_generate, snicache_ssl__ticket_decrypt, arg))
         return 0;

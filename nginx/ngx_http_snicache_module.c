@@ -233,6 +233,8 @@ static ngx_http_snicache_metric_t  ngx_http_snicache_metrics[] = {
     ngx_http_snicache_stat(ticket_forged, "counter"),
     ngx_http_snicache_stat(ticket_renewed, "counter"),
     ngx_http_snicache_stat(pending, "counter"),
+    ngx_http_snicache_stat(early_data_accepted, "counter"),
+    ngx_http_snicache_stat(early_data_replayed, "counter"),
     ngx_http_snicache_stat(entries, "gauge"),
     ngx_http_snicache_stat(bytes, "gauge"),
     { NULL, 0, NULL }
@@ -870,6 +872,18 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     if (rc == SNICACHE_RESULT_OK) {
         rc = snicache_config_set_log(config, ngx_http_snicache_log, NULL,
                                      SNICACHE_LOG_LEVEL_INFO);
+    }
+
+    for (s = 0; rc == SNICACHE_RESULT_OK && s < group->servers.nelts; s++) {
+        /* ssl_early_data on in any server of the group: 0-RTT at most once per ticket */
+        sslcf = ngx_http_conf_get_module_srv_conf(
+                    ((ngx_http_core_srv_conf_t **) group->servers.elts)[s],
+                    ngx_http_ssl_module);
+
+        if (sslcf->early_data == 1) {
+            rc = snicache_config_set_early_data(config, 1);
+            break;
+        }
     }
 
     if (rc == SNICACHE_RESULT_OK

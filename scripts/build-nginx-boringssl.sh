@@ -11,6 +11,7 @@
 #   scripts/build-nginx-boringssl.sh          build (if needed); prints the nginx binary's path
 #   scripts/build-nginx-boringssl.sh --force  rebuild nginx
 set -euo pipefail
+SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARBALL=${NGINX_TARBALL:-$ROOT/../shared/vendor/nginx-1.30.4.tar.gz}
@@ -44,7 +45,7 @@ done
 
 # Rebuild when an input is newer than the binary.
 if [ "${1:-}" != --force ] && [ -x "$BIN" ]; then
-    newer=$(find "$TARBALL" "$0" "$ROOT/nginx/config" "$ROOT/nginx/ngx_http_snicache_module.c" \
+    newer=$(find "$TARBALL" "$SELF" "$ROOT/nginx/config" "$ROOT/nginx/ngx_http_snicache_module.c" \
         "$ROOT/include/snicache.h" "$ROOT/include/snicache_ssl.h" "$LIBS/libssl.a" "$LIBS/libcrypto.a" \
         -newer "$BIN" 2>/dev/null | head -1)
     if [ -z "$newer" ]; then
@@ -54,8 +55,18 @@ if [ "${1:-}" != --force ] && [ -x "$BIN" ]; then
 fi
 
 start=$(date +%s)
-rm -rf "$OUT/src" "$BIN"
-mkdir -p "$OUT/src" "$OUT/sbin"
+# Configure again only when nginx's source, this script, the module's config or BoringSSL
+# changed; a changed module source or snicache header only recompiles the module and relinks.
+stale_configure=yes
+if [ -f "$OUT/src/objs/Makefile" ] && [ -z "$(find "$TARBALL" "$SELF" "$ROOT/nginx/config" \
+    "$LIBS/libssl.a" "$LIBS/libcrypto.a" -newer "$OUT/src/objs/Makefile" 2>/dev/null | head -1)" ]; then
+    stale_configure=no
+fi
+rm -f "$BIN"
+mkdir -p "$OUT/sbin"
+if [ $stale_configure = yes ]; then
+rm -rf "$OUT/src"
+mkdir -p "$OUT/src"
 tar xzf "$TARBALL" -C "$OUT/src" --strip-components=1
 cd "$OUT/src"
 # BoringSSL's libssl is C++: libstdc++ is named before -lssl on nginx's link line, hence
@@ -80,6 +91,8 @@ if ! SNICACHE_ROOT=$ROOT SNICACHE_LIB_DIR=$ROOT/target/release auto/configure \
     echo "build-nginx-boringssl: configure failed ($LOG)" >&2
     exit 1
 fi
+fi
+cd "$OUT/src"
 if ! make -j"$(nproc)" -f objs/Makefile binary >>"$LOG" 2>&1; then
     grep -E 'error|Error' "$LOG" | head -30 >&2
     echo "build-nginx-boringssl: make failed ($LOG)" >&2

@@ -63,6 +63,8 @@ pub struct Conn {
     /// The ClientHello was paused while the store fetches the offered session (`prefetch`);
     /// the retried ClientHello asks again.
     pub prefetching: bool,
+    /// The ClientHello offered early data (the `early_data` extension).
+    pub early_data_offered: bool,
 }
 
 impl Conn {
@@ -204,6 +206,7 @@ impl Engine {
             outcome: Outcome::Full,
             ticket_key_unknown: false,
             prefetching: false,
+            early_data_offered: false,
         })
     }
 

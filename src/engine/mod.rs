@@ -1,6 +1,7 @@
 //! The engine: virtual hosts, the resumption policy, per-connection decisions and stats, over a
 //! store. Safe Rust, no SSL objects: the C surface feeds it facts read through the host table.
 
+pub mod early_data;
 pub mod handshake;
 pub mod policy;
 pub mod stats;
@@ -39,6 +40,8 @@ pub struct Engine {
     /// Refuse unknown SNI with `unrecognized_name` instead of using the default vhost.
     pub strict_sni: bool,
     pub log: Option<Arc<dyn Log>>,
+    /// The host accepts TLS 1.3 early data: tickets get single-use entries (`early_data`).
+    pub early_data: bool,
     /// Rate limits for warnings that can repeat on every handshake (a failing store).
     store_warnings: WarnLimit,
     corrupt_warnings: WarnLimit,
@@ -83,6 +86,7 @@ impl Engine {
             log,
             store_warnings: WarnLimit::default(),
             corrupt_warnings: WarnLimit::default(),
+            early_data: false,
         }
     }
 
@@ -140,6 +144,8 @@ impl Engine {
             ticket_forged: e(Event::TicketForged),
             ticket_renewed: e(Event::TicketRenewed),
             pending: e(Event::Pending),
+            early_data_accepted: e(Event::EarlyDataAccepted),
+            early_data_replayed: e(Event::EarlyDataReplayed),
             remote: vhost
                 .is_none()
                 .then(|| self.store.remote())
@@ -157,9 +163,10 @@ impl Engine {
             let s = self.snapshot(vhost);
             let _ = write!(
                 out,
-                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"pending\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
+                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"pending\":{},\"early_data_accepted\":{},\"early_data_replayed\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
                 s.hits, s.misses, s.stores, s.store_errors, s.corrupt, s.bad_ids, s.invalidations,
                 s.ticket_unknown_key, s.ticket_forged, s.ticket_renewed, s.pending,
+                s.early_data_accepted, s.early_data_replayed,
                 s.usage.evictions, s.usage.expirations, s.usage.entries, s.usage.bytes
             );
             for rule in 0..self.policy.len() {
@@ -226,6 +233,10 @@ pub struct Snapshot {
     pub ticket_forged: u64,
     pub ticket_renewed: u64,
     pub pending: u64,
+    /// Early data accepted under a ticket's single-use entry (the first use).
+    pub early_data_accepted: u64,
+    /// Early data refused: the ticket's entry was already taken (a replay) or never stored.
+    pub early_data_replayed: u64,
     /// The store's remote tier (totals only; zero for one vhost or without a remote tier).
     pub remote: crate::store::redis::RemoteStats,
     pub refusals: u64,

@@ -30,9 +30,13 @@ pub enum Event {
     /// The store answered "pending"; the handshake was paused (or, where the host library
     /// cannot pause, went on as a full handshake).
     Pending,
+    /// Early data accepted: this ClientHello took its ticket's single-use entry.
+    EarlyDataAccepted,
+    /// Early data refused: the ticket's single-use entry was gone (a replay).
+    EarlyDataReplayed,
 }
 
-const EVENTS: usize = 12;
+const EVENTS: usize = 14;
 
 /// Events counted before a vhost is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use crate::engine::policy::Policy;
 use crate::engine::stats::Stats;
 use crate::engine::{session_id_context, Engine};
 use crate::host::ssl_api::{
-    host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_INFO,
-    SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE, SNICACHE_INSTALL_TICKET_CHECK,
-    SNICACHE_INSTALL_TICKET_KEYS,
+    host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_EARLY_DATA,
+    SNICACHE_INSTALL_INFO, SNICACHE_INSTALL_SERVERNAME, SNICACHE_INSTALL_SESSION_CACHE,
+    SNICACHE_INSTALL_TICKET_CHECK, SNICACHE_INSTALL_TICKET_KEYS,
 };
 use crate::store::memory::MemoryStore;
 use crate::store::spec::StoreSpec;
@@ -25,7 +25,8 @@ pub const SNICACHE_ATTACH_ALL: u32 = SNICACHE_INSTALL_CLIENT_HELLO
     | SNICACHE_INSTALL_TICKET_KEYS
     | SNICACHE_INSTALL_SERVERNAME
     | SNICACHE_INSTALL_INFO
-    | SNICACHE_INSTALL_TICKET_CHECK;
+    | SNICACHE_INSTALL_TICKET_CHECK
+    | SNICACHE_INSTALL_EARLY_DATA;
 
 /// A session cache (opaque). Thread-safe: every function taking a `const snicache_cache *` may
 /// be called from any thread.
@@ -204,7 +205,7 @@ pub extern "C" fn snicache_cache_new(
                 .expect("the mapping reserves Stats::cells_needed"),
             None => stats,
         };
-        let engine = Engine::with_stats(
+        let mut engine = Engine::with_stats(
             vhosts,
             policy,
             store,
@@ -212,6 +213,7 @@ pub extern "C" fn snicache_cache_new(
             config.strict_sni,
             config.log.clone(),
         );
+        engine.early_data = config.early_data;
         out(
             out_cache,
             Arc::into_raw(Arc::new(snicache_cache {
@@ -419,6 +421,11 @@ pub struct snicache_stats {
     pub remote_fetches: u64,
     /// Lookups that went on in full at once because too many background fetches were under way.
     pub remote_fetch_drops: u64,
+    /// Early data accepted: the handshake took its ticket's single-use entry
+    /// (`snicache_config_set_early_data`).
+    pub early_data_accepted: u64,
+    /// Early data refused because the ticket's entry was already taken (a replay) or absent.
+    pub early_data_replayed: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -474,6 +481,8 @@ pub extern "C" fn snicache_cache_stats(
             remote_write_drops: s.remote.write_drops,
             remote_fetches: s.remote.fetches,
             remote_fetch_drops: s.remote.fetch_drops,
+            early_data_accepted: s.early_data_accepted,
+            early_data_replayed: s.early_data_replayed,
         };
         out(out_stats, stats, "out")
     })

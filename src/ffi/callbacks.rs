@@ -34,6 +34,7 @@ const EXT_SERVER_NAME: c_uint = 0;
 const EXT_EMS: c_uint = 23;
 const EXT_SESSION_TICKET: c_uint = 35;
 const EXT_PRE_SHARED_KEY: c_uint = 41;
+const EXT_EARLY_DATA: c_uint = 42;
 const EXT_SUPPORTED_VERSIONS: c_uint = 43;
 
 /// `snicache_on_client_hello` answer: pause the handshake (OpenSSL `SSL_CLIENT_HELLO_RETRY`)
@@ -233,7 +234,11 @@ pub extern "C" fn snicache_on_client_hello(
             };
             let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
             let ems = client_hello_ext(host, ssl, hello, EXT_EMS).is_some();
+            let early = client_hello_ext(host, ssl, hello, EXT_EARLY_DATA).is_some();
             start(host, ssl, cache, sni, Some(ems))?;
+            if let Some(b) = conn_of(host, ssl) {
+                b.conn.early_data_offered = early;
+            }
             Ok(conn_of(host, ssl).is_some_and(|b| prefetch(host, ssl, hello, b)))
         }
     });

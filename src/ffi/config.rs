@@ -52,6 +52,8 @@ pub struct snicache_config {
     pub(crate) ready: Option<CReady>,
     /// Host memory for the shm store (address, length): `snicache_config_set_shm_memory`.
     pub(crate) shm_memory: Option<(usize, usize)>,
+    /// The host accepts TLS 1.3 early data (`snicache_config_set_early_data`).
+    pub(crate) early_data: bool,
 }
 
 impl Drop for snicache_config {
@@ -116,6 +118,7 @@ pub extern "C" fn snicache_config_new(
             max_bytes: SNICACHE_DEFAULT_MAX_BYTES,
             max_entries: u64::MAX,
             timeout: SNICACHE_DEFAULT_TIMEOUT,
+            early_data: false,
             strict_sni: false,
             vhosts: VHosts::default(),
             rules: Vec::new(),
@@ -212,6 +215,24 @@ pub extern "C" fn snicache_config_set_strict_sni(
 ) -> snicache_result {
     guard(|| {
         arg_mut(config, "config")?.strict_sni = strict;
+        Ok(())
+    })
+}
+
+/// Tells snicache the host accepts TLS 1.3 early data (0-RTT: `SSL_CTX_set_early_data_enabled`
+/// on BoringSSL, `SSL_CTX_set_max_early_data` on OpenSSL), so that it is accepted at most once
+/// per ticket (RFC 8446 §8): each TLS 1.3 ticket issued puts a single-use entry in the store, and
+/// early data under a ticket is accepted only by the handshake that takes that entry (atomic in
+/// every store: across workers with `shm:`, across servers with `redis://`). Every later
+/// attempt resumes with its early data rejected (1-RTT), counted as `early_data_replayed`.
+/// Off by default (and then snicache leaves early data to the host library).
+#[no_mangle]
+pub extern "C" fn snicache_config_set_early_data(
+    config: *mut snicache_config,
+    enabled: bool,
+) -> snicache_result {
+    guard(|| {
+        arg_mut(config, "config")?.early_data = enabled;
         Ok(())
     })
 }

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod callbacks;
 pub mod config;
+pub mod early_data;
 pub mod error;
 pub mod hooks;
 pub mod redis;

@@ -16,6 +16,9 @@ use crate::engine::stats::Event;
 use crate::engine::Engine;
 use crate::host::ssl_api::host_call;
 
+/// `SSL_version` of TLS 1.3.
+const TLS1_3: c_int = 0x0304;
+
 /// Bytes a BoringSSL ticket grows by when sealed: key name, nonce, tag.
 const OVERHEAD: usize = NAME_LEN + NONCE_LEN + TAG_LEN;
 /// AES-256-CBC IV length for OpenSSL's ticket format.
@@ -131,12 +134,19 @@ pub extern "C" fn snicache_on_ticket_seal(
             } else {
                 super::callbacks::ticket_record(host, ssl, b, session)
             };
-            plain.extend_from_slice(if in_len == 0 {
+            let session_bytes = if in_len == 0 {
                 &[]
             } else {
                 std::slice::from_raw_parts(in_, in_len)
-            });
+            };
+            plain.extend_from_slice(session_bytes);
             let vhost = b.cache.engine.vhosts.get(b.conn.vhost);
+            if b.cache.engine.early_data && host_call!(host, ssl_version(ssl)) == TLS1_3 {
+                // The ticket's identity: the session it carries (its own resumption secret).
+                b.cache
+                    .engine
+                    .early_data_issue(vhost.index, session_bytes, now());
+            }
             let key = b.cache.tickets.encrypting(vhost.index, &vhost.name, now());
             let sealed = crypto::seal(&key.aes, &key.name, &plain);
             crypto::zeroize(&mut plain);
@@ -151,9 +161,15 @@ pub extern "C" fn snicache_on_ticket_seal(
     })
 }
 
+/// `snicache_on_ticket_open` answer: resume, but reject the early data the ClientHello carries
+/// (its ticket's single-use entry was already taken: a replay). The host calls
+/// `SSL_set_early_data_enabled(ssl, 0)` and answers success.
+pub const SNICACHE_TICKET_OPEN_NO_EARLY_DATA: c_int = 2;
+
 /// BoringSSL's ticket AEAD `open`: finds this vhost's key by name, opens the ticket, applies the
 /// policy to the record inside, and writes the session bytes. Returns 1 (resume), 0 (ignore the
-/// ticket: unknown key, forged, refused — a full handshake), or -1 (error).
+/// ticket: unknown key, forged, refused — a full handshake), -1 (error), or 2 (resume without
+/// early data, see `snicache_config_set_early_data`).
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_open(
     ssl: *mut c_void,
@@ -203,15 +219,22 @@ pub extern "C" fn snicache_on_ticket_open(
                 .check_ticket(&mut b.conn, Some(&plain[..split]), &facts);
             let session = &plain[split..];
             let fits = session.len() <= max_out;
+            let mut answer = c_int::from(allowed && fits);
             if allowed && fits {
                 std::ptr::copy_nonoverlapping(session.as_ptr(), out, session.len());
                 *out_len = session.len();
                 if renew {
                     b.cache.engine.stats.count(index, Event::TicketRenewed);
                 }
+                if b.cache.engine.early_data
+                    && b.conn.early_data_offered
+                    && !b.cache.engine.early_data_take(index, session)
+                {
+                    answer = SNICACHE_TICKET_OPEN_NO_EARLY_DATA;
+                }
             }
             crypto::zeroize(&mut plain);
-            c_int::from(allowed && fits)
+            answer
         }
     })
 }

@@ -36,6 +36,10 @@ pub const SNICACHE_INSTALL_TICKET_CHECK: u32 = 16;
 /// AEAD method).
 pub const SNICACHE_INSTALL_TICKET_KEYS: u32 = 32;
 
+/// `ctx_install` flag: the allow-early-data callback (OpenSSL `SSL_CTX_set_allow_early_data_cb`;
+/// BoringSSL decides in the ticket AEAD method's open and needs nothing here).
+pub const SNICACHE_INSTALL_EARLY_DATA: u32 = 64;
+
 /// The table of host SSL functions. Fill it with `snicache_ssl_api_init()` from
 /// `snicache_ssl.h`, which uses the host's own headers; every pointer must be set.
 /// Pointers are `void *` so one library serves OpenSSL and BoringSSL hosts.

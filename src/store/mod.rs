@@ -119,6 +119,13 @@ pub trait Store: Send + Sync {
     fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError>;
     /// Removes `key`; true when something was there.
     fn remove(&self, key: &Key) -> bool;
+    /// Removes `key` atomically for a single-use entry: true for exactly one caller across
+    /// everything that shares the store (workers of an shm store, servers of a Redis store).
+    /// Memory and shm remove under their lock, so `remove` is that; a store with a remote tier
+    /// must ask the remote (Redis `DEL` answers 1 once), never trust its local copy alone.
+    fn take(&self, key: &Key) -> bool {
+        self.remove(key)
+    }
     /// Counters for one virtual host, or the whole store with `None`.
     fn usage(&self, vhost: Option<u32>) -> Usage;
     /// Whether a put keeps `Value::local` (an in-process object) for later hits. Stores that

@@ -1231,6 +1231,70 @@ impl Store for RedisStore {
         self.local.revoked(key, now)
     }
 
+    /// `DEL` on Redis within the lookup budget, on this thread: true only when Redis removed
+    /// the key (answers 1 to one caller across every server sharing it). Down, slow or open
+    /// breaker: false (the caller then refuses what the entry guarded, e.g. early data).
+    fn take(&self, key: &Key) -> bool {
+        self.local.remove(key);
+        let r = &self.remote;
+        if !r.breaker.allow() {
+            r.counters.breaker_skips.fetch_add(1, Relaxed);
+            return false;
+        }
+        let pool = &self.process().pool;
+        let deadline = Instant::now() + r.options.budget;
+        // Pooled like lookups: `open` counts every connection made, dropped ones uncounted.
+        let conn = match pool.idle.lock().pop() {
+            Some(c) => Ok(c),
+            None if pool.open.fetch_add(1, Relaxed) >= r.options.pool => {
+                pool.open.fetch_sub(1, Relaxed);
+                Err(Failure::Error("no free connection in the pool".into()))
+            }
+            None => r
+                .client
+                .get_connection_with_timeout(r.options.budget)
+                .map_err(|e| {
+                    pool.open.fetch_sub(1, Relaxed);
+                    r.classify(&e)
+                }),
+        };
+        let result = conn.and_then(|mut c| {
+            let answer = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|t| !t.is_zero())
+                .ok_or(Failure::Timeout)
+                .and_then(|t| {
+                    c.set_read_timeout(Some(t))
+                        .and_then(|()| c.set_write_timeout(Some(t)))
+                        .and_then(|()| {
+                            ::redis::cmd("DEL")
+                                .arg(r.redis_key(key))
+                                .query::<u64>(&mut c)
+                        })
+                        .map_err(|e| r.classify(&e))
+                });
+            match answer {
+                Ok(n) => Ok((n, c)),
+                Err(f) => {
+                    // A late reply would be read as the answer to the next command: never reuse.
+                    pool.open.fetch_sub(1, Relaxed);
+                    Err(f)
+                }
+            }
+        });
+        match result {
+            Ok((n, c)) => {
+                pool.idle.lock().push(c);
+                r.succeeded();
+                n == 1
+            }
+            Err(f) => {
+                r.failed(pool, f);
+                false
+            }
+        }
+    }
+
     fn usage(&self, vhost: Option<u32>) -> Usage {
         self.local.usage(vhost)
     }
