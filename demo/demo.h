@@ -30,6 +30,7 @@ struct demo_options {
     const char *default_vhost;   /* NULL: the first --vhost */
     int strict_sni;
     int async_lookup;            /* --async-lookup: pause handshakes while Redis is asked */
+    int early_data;              /* --early-data: accept TLS 1.3 0-RTT, at most once per ticket */
     const char *store;           /* --store SPEC, for snicache_config_set_store */
     char store_shown[256];       /* the same with any user:password@ hidden, for messages */
     const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */
@@ -41,6 +42,9 @@ struct demo_options {
     unsigned timeout;            /* session lifetime, seconds */
     unsigned io_timeout;         /* seconds a connection may take per handshake or request */
 };
+
+/* Most early data a connection reads (its request buffer in loop.c). */
+#define DEMO_EARLY_DATA_MAX 8192
 
 /* Parses argv into *o; prints a message and exits 2 on a bad flag, 0 after --help. */
 void demo_parse_options(int argc, char **argv, struct demo_options *o);
@@ -54,6 +58,7 @@ struct demo_server {
     unsigned io_timeout;
     size_t max_conns_per_worker;
     int async_lookup;            /* connections may pause (SSL_ERROR_WANT_CLIENT_HELLO_CB) */
+    int early_data;              /* handshakes read early data first (SSL_read_early_data) */
     atomic_int stop;
 };
 

@@ -47,7 +47,7 @@
 
 #include "demo.h"
 
-#define REQUEST_MAX 8192   /* request line + headers; more is answered 431 */
+#define REQUEST_MAX DEMO_EARLY_DATA_MAX   /* request line + headers; more is answered 431 */
 #define ACCEPT_BATCH 64    /* connections accepted per wake-up before serving others */
 
 enum conn_state {
@@ -78,6 +78,7 @@ struct conn {
     int parked;                /* paused; out of epoll until woken */
     int queued;                /* in its worker's ready queue */
     int woken;                 /* woken before it parked: drive it again at once */
+    int early_done;            /* --early-data: SSL_read_early_data has finished */
 };
 
 struct worker {
@@ -376,12 +377,16 @@ static void log_handshake(struct worker *w, struct conn *c)
                  reused ? "resumed" : "full");
         return;
     }
-    demo_log("handshake worker=%d peer=%s proto=%s vhost=%.*s sni=%.*s result=%s%s%.*s", w->id, c->peer, proto,
+    demo_log("handshake worker=%d peer=%s proto=%s vhost=%.*s sni=%.*s result=%s%s%.*s%s", w->id, c->peer, proto,
              (int)info.vhost_len, info.vhost, info.sni != NULL ? (int)info.sni_len : 1,
              info.sni != NULL ? info.sni : "-",
              reused ? "resumed" : info.outcome == SNICACHE_OUTCOME_REFUSED ? "refused" : "full",
              info.outcome == SNICACHE_OUTCOME_REFUSED ? " reason=" : "",
-             info.reason != NULL ? (int)info.reason_len : 0, info.reason != NULL ? info.reason : "");
+             info.reason != NULL ? (int)info.reason_len : 0, info.reason != NULL ? info.reason : "",
+             !w->server->early_data ? ""
+             : SSL_get_early_data_status(c->ssl) == SSL_EARLY_DATA_ACCEPTED ? " early_data=accepted"
+             : SSL_get_early_data_status(c->ssl) == SSL_EARLY_DATA_REJECTED ? " early_data=rejected"
+                                                                             : " early_data=none");
 }
 
 static void log_handshake_failure(struct worker *w, struct conn *c, const char *why)
@@ -559,6 +564,22 @@ static void conn_run(struct worker *w, struct conn *c)
         errno = 0;
         switch (c->state) {
         case ST_HANDSHAKE:
+            if (w->server->early_data && !c->early_done) {
+                /* Early data (a request sent with the ClientHello) lands in c->in; ST_READ
+                 * serves it once the handshake is done. FINISH: none, rejected, or all read. */
+                size_t n = 0;
+                int r = SSL_read_early_data(c->ssl, c->in + c->in_len, sizeof c->in - c->in_len, &n);
+                if (r == SSL_READ_EARLY_DATA_SUCCESS) {
+                    c->in_len += n;
+                    continue;
+                }
+                if (r == SSL_READ_EARLY_DATA_FINISH) {
+                    c->early_done = 1;
+                    continue;
+                }
+                rc = -1;
+                break;
+            }
             rc = SSL_do_handshake(c->ssl);
             if (rc == 1) {
                 wait_remove(w, c);

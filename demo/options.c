@@ -24,6 +24,10 @@ static const char usage[] =
     "                          the worker serves other connections (for at most async_ms, 200 by\n"
     "                          default, a --store URL parameter); with --workers each worker\n"
     "                          process fetches with its own threads\n"
+    "  --early-data            accept TLS 1.3 early data (0-RTT, a request sent with the\n"
+    "                          resumption), at most once per ticket across the workers and\n"
+    "                          servers sharing the store; a replay gets 1-RTT (logged\n"
+    "                          early_data=rejected, counted early_data_replayed)\n"
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
     "                          (default memory:10m); shm:SIZE; or\n"
     "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
@@ -162,11 +166,14 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             fputs(usage, stdout);
             exit(0);
         }
-        if (strcmp(flag, "--strict-sni") == 0 || strcmp(flag, "--async-lookup") == 0) {
+        if (strcmp(flag, "--strict-sni") == 0 || strcmp(flag, "--async-lookup") == 0
+            || strcmp(flag, "--early-data") == 0) {
             if (eq != NULL)
                 bad(flag, eq + 1, "takes no value");
             if (strcmp(flag, "--strict-sni") == 0)
                 o->strict_sni = 1;
+            else if (strcmp(flag, "--early-data") == 0)
+                o->early_data = 1;
             else
                 o->async_lookup = 1;
             continue;

@@ -144,6 +144,15 @@ static SSL_CTX *server_ctx_new(const struct demo_options *o)
     /* OpenSSL's own lifetime check (and the ticket lifetime hint) agree with snicache's. */
     SSL_CTX_set_timeout(ctx, (long)o->timeout);
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    /* --early-data: at most one request's worth (the connection's request buffer).
+     * SSL_OP_NO_ANTI_REPLAY (as nginx does): OpenSSL's own anti-replay (stateful tickets, each
+     * removed on use) holds only within one process's cache; snicache's single-use entries
+     * replace it, across workers and servers, and tickets stay as --tickets says. */
+    if (o->early_data) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_ANTI_REPLAY);
+        SSL_CTX_set_max_early_data(ctx, DEMO_EARLY_DATA_MAX);
+        SSL_CTX_set_recv_max_early_data(ctx, DEMO_EARLY_DATA_MAX);
+    }
     return ctx;
 }
 
@@ -200,6 +209,9 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         die_snicache("snicache_config_set_timeout", r);
     if ((r = snicache_config_set_strict_sni(config, o->strict_sni != 0)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_set_strict_sni", r);
+    /* Each ticket's early data is accepted once (snicache's allow-early-data callback). */
+    if ((r = snicache_config_set_early_data(config, o->early_data != 0)) != SNICACHE_RESULT_OK)
+        die_snicache("snicache_config_set_early_data", r);
     /* The callback and its userdata (none here) must outlive the cache. */
     if ((r = snicache_config_set_log(config, on_snicache_log, NULL, SNICACHE_LOG_LEVEL_INFO)) != SNICACHE_RESULT_OK)
         die_snicache("snicache_config_set_log", r);
@@ -433,6 +445,7 @@ int main(int argc, char **argv)
     server.listen_fd = listen_on(o.listen);
     server.io_timeout = o.io_timeout;
     server.async_lookup = o.async_lookup;
+    server.early_data = o.early_data;
     server.max_conns_per_worker = (fd_limit > 64 ? fd_limit - 32 : 32) / (size_t)o.threads;
     if (o.workers > 0)
         demo_log("prefork: %d worker processes", o.workers);
