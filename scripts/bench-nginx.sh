@@ -7,20 +7,38 @@
 # (between the nginx markers; scripts/bench.sh keeps it).
 #   scripts/bench-nginx.sh            7 rounds x 10000 connections per variant and TLS version
 #   scripts/bench-nginx.sh --quick    2 rounds x 3000
+#   scripts/bench-nginx.sh --boringssl [--quick]   the same with nginx 1.30.4 on BoringSSL
+#       (scripts/build-nginx-boringssl.sh, the module compiled in; its own BENCHMARKS.md section).
+#       BoringSSL resumes TLS 1.3 by tickets only: its TLS 1.3 rows run with tickets on (stock:
+#       BoringSSL's own ticket keys; module: snicache's per-vhost ticket AEAD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 rounds=7
 n=10000
-if [ "${1:-}" = "--quick" ]; then
-    rounds=2
-    n=3000
-fi
+boringssl=no
+for a in "$@"; do
+    case $a in
+    --quick) rounds=2 n=3000 ;;
+    --boringssl) boringssl=yes ;;
+    *) echo "usage: $0 [--quick] [--boringssl]" >&2; exit 2 ;;
+    esac
+done
 clients=8
 
-make -s -C nginx
-MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+if [ $boringssl = yes ]; then
+    NGINX_BIN=$(scripts/build-nginx-boringssl.sh)
+    nginx() { "$NGINX_BIN" "$@"; }
+    MODULE=
+    tag=nginx-boringssl
+else
+    make -s -C nginx
+    MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
+    tag=nginx
+fi
+# tickets PROTOCOLS: the ssl_session_tickets value of a run.
+tickets() { [ $boringssl = yes ] && [ "$1" = TLSv1.3 ] && echo on || echo off; }
 tmp=$(mktemp -d)
 dirs=()
 stop_all() {
@@ -46,13 +64,13 @@ start() {
     port=$(free_port)
     mkdir -p "$d/tmp"
     {
-        [ "$variant" = module ] && echo "load_module $MODULE;"
+        [ "$variant" = module ] && [ -n "$MODULE" ] && echo "load_module $MODULE;"
         echo "worker_processes 1; pid $d/nginx.pid; error_log $d/error.log;"
         echo "events { worker_connections 1024; }"
         echo "http {"
         for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $d/tmp;"; done
         echo "  log_format r '\$ssl_session_reused';"
-        echo "  access_log $d/access.log r buffer=64k flush=1s; ssl_protocols $protocols; ssl_session_tickets off;"
+        echo "  access_log $d/access.log r buffer=64k flush=1s; ssl_protocols $protocols; ssl_session_tickets $(tickets "$protocols");"
         if [ "$variant" = module ]; then
             echo "  snicache on; snicache_store shm:64m;"
         else
@@ -117,13 +135,22 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 section=$(
-    echo "<!-- nginx:begin (written by scripts/bench-nginx.sh) -->"
-    echo "## nginx: resumed handshakes per second"
+    echo "<!-- $tag:begin (written by scripts/bench-nginx.sh) -->"
+    if [ $boringssl = yes ]; then
+        echo "## nginx 1.30.4 on BoringSSL: resumed handshakes per second"
+    else
+        echo "## nginx: resumed handshakes per second"
+    fi
     echo
-    echo "\`scripts/bench-nginx.sh${1:+ $1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nginx -v 2>&1 | sed 's/^nginx version: //'),"
+    echo "\`scripts/bench-nginx.sh${*:+ $*}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nginx -v 2>&1 | sed 's/^nginx version: //'),"
     echo "$(nproc) CPUs, load average before: $load_before; after: $load_after; commit $(git rev-parse --short HEAD)."
     echo "Stock nginx (\`ssl_session_cache shared:SSL:10m\`) and nginx + ngx_http_snicache_module"
-    echo "(\`snicache on; snicache_store shm:64m;\`) run at the same time, one worker each, tickets off;"
+    if [ $boringssl = yes ]; then
+        echo "(\`snicache on; snicache_store shm:64m;\`) run at the same time, one worker each, tickets off for"
+        echo "TLS 1.2 (session ids) and on for TLS 1.3 (BoringSSL resumes TLS 1.3 by tickets only);"
+    else
+        echo "(\`snicache on; snicache_store shm:64m;\`) run at the same time, one worker each, tickets off;"
+    fi
     echo "h2load (\`--h1 -c $clients -n $n -H 'Connection: close'\`, SNI a.test) drives them in $rounds interleaved"
     echo "rounds, so every request is a handshake and all but each client's first resume. h2load shares"
     echo "the machine's CPUs with nginx. Figures: requests (= handshakes) per second, median (min-max);"
@@ -133,16 +160,17 @@ section=$(
     echo "| protocol | stock nginx, shared:SSL:10m | nginx + snicache, shm:64m | module / stock | resumed (stock / module, access log) |"
     echo "|---|---:|---:|---:|---:|"
     printf '%s' "$results"
-    echo "<!-- nginx:end -->"
+    echo "<!-- $tag:end -->"
 )
-if [ -f BENCHMARKS.md ] && grep -q '<!-- nginx:begin' BENCHMARKS.md; then
-    python3 - "$section" <<'EOF'
+if [ -f BENCHMARKS.md ] && grep -q "<!-- $tag:begin" BENCHMARKS.md; then
+    python3 - "$section" "$tag" <<'EOF'
 import re, sys
 text = open("BENCHMARKS.md").read()
-text = re.sub(r"<!-- nginx:begin.*?<!-- nginx:end -->", lambda _: sys.argv[1], text, flags=re.S)
+tag = re.escape(sys.argv[2])
+text = re.sub(r"<!-- " + tag + r":begin.*?<!-- " + tag + r":end -->", lambda _: sys.argv[1], text, flags=re.S)
 open("BENCHMARKS.md", "w").write(text)
 EOF
 else
     printf '\n%s\n' "$section" >>BENCHMARKS.md
 fi
-echo "wrote the nginx section of BENCHMARKS.md" >&2
+echo "wrote the $tag section of BENCHMARKS.md" >&2
