@@ -4,7 +4,8 @@
 # ticket offered again and again with a request as early data (-sess_in -early_data FILE), 10
 # at once, until both worker processes answered some (30 at most): the early data is
 # accepted exactly once; every other attempt resumes in 1-RTT (early data rejected) and its
-# request is still served; the log and /stats count the same.
+# request is still served; the log and /stats count the same. Then with --tickets off (TLS 1.3
+# stateful sessions): the same, in one process.
 source "$(dirname "$0")/lib/common.sh"
 make_certs a.test b.test
 printf 'GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n' >"$TMP/early.req"
@@ -55,5 +56,18 @@ expect_eq "b.test offered a.test's ticket: full handshake" New "$(outcome <<<"$o
 check "... without early data" sh -c "! grep -q 'Early data was accepted' <<'END'
 $out
 END"
+stop_server
+
+echo "== --tickets off: TLS 1.3 stateful sessions, 1 process"
+start_server --vhost "$(vhost a.test)" --threads 2 --store memory --early-data --tickets off
+out=$(client / -servername a.test -tls1_3 -sess_out "$TMP/s.sess")
+expect_eq "a.test: full handshake" New "$(outcome <<<"$out")"
+got=""
+for i in 1 2 3; do
+    out=$(client / -servername a.test -tls1_3 -sess_in "$TMP/s.sess" -early_data "$TMP/early.req")
+    got="$got $(outcome <<<"$out")/$(grep -o 'Early data was \(accepted\|rejected\)' <<<"$out" | awk '{print $4}')"
+done
+expect_eq "one stateful session, 3 attempts: early data accepted once, all resumed" \
+    " Reused/accepted Reused/rejected Reused/rejected" "$got"
 stop_server
 finish
