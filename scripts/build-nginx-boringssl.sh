@@ -99,6 +99,7 @@ if ! make -j"$(nproc)" -f objs/Makefile binary >>"$LOG" 2>&1; then
     exit 1
 fi
 cp objs/nginx "$BIN"
-"$BIN" -V 2>&1 | grep -q BoringSSL || { "$BIN" -V >&2; echo "build-nginx-boringssl: not built with BoringSSL" >&2; exit 1; }
+version=$("$BIN" -V 2>&1)
+grep -q BoringSSL <<<"$version" || { echo "$version" >&2; echo "build-nginx-boringssl: not built with BoringSSL" >&2; exit 1; }
 echo "build-nginx-boringssl: nginx built in $(($(date +%s) - start)) s" >&2
 echo "$BIN"

@@ -13,7 +13,9 @@ else
     MODULE=$ROOT/target/nginx/ngx_http_snicache_module.so
 fi
 # The SSL library nginx is built with: boringssl or openssl.
-NGINX_SSL=$(nginx -V 2>&1 | grep -q BoringSSL && echo boringssl || echo openssl)
+# (Read whole first: grep -q stopping early would fail the pipeline under pipefail.)
+NGINX_SSL=$(nginx -V 2>&1)
+case $NGINX_SSL in *BoringSSL*) NGINX_SSL=boringssl ;; *) NGINX_SSL=openssl ;; esac
 STARTED=()
 
 stop_nginx() { # DIR
