@@ -10,7 +10,8 @@
 #     some): exactly once; every other attempt still resumes (1-RTT, early data rejected), is
 #     served, and is counted as early_data_replayed;
 #  3. two nginx servers (1 worker each) sharing Redis and a ticket key file: a ticket from server 1, offered
-#     alternately to both servers: exactly once in the fleet (Redis DEL answers 1 once).
+#     alternately to both servers: exactly once in the fleet (Redis DEL answers 1 once); with
+#     Redis stopped, a new ticket's early data is rejected (1-RTT), the server keeps serving.
 # NGINX_DEBIAN=1 runs the same cases against Debian's nginx 1.22 on OpenSSL 3.0 with the dynamic
 # module (nginx_early_data_debian.sh), where the module decides in OpenSSL's allow-early-data
 # callback instead.
@@ -133,4 +134,13 @@ expect_eq "status: early_data_accepted summed over both servers" 1 \
     $(($(stat "$s1" total early_data_accepted) + $(stat "$s2" total early_data_accepted)))
 expect_eq "status: early_data_replayed summed over both servers" $((total - 1)) \
     $(($(stat "$s1" total early_data_replayed) + $(stat "$s2" total early_data_replayed)))
+
+echo "== Redis down: no single-use entry can be taken, so no early data (1-RTT), never a crash"
+stop_redis
+PORT=${NGX_PORT[1]}
+out=$(ngx a.test -tls1_3 -sess_out "$TMP/down.sess")
+expect_eq "server 1, Redis down: a.test full handshake" New "$(outcome <<<"$out")"
+r=$(attempt "$TMP/down.sess")
+expect_eq "server 1, Redis down: the ticket resumes, its early data is rejected" "rejected Reused" "$(cut -d' ' -f1-2 <<<"$r")"
+check "server 1 still serves" test -n "$(ngx a.test -tls1_3 | served)"
 finish
