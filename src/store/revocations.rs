@@ -1,15 +1,19 @@
-//! Revoked tickets of one process: the digests of tickets that must never resume again (a fatal
-//! alert ended a connection that used or issued them), each kept until its ticket would have
-//! expired anyway. Kept apart from the sessions so the check a ticket decryption makes costs a
-//! few tens of nanoseconds however many sessions the store holds: revocations are rare, the set
-//! is small and stays in cache, and an empty set answers with one atomic load.
+//! Revoked tickets of one process: the keys (vhost + the ticket's random identity) of tickets
+//! that must never resume again (a fatal alert ended a connection that used or issued them),
+//! each kept until its ticket would have expired anyway. Kept apart from the sessions so the
+//! check a ticket decryption makes costs a few nanoseconds however many sessions the store
+//! holds: an empty set answers with one atomic load, and otherwise a counting filter read
+//! without a lock (at most 1 MiB, made at the first revocation) answers "not revoked", the
+//! common case, with one memory access; only the tickets it cannot rule out (the revoked ones,
+//! and a few percent of the others) take the shard's lock and its map.
 //!
 //! The memory store keeps one (`MemoryStore::revoke`); the Redis store's memory tier is one, fed
 //! by this server's revocations and by other servers' through pub/sub (`redis_bus.rs`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
@@ -48,12 +52,74 @@ impl Hasher for FoldHasher {
 
 type Map = HashMap<Key, u64, BuildHasherDefault<FoldHasher>>;
 
+/// Counters of the filter: 8 per entry the set may hold, within these bounds.
+const FILTER_MIN: usize = 1 << 12;
+const FILTER_MAX: usize = 1 << 20;
+
+/// A counting filter over the set's keys: two one-byte counters per key, in the same 64-byte
+/// line, each counting the keys held that map to it. A key whose counters are not both nonzero
+/// is not in the set. Counters that reach 255 stay there (a few more keys then go on to the
+/// map). Updated by `insert` under the key's shard lock, before a key enters its map and after
+/// it leaves it, so the filter never rules out a key its map holds.
+struct Filter {
+    counters: Box<[AtomicU8]>,
+    mask: usize,
+}
+
+impl Filter {
+    fn new(capacity: usize) -> Filter {
+        let n = capacity
+            .saturating_mul(8)
+            .min(FILTER_MAX)
+            .next_power_of_two()
+            .max(FILTER_MIN);
+        Filter {
+            counters: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            mask: n - 1,
+        }
+    }
+
+    fn slots(&self, key: &Key) -> [usize; 2] {
+        // The map's hash, finished (murmur3's fmix64) so that its low bits are as good as its high.
+        let mut h = BuildHasherDefault::<FoldHasher>::default().hash_one(key);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        let first = h as usize & self.mask;
+        let second = (first & !63) | ((h >> 58) as usize);
+        [first, second & self.mask]
+    }
+
+    fn may_contain(&self, key: &Key) -> bool {
+        self.slots(key)
+            .iter()
+            .all(|&i| self.counters[i].load(Relaxed) != 0)
+    }
+
+    fn add(&self, key: &Key) {
+        for i in self.slots(key) {
+            let _ = self.counters[i].fetch_update(Relaxed, Relaxed, |c| c.checked_add(1));
+        }
+    }
+
+    fn remove(&self, key: &Key) {
+        for i in self.slots(key) {
+            let _ = self.counters[i].fetch_update(Relaxed, Relaxed, |c| {
+                (c != u8::MAX).then(|| c.wrapping_sub(1))
+            });
+        }
+    }
+}
+
 /// A bounded set of revoked keys with their expiry times.
 pub struct Revocations {
     shards: Box<[RwLock<Map>]>,
     len: AtomicUsize,
     /// Most entries per shard.
     shard_cap: usize,
+    filter: OnceLock<Filter>,
 }
 
 impl Revocations {
@@ -63,11 +129,12 @@ impl Revocations {
             shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
             len: AtomicUsize::new(0),
             shard_cap: capacity.max(MIN_CAPACITY).div_ceil(SHARDS),
+            filter: OnceLock::new(),
         }
     }
 
     fn shard(&self, key: &Key) -> &RwLock<Map> {
-        // Revocation ids are digests: their last byte is as good as any hash.
+        // Revocation ids end with a random identity: their last byte is as good as any hash.
         let id = key.id();
         &self.shards[usize::from(id[id.len() - 1]) % SHARDS]
     }
@@ -77,17 +144,30 @@ impl Revocations {
     /// caller as nothing worse than before revocation existed; the bound keeps a flood of fatal
     /// alerts from growing memory without limit.
     pub fn insert(&self, key: Key, expires_at: u64, now: u64) {
+        let filter = self
+            .filter
+            .get_or_init(|| Filter::new(self.shard_cap.saturating_mul(SHARDS)));
         let mut map = self.shard(&key).write();
         if map.len() >= self.shard_cap && !map.contains_key(&key) {
             let before = map.len();
-            map.retain(|_, e| *e > now);
+            map.retain(|k, e| {
+                let keep = *e > now;
+                if !keep {
+                    filter.remove(k);
+                }
+                keep
+            });
             while map.len() >= self.shard_cap {
                 let Some(soonest) = map.iter().min_by_key(|(_, e)| **e).map(|(k, _)| *k) else {
                     break;
                 };
                 map.remove(&soonest);
+                filter.remove(&soonest);
             }
             self.len.fetch_sub(before - map.len(), Relaxed);
+        }
+        if !map.contains_key(&key) {
+            filter.add(&key);
         }
         let old = map.insert(key, expires_at);
         match old {
@@ -106,6 +186,9 @@ impl Revocations {
     #[inline]
     pub fn contains(&self, key: &Key, now: u64) -> bool {
         if self.len.load(Relaxed) == 0 {
+            return false;
+        }
+        if !self.filter.get().is_some_and(|f| f.may_contain(key)) {
             return false;
         }
         self.shard(key).read().get(key).is_some_and(|e| *e > now)
@@ -162,5 +245,36 @@ mod tests {
             r.contains(&key(last), 100),
             "the newest, latest-expiring survive"
         );
+        // The filter never rules out a key the set holds, through all those evictions.
+        for n in 0..(4 * MIN_CAPACITY) as u32 {
+            let held = r
+                .shard(&key(n))
+                .read()
+                .get(&key(n))
+                .is_some_and(|e| *e > 100);
+            assert_eq!(r.contains(&key(n), 100), held, "key {n}");
+        }
+    }
+
+    #[test]
+    fn unbounded_capacity() {
+        let r = Revocations::new(usize::MAX);
+        r.insert(key(1), 200, 100);
+        assert!(r.contains(&key(1), 150));
+        assert_eq!(r.filter.get().map(|f| f.counters.len()), Some(FILTER_MAX));
+    }
+
+    #[test]
+    fn filter_rules_out_most_of_the_others() {
+        let r = Revocations::new(100_000);
+        for n in 0..100_000u32 {
+            r.insert(key(n), 1000, 0);
+        }
+        let f = r.filter.get().expect("made at the first revocation");
+        let maybe = (100_000..200_000u32)
+            .filter(|&n| f.may_contain(&key(n)))
+            .count();
+        assert!(maybe < 10_000, "{maybe} of 100000 not ruled out");
+        assert!((0..100_000u32).all(|n| r.contains(&key(n), 999)));
     }
 }
