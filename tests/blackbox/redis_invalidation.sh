@@ -115,8 +115,8 @@ for tls in 1.2 1.3; do
     check "TLS $tls: server 1 counts the invalidation" wait_invalidated_on_1 "$before"
     until_refused_on_2 "TLS $tls ticket" "$t" "$TMP/t$tls.sess"
 done
-check "the revocations are kept in Redis too (vhost + digest keys with a TTL)" \
-    test "$(rcli --scan --pattern 'snicache:v1:a.test:ff727631*' | wc -l)" -ge 2
+check "the revocations are kept in Redis too (vhost + ticket identity keys with a TTL)" \
+    test "$(rcli --scan --pattern 'snicache:v1:a.test:ff727632*' | wc -l)" -ge 2
 stop_servers
 stop_redis
 finish
