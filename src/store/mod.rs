@@ -143,8 +143,8 @@ pub trait Store: Send + Sync {
     fn invalidate(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {
         self.put(key, tombstone, expires_at)
     }
-    /// Revokes a stateless ticket: `key` is the engine's revocation key (vhost + digest of the
-    /// ticket's identity), `tombstone` a record saying so, `expires_at` the end of the ticket's
+    /// Revokes a stateless ticket: `key` is the engine's revocation key (vhost + the ticket's
+    /// random identity), `tombstone` a record saying so, `expires_at` the end of the ticket's
     /// lifetime. `revoked` answers true for it until then, in every process (and, for a remote
     /// store, on every server) sharing the store. The default keeps it as an ordinary record.
     fn revoke(&self, key: Key, tombstone: Value, expires_at: u64) -> Result<(), StoreError> {

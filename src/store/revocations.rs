@@ -52,7 +52,59 @@ impl Hasher for FoldHasher {
     }
 }
 
-type Map = HashMap<Key, u64, BuildHasherDefault<FoldHasher>>;
+/// A key as the set holds it, with its hash worked out once: the filter, the shard and the map
+/// all use that hash, so a check reads the caller's freshly built key once to hash it and (when
+/// the filter lets it through) once to compare it, instead of hashing it again per use.
+#[derive(Clone, Copy)]
+struct Held {
+    hash: u64,
+    key: Key,
+}
+
+impl Held {
+    fn new(key: &Key) -> Held {
+        // The key's hash, finished (murmur3's fmix64) so its low bits are as good as its high.
+        let mut h = BuildHasherDefault::<FoldHasher>::default().hash_one(key);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        Held { hash: h, key: *key }
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for Held {}
+
+impl std::hash::Hash for Held {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Passes `Held`'s hash through.
+#[derive(Default)]
+struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only Held is hashed, with write_u64")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map = HashMap<Held, u64, BuildHasherDefault<PassHasher>>;
 
 /// The filter's 64-bit words: 2^20 bits, 128 KiB, few enough to stay in a core's cache; about
 /// 3% of the keys not held get past it with 100,000 held, and with far more it lets most
@@ -83,20 +135,13 @@ impl Filter {
     }
 
     /// The key's word and its two bits.
-    fn slot(key: &Key) -> (usize, u64) {
-        // The map's hash, finished (murmur3's fmix64) so that its low bits are as good as its high.
-        let mut h = BuildHasherDefault::<FoldHasher>::default().hash_one(key);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^= h >> 33;
+    fn slot(h: u64) -> (usize, u64) {
         let bits = (1u64 << ((h >> 52) & 63)) | (1u64 << (h >> 58));
         (h as usize & (FILTER_WORDS - 1), bits)
     }
 
-    fn may_contain(&self, key: &Key) -> bool {
-        let (i, bits) = Filter::slot(key);
+    fn may_contain(&self, hash: u64) -> bool {
+        let (i, bits) = Filter::slot(hash);
         let seq = self.seq.load(Acquire);
         let word = self.words[i].load(Relaxed);
         fence(Acquire);
@@ -106,8 +151,8 @@ impl Filter {
         word & bits == bits
     }
 
-    fn add(&self, key: &Key) {
-        let (i, bits) = Filter::slot(key);
+    fn add(&self, hash: u64) {
+        let (i, bits) = Filter::slot(hash);
         self.words[i].fetch_or(bits, Relaxed);
     }
 }
@@ -132,10 +177,9 @@ impl Revocations {
         }
     }
 
-    fn shard(&self, key: &Key) -> &RwLock<Map> {
-        // Revocation ids end with a random identity: their last byte is as good as any hash.
-        let id = key.id();
-        &self.shards[usize::from(id[id.len() - 1]) % SHARDS]
+    fn shard(&self, held: &Held) -> &RwLock<Map> {
+        // Bits of the hash that neither the filter's word nor the map's bucket is chosen by.
+        &self.shards[(held.hash >> 32) as usize % SHARDS]
     }
 
     /// Revokes `key` until `expires_at`. When the set is full, expired entries go first, then
@@ -145,6 +189,7 @@ impl Revocations {
     pub fn insert(&self, key: Key, expires_at: u64, now: u64) {
         let filter = self.filter.get_or_init(Filter::new);
         let mut pushed_out = 0;
+        let key = Held::new(&key);
         let mut map = self.shard(&key).write();
         if map.len() >= self.shard_cap && !map.contains_key(&key) {
             let before = map.len();
@@ -159,7 +204,7 @@ impl Revocations {
             pushed_out = before - map.len();
         }
         if !map.contains_key(&key) {
-            filter.add(&key);
+            filter.add(key.hash);
         }
         let old = map.insert(key, expires_at);
         match old {
@@ -197,8 +242,8 @@ impl Revocations {
         for w in filter.words.iter() {
             w.store(0, Relaxed);
         }
-        for key in maps.iter().flat_map(|m| m.keys()) {
-            filter.add(key);
+        for held in maps.iter().flat_map(|m| m.keys()) {
+            filter.add(held.hash);
         }
         filter.stale.store(0, Relaxed);
         filter.seq.fetch_add(1, Release);
@@ -210,10 +255,17 @@ impl Revocations {
         if self.len.load(Relaxed) == 0 {
             return false;
         }
-        if !self.filter.get().is_some_and(|f| f.may_contain(key)) {
+        let Some(filter) = self.filter.get() else {
+            return false;
+        };
+        let held = Held::new(key);
+        if !filter.may_contain(held.hash) {
             return false;
         }
-        self.shard(key).read().get(key).is_some_and(|e| *e > now)
+        self.shard(&held)
+            .read()
+            .get(&held)
+            .is_some_and(|e| *e > now)
     }
 
     /// Entries held (expired ones included until they are pushed out).
@@ -271,11 +323,8 @@ mod tests {
         // rebuilds they made.
         assert!(r.filter.get().is_some_and(|f| f.seq.load(Relaxed) >= 2));
         for n in 0..(4 * MIN_CAPACITY) as u32 {
-            let held = r
-                .shard(&key(n))
-                .read()
-                .get(&key(n))
-                .is_some_and(|e| *e > 100);
+            let k = Held::new(&key(n));
+            let held = r.shard(&k).read().get(&k).is_some_and(|e| *e > 100);
             assert_eq!(r.contains(&key(n), 100), held, "key {n}");
         }
     }
@@ -315,13 +364,13 @@ mod tests {
 
     #[test]
     fn filter_rules_out_most_of_the_others() {
-        let r = Revocations::new(100_000);
+        let r = Revocations::new(200_000);
         for n in 0..100_000u32 {
             r.insert(key(n), 1000, 0);
         }
         let f = r.filter.get().expect("made at the first revocation");
         let maybe = (100_000..200_000u32)
-            .filter(|&n| f.may_contain(&key(n)))
+            .filter(|&n| f.may_contain(Held::new(&key(n)).hash))
             .count();
         assert!(maybe < 10_000, "{maybe} of 100000 not ruled out");
         assert!((0..100_000u32).all(|n| r.contains(&key(n), 999)));
