@@ -3,7 +3,8 @@
 # Used by scripts/demo.sh, scripts/test.sh and .ci/run. Needs root (or sudo) only to install.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev openssl valgrind cmake libclang-dev git nghttp2-client curl python3 python3-venv
-      nginx nginx-dev libnginx-mod-stream redis-server redis-sentinel gnutls-bin libnss3-tools libpcre2-dev zlib1g-dev)
+      nginx nginx-dev libnginx-mod-stream redis-server redis-sentinel gnutls-bin libnss3-tools libpcre2-dev zlib1g-dev
+      libgnutls28-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
