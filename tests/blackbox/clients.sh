@@ -156,23 +156,37 @@ for store in memory shm; do
     done
 done
 
-# The matrix, and the rule: 9/9 wherever stock nginx resumes 9/9 (same client, tickets, TLS).
+# The matrix, each configuration beside stock nginx's with the same tickets setting and TLS version,
+# and the rule: 9/9 wherever stock nginx resumes 9/9 (same client, tickets, TLS).
+# SNICACHE_CLIENTS_MD=FILE also writes it as a Markdown table (for BENCHMARKS.md).
+ORDERED=()
+for tickets in on off; do
+    for tls in 1.2 1.3; do
+        for row in "${ROWS[@]}"; do
+            [[ $row == *", tickets $tickets, TLS $tls" ]] && ORDERED+=("$row")
+        done
+    done
+done
 echo
 echo "== client matrix: resumed of 9 possible (10 sequential connections per client)"
 printf '%-44s' "server configuration"
 for c in "${CLIENT_NAMES[@]}"; do printf ' %7s' "$c"; done
 echo
-for row in "${ROWS[@]}"; do
+md="| server configuration |$(printf ' %s |' "${CLIENT_NAMES[@]}")"$'\n'"|---|$(printf -- '---:|%.0s' "${CLIENT_NAMES[@]}")"
+for row in "${ORDERED[@]}"; do
     printf '%-44s' "$row"
+    md+=$'\n'"| $row |"
     ref="stock nginx, ${row#*, }"
     for c in "${CLIENT_NAMES[@]}"; do
         mark=" "
         [ "${CELL[$ref,$c]}" = 9 ] && [ "${CELL[$row,$c]}" != 9 ] && mark="!"
         printf ' %5s%s ' "${CELL[$row,$c]}/9" "$mark"
+        md+=" ${CELL[$row,$c]}/9$([ "$mark" = "!" ] && echo " **!**") |"
     done
     echo
 done
 echo "(! = below stock nginx's 9/9 for the same client, tickets setting and TLS version)"
+[ -z "${SNICACHE_CLIENTS_MD:-}" ] || echo "$md" >"$SNICACHE_CLIENTS_MD"
 stock_short=()
 for row in "${ROWS[@]}"; do
     [[ $row == stock* ]] || continue
