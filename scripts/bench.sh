@@ -69,7 +69,7 @@ fi
 
 # The section scripts/bench-nginx.sh writes survives this rewrite.
 # Sections other scripts write (between <!-- NAME:begin --> and <!-- NAME:end -->) are kept.
-kept=$(sed -n '/<!-- [a-z]*:begin/,/<!-- [a-z]*:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+kept=$(sed -n '/<!-- [a-z-]*:begin/,/<!-- [a-z-]*:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "# Benchmarks"
