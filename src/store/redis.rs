@@ -43,8 +43,10 @@ use parking_lot::{Condvar, Mutex, RwLock};
 mod bus;
 
 use super::memory::MemoryStore;
+use super::resp::{self, Addr, Conn, Reply, RespError};
 use super::{Key, Lookup, Store, StoreError, Usage, Value};
 use crate::crypto::{hkdf_sha256, open, seal, zeroize};
+use ::redis::IntoConnectionInfo as _;
 
 /// Sealed-record format version, the first byte of every value snicache writes to Redis.
 const FORMAT: u8 = 1;
@@ -60,9 +62,17 @@ const MAX_FETCHES: usize = 1024;
 /// Finished fetches kept for the retries that ask for them, and for how long.
 const MAX_DONE: usize = 4096;
 const DONE_TTL: Duration = Duration::from_secs(2);
+/// Highest database index accepted in a URL (Redis's `databases` setting is an int; servers
+/// are rarely configured with more than a few thousand).
+const MAX_DB: i64 = 1 << 20;
+/// How often a host name is resolved again (sooner after a connection to it failed).
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+/// Repeated warnings of one kind (error replies, oversize records) at most this often.
+const WARN_EVERY_MS: u64 = 10_000;
 
 /// Tunables, given as query parameters of the store URL (all optional):
-/// `redis://[user:password@]HOST:PORT[/DB]?budget_ms=5&pool=8&backoff_ms=1000&queue=4096&write_timeout_ms=100&async_ms=200`.
+/// `redis://[user:password@]HOST:PORT[/DB]?budget_ms=5&pool=8&backoff_ms=1000&queue=4096&write_timeout_ms=100&async_ms=200&max_record=64k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisOptions {
     /// Longest a lookup may spend on Redis (connecting included): 1 to 1000 ms, default 5.
@@ -79,6 +89,9 @@ pub struct RedisOptions {
     /// Longest a background fetch may take, from the lookup that queued it, before it counts
     /// as a timeout (the waiting handshake then goes on in full): 1 to 10 000 ms, default 200.
     pub async_budget: Duration,
+    /// Longest value read from Redis (checked from the reply's length header, before the
+    /// value is read) or written to it: 1k to 16m, default 64k.
+    pub max_record: usize,
 }
 
 impl Default for RedisOptions {
@@ -90,6 +103,7 @@ impl Default for RedisOptions {
             queue: 4096,
             write_timeout: Duration::from_millis(100),
             async_budget: Duration::from_millis(200),
+            max_record: 64 << 10,
         }
     }
 }
@@ -134,19 +148,35 @@ impl RedisSpec {
                 "queue" => o.queue = n(1, 1_000_000)? as usize,
                 "write_timeout_ms" => o.write_timeout = Duration::from_millis(n(1, 10_000)?),
                 "async_ms" => o.async_budget = Duration::from_millis(n(1, 10_000)?),
+                "max_record" => {
+                    o.max_record = crate::size::parse(value)
+                        .filter(|v| (1 << 10..=16 << 20).contains(v))
+                        .ok_or_else(|| {
+                            format!("{shown}: max_record={value:?} is not a size in 1k..=16m")
+                        })? as usize
+                }
                 _ => {
                     return Err(format!(
-                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms, async_ms)"
+                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms, async_ms, max_record)"
                     ))
                 }
             }
         }
-        ::redis::Client::open(base).map_err(|e| {
+        let info = base.into_connection_info().map_err(|e| {
             format!(
                 "{shown}: not a redis://[user:password@]HOST:PORT[/DB] URL ({})",
                 scrub(&e.to_string(), base)
             )
         })?;
+        if !(0..=MAX_DB).contains(&info.redis.db) {
+            return Err(format!(
+                "{shown}: database index {} is out of range (0..={MAX_DB}; a Redis server has 16 unless configured otherwise)",
+                info.redis.db
+            ));
+        }
+        if let ::redis::ConnectionAddr::TcpTls { .. } = info.addr {
+            return Err(format!("{shown}: rediss:// (TLS) is not supported"));
+        }
         Ok(RedisSpec {
             url: base.to_owned(),
             options: o,
@@ -356,13 +386,39 @@ impl Breaker {
 
 /// How a call to Redis failed.
 enum Failure {
+    /// Past its deadline (connection dropped).
     Timeout,
+    /// Redis unreachable, or the connection broke (dropped).
     Error(String),
+    /// Redis answered, with an error (OOM, NOPERM, WRONGTYPE...) or a value over the size
+    /// limit: it is reachable, so the breaker is not fed.
+    Reply(String),
+}
+
+impl From<RespError> for Failure {
+    fn from(e: RespError) -> Failure {
+        match e {
+            RespError::Timeout => Failure::Timeout,
+            RespError::Server(m) => Failure::Reply(m),
+            e @ RespError::TooLarge(_) => Failure::Reply(e.to_string()),
+            e @ (RespError::Io(_) | RespError::Protocol(_)) => Failure::Error(e.to_string()),
+        }
+    }
+}
+
+/// Where connections go.
+enum Host {
+    /// An IP address or a Unix socket: no resolution.
+    Fixed(Addr),
+    /// A host name and port, resolved off the handshake path (see `Target`).
+    Name(String, u16),
 }
 
 /// What the lookups and the writer share.
 struct Remote {
-    client: ::redis::Client,
+    host: Host,
+    /// AUTH and SELECT for new connections.
+    setup: resp::Setup,
     shown: String,
     url: String,
     options: RedisOptions,
@@ -373,6 +429,10 @@ struct Remote {
     notify: Option<Notify>,
     /// Invalidation messages received from the fleet (`redis_bus.rs`).
     bus: bus::BusCounters,
+    /// Breaker-epoch milliseconds before which repeated warnings stay quiet, and how many
+    /// were kept quiet since the last one.
+    quiet_until: AtomicU64,
+    quieted: AtomicU64,
 }
 
 impl Remote {
@@ -405,16 +465,9 @@ impl Remote {
         aad
     }
 
-    fn classify(&self, e: &::redis::RedisError) -> Failure {
-        if e.is_timeout() {
-            Failure::Timeout
-        } else {
-            Failure::Error(scrub(&e.to_string(), &self.url))
-        }
-    }
-
     /// Counts a failure and feeds the breaker; drops idle connections when the server went
-    /// away (they are all dead then).
+    /// away (they are all dead then). An error reply counts but does not feed the breaker:
+    /// Redis answered, and the connections stay.
     fn failed(&self, pool: &Pool, f: Failure) {
         let why = match f {
             Failure::Timeout => {
@@ -423,8 +476,14 @@ impl Remote {
             }
             Failure::Error(why) => {
                 self.counters.errors.fetch_add(1, Relaxed);
-                pool.idle.lock().clear();
+                pool.discard_idle();
                 why
+            }
+            Failure::Reply(why) => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                self.succeeded();
+                self.warn_now_and_then(&scrub(&why, &self.url));
+                return;
             }
         };
         if self.breaker.failure() {
@@ -439,6 +498,27 @@ impl Remote {
                     ),
                 );
             }
+        }
+    }
+
+    /// A warning repeated at most every `WARN_EVERY_MS`, saying how many were kept quiet.
+    fn warn_now_and_then(&self, message: &str) {
+        let now = self.breaker.now_ms();
+        let until = self.quiet_until.load(Relaxed);
+        if now < until
+            || self
+                .quiet_until
+                .compare_exchange(until, now + WARN_EVERY_MS, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.quieted.fetch_add(1, Relaxed);
+            return;
+        }
+        match self.quieted.swap(0, Relaxed) {
+            0 => self.warn(message),
+            n => self.warn(&format!(
+                "{message} (and {n} more errors since the last warning)"
+            )),
         }
     }
 
@@ -466,25 +546,38 @@ impl Remote {
         let reused = pooled.is_some();
         match self.fetch_on(pool, pooled, key, deadline) {
             Err(Failure::Error(_)) if reused => {
-                pool.idle.lock().clear();
+                pool.discard_idle();
                 self.fetch_on(pool, None, key, deadline)
             }
             r => r,
         }
     }
 
+    /// A new connection within `deadline`, to the address in use; one that cannot be made
+    /// moves on to the next resolved address.
+    fn connect(&self, target: &Target, deadline: Instant) -> Result<Conn, Failure> {
+        let addr = match &self.host {
+            Host::Fixed(a) => a.clone(),
+            Host::Name(name, _) => target
+                .current()
+                .map_err(|why| Failure::Error(format!("{name} is not resolved: {why}")))?,
+        };
+        Conn::connect(&addr, &self.setup, self.options.max_record, deadline).map_err(|e| {
+            target.connect_failed(&addr);
+            match e {
+                RespError::Timeout => Failure::Timeout,
+                e => Failure::Error(scrub(&e.to_string(), &self.url)),
+            }
+        })
+    }
+
     fn fetch_on(
         &self,
         pool: &Pool,
-        pooled: Option<::redis::Connection>,
+        pooled: Option<Conn>,
         key: &str,
         deadline: Instant,
     ) -> Result<Option<Vec<u8>>, Failure> {
-        let left = |d: Instant| {
-            d.checked_duration_since(Instant::now())
-                .filter(|t| !t.is_zero())
-                .ok_or(Failure::Timeout)
-        };
         let mut conn = match pooled {
             Some(c) => c,
             None => {
@@ -492,11 +585,7 @@ impl Remote {
                     pool.open.fetch_sub(1, Relaxed);
                     return Err(Failure::Error("no free connection in the pool".into()));
                 }
-                match left(deadline).and_then(|t| {
-                    self.client
-                        .get_connection_with_timeout(t)
-                        .map_err(|e| self.classify(&e))
-                }) {
+                match self.connect(&pool.target, deadline) {
                     Ok(c) => c,
                     Err(e) => {
                         pool.open.fetch_sub(1, Relaxed);
@@ -505,21 +594,28 @@ impl Remote {
                 }
             }
         };
-        let result = left(deadline).and_then(|t| {
-            conn.set_read_timeout(Some(t))
-                .and_then(|()| conn.set_write_timeout(Some(t)))
-                .and_then(|()| ::redis::cmd("GET").arg(key).query(&mut conn))
-                .map_err(|e| self.classify(&e))
-        });
+        let result = conn.call(&[b"GET", key.as_bytes()], deadline);
         match result {
-            Ok(v) => {
+            Ok(Reply::Bulk(v)) => {
                 pool.idle.lock().push(conn);
-                Ok(v)
+                Ok(Some(v))
+            }
+            Ok(Reply::Nil) => {
+                pool.idle.lock().push(conn);
+                Ok(None)
+            }
+            Ok(other) => {
+                pool.idle.lock().push(conn);
+                Err(Failure::Reply(format!("GET answered {other:?}")))
             }
             Err(e) => {
-                // A late reply would be read as the answer to the next command: never reuse.
-                pool.open.fetch_sub(1, Relaxed);
-                Err(e)
+                if e.keeps_connection() {
+                    pool.idle.lock().push(conn);
+                } else {
+                    // A late reply would be read as the answer to the next command: never reuse.
+                    pool.open.fetch_sub(1, Relaxed);
+                }
+                Err(e.into())
             }
         }
     }
@@ -600,7 +696,7 @@ enum Op {
 struct Writer {
     remote: Arc<Remote>,
     pool: Arc<Pool>,
-    conn: Option<::redis::Connection>,
+    conn: Option<Conn>,
 }
 
 impl Writer {
@@ -627,7 +723,6 @@ impl Writer {
                         }
                     }
                     Err(f) => {
-                        self.conn = None;
                         self.remote.counters.write_drops.fetch_add(1, Relaxed);
                         self.remote.failed(&self.pool, f);
                     }
@@ -640,55 +735,74 @@ impl Writer {
         }
     }
 
-    /// Ok(true) when a record was written.
+    /// Ok(true) when a record was written. A connection that failed is dropped (one that
+    /// got an error reply is kept).
     fn apply(&mut self, op: &Op) -> Result<bool, Failure> {
         let r = &self.remote;
-        let timeout = r.options.write_timeout;
-        if self.conn.is_none() {
-            let c = r
-                .client
-                .get_connection_with_timeout(timeout)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(timeout))?;
-                    c.set_write_timeout(Some(timeout))?;
-                    Ok(c)
-                })
-                .map_err(|e| r.classify(&e))?;
-            self.conn = Some(c);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
-        match op {
+        let deadline = Instant::now() + r.options.write_timeout;
+        // A record is sealed (and checked) before any connection is made.
+        let put = match op {
             Op::Put {
                 key,
                 record,
                 expires_at,
             } => {
                 let ttl = expires_at.saturating_sub(unix_now());
-                let key = *key;
                 if ttl == 0 {
                     return Ok(false);
                 }
                 let mut plain = Vec::with_capacity(8 + record.len());
                 plain.extend_from_slice(&expires_at.to_be_bytes());
                 plain.extend_from_slice(record);
-                let sealed = r.seal.seal(&r.aad(&key), &plain);
+                let sealed = r.seal.seal(&r.aad(key), &plain);
                 zeroize(&mut plain);
-                ::redis::cmd("SET")
-                    .arg(r.redis_key(&key))
-                    .arg(sealed)
-                    .arg("EX")
-                    .arg(ttl)
-                    .query::<()>(conn)
-                    .map_err(|e| r.classify(&e))?;
-                Ok(true)
+                if sealed.len() > r.options.max_record {
+                    return Err(Failure::Reply(format!(
+                        "a record of {} bytes is over max_record ({}): not written",
+                        sealed.len(),
+                        r.options.max_record
+                    )));
+                }
+                Some((r.redis_key(key), ttl.to_string(), sealed))
             }
-            Op::Invalidate {
-                kind,
-                key,
-                record,
-                expires_at,
-            } => bus::apply(r, conn, *kind, key, record.as_deref(), *expires_at),
+            Op::Invalidate { .. } => None,
+        };
+        if self.conn.is_none() {
+            self.conn = Some(r.connect(&self.pool.target, deadline)?);
         }
+        let conn = self.conn.as_mut().expect("connected above");
+        let result = match (op, put) {
+            (_, Some((key, ttl, sealed))) => conn
+                .call(
+                    &[b"SET", key.as_bytes(), &sealed, b"EX", ttl.as_bytes()],
+                    deadline,
+                )
+                .map(|_| true),
+            (
+                Op::Invalidate {
+                    kind,
+                    key,
+                    record,
+                    expires_at,
+                },
+                None,
+            ) => bus::apply(
+                r,
+                conn,
+                *kind,
+                key,
+                record.as_deref(),
+                *expires_at,
+                deadline,
+            ),
+            (Op::Put { .. }, None) => Ok(false),
+        };
+        result.map_err(|e| {
+            if !e.keeps_connection() {
+                self.conn = None;
+            }
+            e.into()
+        })
     }
 }
 
@@ -760,11 +874,109 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Connections open for lookups in this process: idle ones, and how many exist in all.
+/// Connections open for lookups in this process: idle ones, and how many exist in all (idle
+/// or in use; every connection dropped is taken off `open`). And where new ones go.
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<Vec<::redis::Connection>>,
+    idle: Mutex<Vec<Conn>>,
     open: AtomicUsize,
+    target: Target,
+}
+
+impl Pool {
+    /// Drops every idle connection (the server went away: they are all dead).
+    fn discard_idle(&self) {
+        let dropped = std::mem::take(&mut *self.idle.lock());
+        self.open.fetch_sub(dropped.len(), Relaxed);
+    }
+}
+
+/// The addresses a host name resolved to, kept by a resolver thread of this process (at
+/// start, every `RESOLVE_EVERY`, and soon after a connection failed), so that no lookup ever
+/// waits for name resolution. Unused for an IP address or a Unix socket.
+#[derive(Default)]
+struct Target {
+    state: Mutex<Resolved>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Resolved {
+    addrs: Vec<Addr>,
+    /// The address in use.
+    current: usize,
+    /// Why there is none.
+    why: Option<String>,
+    /// Resolve again now.
+    refresh: bool,
+    closing: bool,
+}
+
+impl Target {
+    fn current(&self) -> Result<Addr, String> {
+        let s = self.state.lock();
+        match s.addrs.get(s.current) {
+            Some(a) => Ok(a.clone()),
+            None => Err(s.why.clone().unwrap_or_else(|| "not yet".into())),
+        }
+    }
+
+    /// Connecting to `addr` failed: the next address, and a fresh resolution.
+    fn connect_failed(&self, addr: &Addr) {
+        let mut s = self.state.lock();
+        if s.addrs.get(s.current) == Some(addr) {
+            s.current = (s.current + 1) % s.addrs.len();
+        }
+        if !s.refresh {
+            s.refresh = true;
+            self.wake.notify_one();
+        }
+    }
+
+    /// The resolver thread: resolves `name:port` until the store closes (at most once per
+    /// `RESOLVE_RETRY`).
+    fn run(&self, name: &str, port: u16) {
+        let mut s = self.state.lock();
+        let mut last: Option<Instant> = None;
+        loop {
+            if let Some(t) = last {
+                let not_before = t + RESOLVE_RETRY;
+                while !s.closing && Instant::now() < not_before {
+                    self.wake.wait_until(&mut s, not_before);
+                }
+            }
+            if s.closing {
+                return;
+            }
+            s.refresh = false;
+            last = Some(Instant::now());
+            let resolved = parking_lot::MutexGuard::unlocked(&mut s, || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
+                    .map(|a| a.map(Addr::Tcp).collect::<Vec<_>>())
+            });
+            let every = match resolved {
+                Ok(addrs) if !addrs.is_empty() => {
+                    if addrs != s.addrs {
+                        s.addrs = addrs;
+                        s.current = 0;
+                    }
+                    s.why = None;
+                    RESOLVE_EVERY
+                }
+                // Addresses resolved before stay in use.
+                Ok(_) => {
+                    s.why = Some("no address".into());
+                    RESOLVE_RETRY
+                }
+                Err(e) => {
+                    s.why = Some(e.to_string());
+                    RESOLVE_RETRY
+                }
+            };
+            let until = Instant::now() + every;
+            while !s.refresh && !s.closing && !self.wake.wait_until(&mut s, until).timed_out() {}
+        }
+    }
 }
 
 /// Bumped in the child of every fork (`pthread_atfork`): per-process state made under another
@@ -798,6 +1010,8 @@ struct ProcessState {
     done: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
+    /// Resolves the host name, when the URL gives one.
+    resolver: Option<JoinHandle<()>>,
     /// Background fetching, when `enable_async` turned it on and its threads started.
     fetches: Option<Arc<Fetches>>,
     fetchers: Vec<JoinHandle<()>>,
@@ -826,10 +1040,24 @@ impl ProcessState {
             done: Arc::new(AtomicU64::new(0)),
             closing: Arc::new(AtomicBool::new(false)),
             writer: None,
+            resolver: None,
             fetches: None,
             fetchers: Vec::new(),
-            _subscriber: bus::Subscriber::start(remote, local),
+            _subscriber: bus::Subscriber::start(remote, local, &pool),
         };
+        if let Host::Name(name, port) = &remote.host {
+            let (p, name, port) = (pool.clone(), name.clone(), *port);
+            match std::thread::Builder::new()
+                .name("snicache-redis-resolve".into())
+                .spawn(move || p.target.run(&name, port))
+            {
+                Ok(h) => state.resolver = Some(h),
+                Err(e) => {
+                    pool.target.state.lock().why = Some(format!("cannot start a thread: {e}"));
+                    remote.warn(&format!("cannot start the resolver thread: {e}"));
+                }
+            }
+        }
         let writer = Writer {
             remote: remote.clone(),
             pool: pool.clone(),
@@ -890,6 +1118,11 @@ impl Drop for ProcessState {
             let _ = w.join();
         }
         self.stop_fetchers();
+        if let Some(r) = self.resolver.take() {
+            self.pool.target.state.lock().closing = true;
+            self.pool.target.wake.notify_all();
+            let _ = r.join();
+        }
     }
 }
 
@@ -935,11 +1168,36 @@ impl RedisStore {
         seal: Arc<SealKeys>,
         notify: Option<Notify>,
     ) -> Result<RedisStore, String> {
-        let client = ::redis::Client::open(spec.url.as_str())
+        let info = spec
+            .url
+            .as_str()
+            .into_connection_info()
             .map_err(|e| format!("{}: {}", spec.shown(), scrub(&e.to_string(), &spec.url)))?;
+        let host = match &info.addr {
+            ::redis::ConnectionAddr::Tcp(h, port) => {
+                let literal = h.trim_start_matches('[').trim_end_matches(']');
+                match literal.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Host::Fixed(Addr::Tcp((ip, *port).into())),
+                    Err(_) => Host::Name(h.clone(), *port),
+                }
+            }
+            ::redis::ConnectionAddr::Unix(path) => Host::Fixed(Addr::Unix(path.clone())),
+            ::redis::ConnectionAddr::TcpTls { .. } => {
+                return Err(format!(
+                    "{}: rediss:// (TLS) is not supported",
+                    spec.shown()
+                ))
+            }
+        };
+        let setup = resp::Setup {
+            username: info.redis.username.clone(),
+            password: info.redis.password.clone(),
+            db: info.redis.db,
+        };
         watch_forks();
         let remote = Arc::new(Remote {
-            client,
+            host,
+            setup,
             shown: spec.shown(),
             url: spec.url.clone(),
             options: spec.options,
@@ -955,6 +1213,8 @@ impl RedisStore {
             counters: Counters::default(),
             notify,
             bus: bus::BusCounters::default(),
+            quiet_until: AtomicU64::new(0),
+            quieted: AtomicU64::new(0),
         });
         Ok(RedisStore {
             local: Arc::new(local),

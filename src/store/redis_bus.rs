@@ -29,9 +29,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{unix_now, Failure, Remote};
+use super::resp::{Conn, Reply, RespError};
+use super::{unix_now, Pool, Remote};
 use crate::store::memory::MemoryStore;
 use crate::store::{Key, Store, Value, MAX_ID_LEN};
 
@@ -87,22 +88,20 @@ fn message(r: &Remote, kind: Kind, key: &Key, sealed: Option<&[u8]>) -> Vec<u8> 
     m
 }
 
-/// Applies an invalidation to Redis and publishes it, in one round trip. Ok(true) when a
-/// record was written.
+/// Applies an invalidation to Redis and publishes it, in one round trip (a pipeline: the key
+/// changes before the message goes out). Ok(true) when a record was written.
 pub(super) fn apply(
     r: &Remote,
-    conn: &mut ::redis::Connection,
+    conn: &mut Conn,
     kind: Kind,
     key: &Key,
     record: Option<&[u8]>,
     expires_at: u64,
-) -> Result<bool, Failure> {
-    let mut pipe = ::redis::pipe();
+    deadline: Instant,
+) -> Result<bool, RespError> {
+    let redis_key = r.redis_key(key);
     let sealed = match (kind, record) {
-        (Kind::Remove, _) | (_, None) => {
-            pipe.cmd("DEL").arg(r.redis_key(key)).ignore();
-            None
-        }
+        (Kind::Remove, _) | (_, None) => None,
         (_, Some(record)) => {
             let ttl = expires_at.saturating_sub(unix_now());
             if ttl == 0 {
@@ -113,21 +112,22 @@ pub(super) fn apply(
             plain.extend_from_slice(record);
             let sealed = r.seal.seal(&r.aad(key), &plain);
             crate::crypto::zeroize(&mut plain);
-            pipe.cmd("SET")
-                .arg(r.redis_key(key))
-                .arg(&sealed)
-                .arg("EX")
-                .arg(ttl)
-                .ignore();
-            Some(sealed)
+            Some((sealed, ttl.to_string()))
         }
     };
     let kind = if sealed.is_none() { Kind::Remove } else { kind };
-    pipe.cmd("PUBLISH")
-        .arg(CHANNEL)
-        .arg(message(r, kind, key, sealed.as_deref()))
-        .ignore();
-    pipe.query::<()>(conn).map_err(|e| r.classify(&e))?;
+    let msg = message(r, kind, key, sealed.as_ref().map(|(s, _)| &s[..]));
+    let publish: &[&[u8]] = &[b"PUBLISH", CHANNEL.as_bytes(), &msg];
+    match &sealed {
+        None => conn.call_many(&[&[b"DEL", redis_key.as_bytes()], publish], deadline)?,
+        Some((sealed, ttl)) => conn.call_many(
+            &[
+                &[b"SET", redis_key.as_bytes(), sealed, b"EX", ttl.as_bytes()],
+                publish,
+            ],
+            deadline,
+        )?,
+    };
     Ok(sealed.is_some())
 }
 
@@ -181,12 +181,16 @@ pub(super) struct Subscriber {
 
 impl Subscriber {
     /// Starts the thread; None (reported through the store's notify) when it cannot start.
-    pub(super) fn start(remote: &Arc<Remote>, local: &Arc<MemoryStore>) -> Option<Subscriber> {
+    pub(super) fn start(
+        remote: &Arc<Remote>,
+        local: &Arc<MemoryStore>,
+        pool: &Arc<Pool>,
+    ) -> Option<Subscriber> {
         let closing = Arc::new(AtomicBool::new(false));
-        let (r, l, c) = (remote.clone(), local.clone(), closing.clone());
+        let (r, l, p, c) = (remote.clone(), local.clone(), pool.clone(), closing.clone());
         match std::thread::Builder::new()
             .name("snicache-redis-bus".into())
-            .spawn(move || run(&r, &l, &c))
+            .spawn(move || run(&r, &l, &p, &c))
         {
             Ok(h) => Some(Subscriber {
                 closing,
@@ -225,11 +229,11 @@ fn pause(d: Duration, closing: &AtomicBool) -> bool {
     closing.load(Relaxed)
 }
 
-fn run(r: &Remote, local: &MemoryStore, closing: &AtomicBool) {
+fn run(r: &Remote, local: &MemoryStore, pool: &Pool, closing: &AtomicBool) {
     let mut retry = POLL;
     let mut lost = false;
     while !closing.load(Relaxed) {
-        match subscribe(r, local, closing, lost) {
+        match subscribe(r, local, pool, closing, lost) {
             Ok(()) => return,
             Err(why) => {
                 if !lost {
@@ -253,20 +257,17 @@ fn run(r: &Remote, local: &MemoryStore, closing: &AtomicBool) {
 fn subscribe(
     r: &Remote,
     local: &MemoryStore,
+    pool: &Pool,
     closing: &AtomicBool,
     missed: bool,
 ) -> Result<(), String> {
-    let mut conn = r
-        .client
-        .get_connection_with_timeout(r.options.write_timeout)
+    let deadline = || Instant::now() + r.options.write_timeout;
+    let mut conn = r.connect(&pool.target, deadline()).map_err(|f| match f {
+        super::Failure::Timeout => "timed out".to_owned(),
+        super::Failure::Error(m) | super::Failure::Reply(m) => m,
+    })?;
+    conn.call(&[b"SUBSCRIBE", CHANNEL.as_bytes()], deadline())
         .map_err(|e| super::scrub(&e.to_string(), &r.url))?;
-    let mut pubsub = conn.as_pubsub();
-    pubsub
-        .subscribe(CHANNEL)
-        .map_err(|e| super::scrub(&e.to_string(), &r.url))?;
-    pubsub
-        .set_read_timeout(Some(POLL))
-        .map_err(|e| e.to_string())?;
     if missed {
         local.clear();
         r.warn("invalidation subscription back; local tier emptied (sessions are fetched from Redis again)");
@@ -275,16 +276,25 @@ fn subscribe(
         if closing.load(Relaxed) {
             return Ok(());
         }
-        match pubsub.get_message() {
-            Ok(msg) => {
-                let payload: Vec<u8> = msg.get_payload().unwrap_or_default();
+        if !conn
+            .readable(Instant::now() + POLL)
+            .map_err(|e| e.to_string())?
+        {
+            continue;
+        }
+        match conn.next_reply(deadline()) {
+            Ok(Reply::Array(m)) => {
+                let payload = match &m[..] {
+                    [Reply::Bulk(kind), _, Reply::Bulk(payload)] if kind == b"message" => payload,
+                    _ => continue,
+                };
                 let c = &r.bus;
                 c.received.fetch_add(1, Relaxed);
-                if !receive(r, local, &payload) {
+                if !receive(r, local, payload) {
                     c.rejected.fetch_add(1, Relaxed);
                 }
             }
-            Err(e) if e.is_timeout() => {}
+            Ok(_) => {}
             Err(e) => return Err(super::scrub(&e.to_string(), &r.url)),
         }
     }
