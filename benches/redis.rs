@@ -1,6 +1,8 @@
 //! Lookup latency of the Redis store: local-tier hits, local misses answered by Redis, and
-//! misses in both, each against the memory store's hit in the same run. Starts its own
-//! redis-server on a free loopback port (fails without one). Figures only.
+//! misses in both, each against the memory store's hit in the same run; then lookups under
+//! faults with the default 5 ms budget (a bound: budget + 1 ms): Redis stalled (SIGSTOP), a
+//! 10 MB value under the session key, a host name that does not resolve. Starts its own
+//! redis-servers on free loopback ports (fails without them). Figures only.
 //!   cargo bench --bench redis [-- --quick]
 
 use std::net::TcpListener;
@@ -29,8 +31,10 @@ fn store(url: &str) -> RedisStore {
     .unwrap()
 }
 
-/// p50, p99 and max of `f` over `ids`, in microseconds.
-fn measure(ids: std::ops::Range<u32>, mut f: impl FnMut(u32) -> bool) -> (f64, f64, f64) {
+type Figures = (f64, f64, f64, f64);
+
+/// p50, p99, p99.9 and max of `f` over `ids`, in microseconds.
+fn measure(ids: std::ops::Range<u32>, mut f: impl FnMut(u32) -> bool) -> Figures {
     let mut t: Vec<Duration> = ids
         .map(|n| {
             let start = Instant::now();
@@ -41,7 +45,40 @@ fn measure(ids: std::ops::Range<u32>, mut f: impl FnMut(u32) -> bool) -> (f64, f
     t.sort();
     let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
     let at = |p: f64| us(t[((t.len() - 1) as f64 * p) as usize]);
-    (at(0.5), at(0.99), us(*t.last().unwrap()))
+    (at(0.5), at(0.99), at(0.999), us(*t.last().unwrap()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_server(port: u16) -> std::process::Child {
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian package redis-server) is needed for this benchmark");
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn cli(port: u16, args: &[&str]) {
+    let ok = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "redis-cli {args:?}");
 }
 
 fn main() {
@@ -50,18 +87,8 @@ fn main() {
     } else {
         20_000
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (Debian package redis-server) is needed for this benchmark");
-    std::thread::sleep(Duration::from_millis(300));
+    let port = free_port();
+    let mut redis = redis_server(port);
     let url = format!("redis://127.0.0.1:{port}?budget_ms=50&queue=1000000");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -92,14 +119,57 @@ fn main() {
     });
     let st = reader.remote_stats();
     assert_eq!((st.hits, st.misses, st.errors), (n as u64, n as u64, 0));
+
+    // Faults, with the default budget (5 ms). The breaker lets a probe through every 10 ms.
+    let faults = n / 4;
+    let unavailable = |l: Lookup| matches!(l, Lookup::Unavailable);
+    // A 10 MB value under the session key: refused from its length header.
+    let huge = vec![b'x'; 10 << 20];
+    std::fs::write(std::env::temp_dir().join("snicache-bench-huge"), &huge).unwrap();
+    let huge_key = format!("snicache:v1:a.test:{}", "5a".repeat(32));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "redis-cli -p {port} -x set {huge_key} <{} >/dev/null",
+            std::env::temp_dir().join("snicache-bench-huge").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_file(std::env::temp_dir().join("snicache-bench-huge"));
+    let big = store(&format!("redis://127.0.0.1:{port}?backoff_ms=10"));
+    let huge_value = measure(0..faults, |_| unavailable(big.get(&key(0), now)));
+    let big_errors = big.remote_stats().errors;
     let _ = redis.kill();
     let _ = redis.wait();
+    // A host name that does not resolve (RFC 6761 .invalid).
+    let nowhere = store("redis://snicache-bench.invalid:6379?backoff_ms=10");
+    let no_name = measure(0..faults, |i| unavailable(nowhere.get(&key(i), now)));
+    // Redis stalled (SIGSTOP), with connections pooled before.
+    let stalled_port = free_port();
+    let mut stalled = redis_server(stalled_port);
+    cli(stalled_port, &["ping"]);
+    let slow = store(&format!("redis://127.0.0.1:{stalled_port}?backoff_ms=10"));
+    for i in 0..8 {
+        assert!(matches!(slow.get(&key(3 * n + i), now), Lookup::Miss));
+    }
+    let pid = stalled.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stalled_lookups = measure(0..faults, |i| unavailable(slow.get(&key(i), now)));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let slow_timeouts = slow.remote_stats().timeouts;
+    let _ = stalled.kill();
+    let _ = stalled.wait();
 
     println!("redis store lookup latency ({n} lookups each, 1200-byte records, redis-server on loopback, one thread)");
     println!();
-    println!("| lookup | p50 µs | p99 µs | max µs |");
-    println!("|---|---:|---:|---:|");
-    for (name, (p50, p99, max)) in [
+    println!("| lookup | p50 µs | p99 µs | p99.9 µs | max µs |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, (p50, p99, p999, max)) in [
         ("memory store hit (baseline)", memory_hit),
         ("redis store, local-tier hit", local_hit),
         (
@@ -108,6 +178,30 @@ fn main() {
         ),
         ("redis store, local miss, Redis miss", both_miss),
     ] {
-        println!("| {name} | {p50:.2} | {p99:.2} | {max:.1} |");
+        println!("| {name} | {p50:.2} | {p99:.2} | {p999:.2} | {max:.1} |");
+    }
+    println!();
+    println!("under faults, budget_ms=5 (bound: 6000 µs), backoff_ms=10, {faults} lookups each:");
+    println!();
+    println!("| fault | p50 µs | p99 µs | p99.9 µs | max µs | reached Redis |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, (p50, p99, p999, max), reached) in [
+        (
+            "Redis stalled (SIGSTOP)",
+            stalled_lookups,
+            format!("{slow_timeouts} timed out"),
+        ),
+        (
+            "10 MB value under the key",
+            huge_value,
+            format!("{big_errors} refused by length"),
+        ),
+        (
+            "host name does not resolve (.invalid)",
+            no_name,
+            "0 (no address)".into(),
+        ),
+    ] {
+        println!("| {name} | {p50:.2} | {p99:.2} | {p999:.2} | {max:.1} | {reached} |");
     }
 }

@@ -232,6 +232,8 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
     hide_credentials(o->store, o->store_shown, sizeof o->store_shown);
     if (o->n_vhosts == 0)
         bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
+    if (o->async_lookup && strncmp(o->store, "redis://", 8) != 0)
+        bad("--async-lookup", "", "needs a redis:// --store (other stores answer at once)");
     if (o->tls_min > o->tls_max)
         bad("--tls-min", o->tls_min == TLS1_3_VERSION ? "1.3" : "1.2", "is above --tls-max");
     if (o->default_vhost != NULL) {

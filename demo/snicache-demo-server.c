@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -88,18 +89,38 @@ static void set_ticket_secret(snicache_config *config, const char *path)
 /* --seal-key-file: the secret (32 to 64 bytes) sealing the sessions a remote store keeps. */
 static void set_seal_key(snicache_config *config, const char *path)
 {
-    unsigned char key[65];
+    unsigned char key[64];
     size_t n;
+    struct stat st;
     snicache_result r;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %s\n", path, strerror(errno));
         exit(2);
     }
+    /* The file's real size, not what a bounded read returned. */
+    if (fstat(fileno(f), &st) != 0) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %s\n", path, strerror(errno));
+        fclose(f);
+        exit(2);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %s\n", path,
+                S_ISDIR(st.st_mode) ? "is a directory, not a key file" : "not a regular file");
+        fclose(f);
+        exit(2);
+    }
+    if (st.st_size < 32 || st.st_size > 64) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %lld bytes, 32 to 64 needed\n", path,
+                (long long)st.st_size);
+        fclose(f);
+        exit(2);
+    }
     n = fread(key, 1, sizeof key, f);
     fclose(f);
-    if (n < 32 || n > 64) {
-        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': %zu bytes, 32 to 64 needed\n", path, n);
+    if (n != (size_t)st.st_size) {
+        fprintf(stderr, "snicache-demo-server: --seal-key-file '%s': read %zu of %lld bytes\n", path, n,
+                (long long)st.st_size);
         exit(2);
     }
     r = snicache_config_set_seal_key(config, key, n);

@@ -532,3 +532,114 @@ fn a_forked_child_writes_and_fetches_through_its_own_threads() {
     assert!(hit_bytes(two.get_async(&key(0, 4), now(), &waker)).is_some());
     assert_eq!(two.remote_stats().writes, 2, "the parent's own writes");
 }
+
+#[test]
+fn error_replies_keep_the_pool_and_the_breaker_closed() {
+    // Issue 12.1: every error reply used to drop the idle connections without freeing their
+    // slots; with pool=1 the second lookup then found no free connection, for good.
+    let r = RedisServer::start();
+    let s = store(&format!("{}?pool=1&budget_ms=200", r.url()), &[7; 32]);
+    let mut c = r.cli().unwrap();
+    redis::cmd("HSET")
+        .arg(redis_key(0, 9))
+        .arg("f")
+        .arg("v")
+        .query::<()>(&mut c)
+        .unwrap();
+    for _ in 0..20 {
+        assert!(matches!(s.get(&key(0, 9), now()), Lookup::Unavailable));
+    }
+    let st = s.remote_stats();
+    assert_eq!(
+        (st.errors, st.breaker_trips, st.timeouts),
+        (20, 0, 0),
+        "{st:?}"
+    );
+    // Writes refused (NOPERM): counted, dropped; the lookup connections and the breaker
+    // untouched.
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-set")
+        .query::<()>(&mut c)
+        .unwrap();
+    s.put(key(0, 1), Value::new(RECORD.to_vec()), now() + 300)
+        .unwrap();
+    assert!(s.flush(Duration::from_secs(5)));
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("+set")
+        .query::<()>(&mut c)
+        .unwrap();
+    let st = s.remote_stats();
+    assert_eq!((st.write_drops, st.breaker_trips), (1, 0), "{st:?}");
+    // The one pooled connection still serves, and writes go through again.
+    let other = store(&r.url(), &[7; 32]);
+    put_and_flush(&other, key(0, 2), now() + 300);
+    assert!(hit_bytes(s.get(&key(0, 2), now())).is_some());
+    assert_eq!(s.remote_stats().errors, 21);
+}
+
+#[test]
+fn a_value_over_max_record_is_refused_from_its_length() {
+    let r = RedisServer::start();
+    let s = store(&format!("{}?pool=1&budget_ms=200", r.url()), &[7; 32]);
+    let mut c = r.cli().unwrap();
+    redis::cmd("SET")
+        .arg(redis_key(0, 1))
+        .arg(vec![0u8; 10 << 20])
+        .query::<()>(&mut c)
+        .unwrap();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert!(matches!(s.get(&key(0, 1), now()), Lookup::Unavailable));
+        // Reading 10 MB took ~29 ms; the length header alone is one small read. Generous for
+        // a loaded machine: the benchmark shows the figures.
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let st = s.remote_stats();
+    assert_eq!((st.errors, st.breaker_trips), (5, 0), "{st:?}");
+    // The connection that saw the header was dropped and its slot freed: pool=1 still works.
+    put_and_flush(&s, key(0, 2), now() + 300);
+    let other = store(&format!("{}?pool=1", r.url()), &[7; 32]);
+    assert!(hit_bytes(other.get(&key(0, 2), now())).is_some());
+    assert!(RedisSpec::parse("redis://h:1?max_record=512").is_err());
+    assert!(RedisSpec::parse("redis://h:1?max_record=17m").is_err());
+    assert_eq!(
+        RedisSpec::parse("redis://h:1?max_record=1m")
+            .unwrap()
+            .options
+            .max_record,
+        1 << 20
+    );
+}
+
+#[test]
+fn host_names_resolve_off_the_lookup_path() {
+    // A name that never resolves (RFC 6761 .invalid): every lookup is answered at once.
+    let s = store(
+        "redis://snicache-test.invalid:6379?budget_ms=5&backoff_ms=10",
+        &[7; 32],
+    );
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert!(matches!(s.get(&key(0, 1), now()), Lookup::Unavailable));
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    }
+    // A name that resolves (localhost) is used once the resolver thread has it.
+    let r = RedisServer::start();
+    let url = r.url().replace("127.0.0.1", "localhost");
+    let writer = store(&r.url(), &[7; 32]);
+    put_and_flush(&writer, key(0, 1), now() + 300);
+    let s = store(&format!("{url}?backoff_ms=10"), &[7; 32]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while hit_bytes(s.get(&key(0, 1), now())).is_none() {
+        assert!(Instant::now() < end, "{:?}", s.remote_stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

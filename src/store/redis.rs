@@ -1145,6 +1145,43 @@ fn forget(state: *mut ProcessState) {
     }
 }
 
+/// A database index Redis itself refuses (over its `databases` setting) is refused at start,
+/// when Redis can be asked within `write_timeout`; when it cannot, the store starts (Redis may
+/// come later) and the refusal shows as a failure at first use.
+fn check_db(host: &Host, setup: &resp::Setup, spec: &RedisSpec) -> Result<(), String> {
+    if setup.db == 0 {
+        return Ok(());
+    }
+    let deadline = Instant::now() + spec.options.write_timeout;
+    let addr = match host {
+        Host::Fixed(a) => a.clone(),
+        Host::Name(name, port) => {
+            match std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), *port))
+                .ok()
+                .and_then(|mut a| a.next())
+            {
+                Some(a) => Addr::Tcp(a),
+                None => return Ok(()),
+            }
+        }
+    };
+    let no_db = resp::Setup {
+        db: 0,
+        ..setup.clone()
+    };
+    let Ok(mut c) = Conn::connect(&addr, &no_db, 1024, deadline) else {
+        return Ok(());
+    };
+    let db = setup.db.to_string();
+    match c.call(&[b"SELECT", db.as_bytes()], deadline) {
+        Err(RespError::Server(m)) => Err(format!(
+            "{}: database {db} refused by Redis: {m}",
+            spec.shown()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The memory store in front of Redis.
 pub struct RedisStore {
     local: Arc<MemoryStore>,
@@ -1194,6 +1231,7 @@ impl RedisStore {
             password: info.redis.password.clone(),
             db: info.redis.db,
         };
+        check_db(&host, &setup, &spec)?;
         watch_forks();
         let remote = Arc::new(Remote {
             host,

@@ -26,8 +26,18 @@ impl std::fmt::Debug for StoreSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError(pub String);
 
+/// Smallest memory store (as `snicache_config_set_max_bytes` requires): a few session records
+/// with their overhead; below that a store would hold none and warn on every handshake.
+pub const MIN_MEMORY_BYTES: u64 = 16 * 1024;
+
 impl StoreSpec {
     pub fn parse(spec: &str) -> Result<StoreSpec, SpecError> {
+        if spec.chars().any(char::is_whitespace) {
+            return Err(SpecError(format!(
+                "{:?} has a space in it: write the store without spaces, e.g. memory:10m",
+                super::redis::redact(spec)
+            )));
+        }
         let size = |s: &str| {
             crate::size::parse(s)
                 .ok_or_else(|| SpecError(format!("{s:?} is not a size like 10m, 512k or 1g")))
@@ -41,7 +51,12 @@ impl StoreSpec {
         }
         match spec.split_once(':') {
             None if spec == "memory" => Ok(StoreSpec::Memory(None)),
-            Some(("memory", s)) => Ok(StoreSpec::Memory(Some(size(s)?))),
+            Some(("memory", s)) => match size(s)? {
+                n if n < MIN_MEMORY_BYTES => Err(SpecError(format!(
+                    "memory:{s} ({n} bytes) cannot hold a session record: 16k at least"
+                ))),
+                n => Ok(StoreSpec::Memory(Some(n))),
+            },
             Some(("shm", s)) => Ok(StoreSpec::Shm(size(s)?)),
             None if spec == "shm" => Err(SpecError("shm needs a size, e.g. shm:10m".into())),
             _ => Err(SpecError(format!(
@@ -77,8 +92,29 @@ mod tests {
             "disk:1m",
             "redis://",
             "memcached://x",
+            "memory:1k",
+            "memory:16383",
+            "memory: 10m",
+            "memory:10m ",
+            " memory",
+            "redis://127.0.0.1:6379/99999999",
+            "redis://127.0.0.1:6379/-1",
         ] {
             assert!(StoreSpec::parse(bad).is_err(), "{bad:?}");
         }
+        let e = StoreSpec::parse("memory:1k").unwrap_err().0;
+        assert!(e.contains("1024 bytes") && e.contains("16k"), "{e}");
+        let e = StoreSpec::parse("memory: 10m").unwrap_err().0;
+        assert!(e.contains("space"), "{e}");
+        let e = StoreSpec::parse("redis://u:hunter2@h:1/ 2").unwrap_err().0;
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = StoreSpec::parse("redis://127.0.0.1:6379/99999999")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("out of range"), "{e}");
+        assert_eq!(
+            StoreSpec::parse("memory:16k"),
+            Ok(StoreSpec::Memory(Some(16 << 10)))
+        );
     }
 }
