@@ -31,7 +31,9 @@ static const char usage[] =
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
     "                          (default memory:10m); shm:SIZE; or\n"
     "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
-    "                          by a fleet, behind a local memory tier (needs --seal-key-file)\n"
+    "                          by a fleet, behind a local memory tier (needs --seal-key-file);\n"
+    "                          rediss://...?ca_file=PATH[&cert_file=PATH&key_file=PATH]: TLS;\n"
+    "                          redis+sentinel://HOST:PORT,HOST:PORT.../MASTER[/DB]: Sentinel\n"
     "  --seal-key-file PATH    32 to 64 secret bytes that seal sessions kept in Redis; every\n"
     "                          server sharing the Redis store needs the same file\n"
     "  --ticket-secret-file PATH  32 to 64 secret bytes the ticket keys derive from, so servers\n"
@@ -232,8 +234,9 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
     hide_credentials(o->store, o->store_shown, sizeof o->store_shown);
     if (o->n_vhosts == 0)
         bad("--vhost", "", "at least one --vhost NAME:CERT:KEY is required");
-    if (o->async_lookup && strncmp(o->store, "redis://", 8) != 0)
-        bad("--async-lookup", "", "needs a redis:// --store (other stores answer at once)");
+    if (o->async_lookup && strncmp(o->store, "redis://", 8) != 0 && strncmp(o->store, "rediss://", 9) != 0 &&
+        strncmp(o->store, "redis+sentinel://", 17) != 0)
+        bad("--async-lookup", "", "needs a redis:// or rediss:// --store (other stores answer at once)");
     if (o->tls_min > o->tls_max)
         bad("--tls-min", o->tls_min == TLS1_3_VERSION ? "1.3" : "1.2", "is above --tls-max");
     if (o->default_vhost != NULL) {

@@ -68,6 +68,11 @@ const MAX_DB: i64 = 1 << 20;
 /// How often a host name is resolved again (sooner after a connection to it failed).
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+/// With Sentinel: how often the sentinels are asked for the master (sooner after a connection
+/// failed or a READONLY reply, at most every `SENTINEL_RETRY`), and how long one may take.
+const SENTINEL_EVERY: Duration = Duration::from_millis(1000);
+const SENTINEL_RETRY: Duration = Duration::from_millis(200);
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(300);
 /// Repeated warnings of one kind (error replies, oversize records) at most this often.
 const WARN_EVERY_MS: u64 = 10_000;
 
@@ -112,8 +117,23 @@ impl Default for RedisOptions {
 /// and the options.
 #[derive(Clone)]
 pub struct RedisSpec {
+    /// The URL as the `redis` crate parses it (`rediss://` given as `redis://`, see `tls`).
     url: String,
+    /// The URL as given, for messages (credentials hidden by `shown`).
+    given: String,
     pub options: RedisOptions,
+    /// `rediss://`: TLS with these files.
+    pub tls: Option<TlsFiles>,
+    /// `redis+sentinel://`: the sentinels (host, port) and the master name.
+    pub sentinel: Option<(Vec<(String, u16)>, String)>,
+}
+
+/// `rediss://` parameters: the CA certificates (PEM) the server's certificate must chain to,
+/// and optionally a client certificate chain and its key (PEM) for servers that ask for one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: std::path::PathBuf,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl std::fmt::Debug for RedisSpec {
@@ -132,6 +152,8 @@ impl RedisSpec {
             None => (spec, ""),
         };
         let mut o = RedisOptions::default();
+        let tls = base.starts_with("rediss://");
+        let (mut ca_file, mut cert_file, mut key_file) = (None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let n = |min: u64, max: u64| {
@@ -155,13 +177,83 @@ impl RedisSpec {
                             format!("{shown}: max_record={value:?} is not a size in 1k..=16m")
                         })? as usize
                 }
+                "ca_file" | "cert_file" | "key_file" if !tls => {
+                    return Err(format!("{shown}: {name} is for rediss:// (TLS) URLs"))
+                }
+                "ca_file" | "cert_file" | "key_file" if value.is_empty() => {
+                    return Err(format!("{shown}: {name} needs a path"))
+                }
+                "ca_file" => ca_file = Some(std::path::PathBuf::from(value)),
+                "cert_file" => cert_file = Some(std::path::PathBuf::from(value)),
+                "key_file" => key_file = Some(std::path::PathBuf::from(value)),
                 _ => {
                     return Err(format!(
-                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms, async_ms, max_record)"
+                        "{shown}: unknown parameter {name:?} (budget_ms, pool, backoff_ms, queue, write_timeout_ms, async_ms, max_record; ca_file, cert_file, key_file with rediss://)"
                     ))
                 }
             }
         }
+        let tls = match (tls, ca_file, cert_file, key_file) {
+            (false, ..) => None,
+            (true, None, ..) => {
+                return Err(format!(
+                    "{shown}: rediss:// needs ca_file=PATH (the CA certificates, PEM, that the server's certificate must chain to)"
+                ))
+            }
+            (true, Some(ca_file), Some(c), Some(k)) => Some(TlsFiles {
+                ca_file,
+                client: Some((c, k)),
+            }),
+            (true, Some(ca_file), None, None) => Some(TlsFiles {
+                ca_file,
+                client: None,
+            }),
+            (true, Some(_), ..) => {
+                return Err(format!(
+                    "{shown}: cert_file and key_file go together (a client certificate and its key)"
+                ))
+            }
+        };
+        let given = base;
+        let plain;
+        let mut sentinel = None;
+        let base = if let Some(rest) = base.strip_prefix("rediss://") {
+            plain = format!("redis://{rest}");
+            plain.as_str()
+        } else if let Some(rest) = base.strip_prefix("redis+sentinel://") {
+            // [user:password@]HOST:PORT,HOST:PORT.../MASTER[/DB]: the credentials and DB are
+            // the master's.
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (userinfo, hosts) = match authority.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, authority),
+            };
+            let mut sentinels = Vec::new();
+            for h in hosts.split(',') {
+                let (host, port) = match h.rsplit_once(':') {
+                    Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0)),
+                    None => (h, Some(26379)),
+                };
+                match port {
+                    Some(port) if !host.is_empty() => sentinels.push((host.to_owned(), port)),
+                    _ => return Err(format!("{shown}: {h:?} is not a sentinel HOST:PORT")),
+                }
+            }
+            let (master, db) = path.split_once('/').unwrap_or((path, ""));
+            if master.is_empty() {
+                return Err(format!(
+                    "{shown}: redis+sentinel://HOST:PORT,HOST:PORT.../MASTER[/DB] needs the master name"
+                ));
+            }
+            sentinel = Some((sentinels, master.to_owned()));
+            plain = match userinfo {
+                Some(u) => format!("redis://{u}@sentinel-master/{db}"),
+                None => format!("redis://sentinel-master/{db}"),
+            };
+            plain.as_str()
+        } else {
+            base
+        };
         let info = base.into_connection_info().map_err(|e| {
             format!(
                 "{shown}: not a redis://[user:password@]HOST:PORT[/DB] URL ({})",
@@ -174,18 +266,21 @@ impl RedisSpec {
                 info.redis.db
             ));
         }
-        if let ::redis::ConnectionAddr::TcpTls { .. } = info.addr {
-            return Err(format!("{shown}: rediss:// (TLS) is not supported"));
+        if tls.is_some() && !matches!(info.addr, ::redis::ConnectionAddr::Tcp(..)) {
+            return Err(format!("{shown}: rediss:// needs a HOST:PORT"));
         }
         Ok(RedisSpec {
             url: base.to_owned(),
+            given: given.to_owned(),
             options: o,
+            tls,
+            sentinel,
         })
     }
 
     /// The URL with its credentials hidden, for messages.
     pub fn shown(&self) -> String {
-        redact(&self.url)
+        redact(&self.given)
     }
 }
 
@@ -412,6 +507,9 @@ enum Host {
     Fixed(Addr),
     /// A host name and port, resolved off the handshake path (see `Target`).
     Name(String, u16),
+    /// Sentinels (host, port) and the master name: the master's address is asked off the
+    /// handshake path (see `Target`).
+    Sentinel(Vec<(String, u16)>, String),
 }
 
 /// What the lookups and the writer share.
@@ -419,6 +517,8 @@ struct Remote {
     host: Host,
     /// AUTH and SELECT for new connections.
     setup: resp::Setup,
+    /// `rediss://`: TLS for new connections.
+    tls: Option<resp::Tls>,
     shown: String,
     url: String,
     options: RedisOptions,
@@ -481,6 +581,10 @@ impl Remote {
             }
             Failure::Reply(why) => {
                 self.counters.errors.fetch_add(1, Relaxed);
+                if why.starts_with("READONLY") {
+                    // A replica now (a failover): ask where the master is.
+                    pool.target.refresh();
+                }
                 self.succeeded();
                 self.warn_now_and_then(&scrub(&why, &self.url));
                 return;
@@ -542,7 +646,7 @@ impl Remote {
     /// GET within `deadline`, on a pooled connection; once more on a new one when a pooled
     /// connection turns out dead (the server restarted).
     fn fetch(&self, pool: &Pool, key: &str, deadline: Instant) -> Result<Option<Vec<u8>>, Failure> {
-        let pooled = pool.idle.lock().pop();
+        let pooled = pool.take();
         let reused = pooled.is_some();
         match self.fetch_on(pool, pooled, key, deadline) {
             Err(Failure::Error(_)) if reused => {
@@ -561,8 +665,18 @@ impl Remote {
             Host::Name(name, _) => target
                 .current()
                 .map_err(|why| Failure::Error(format!("{name} is not resolved: {why}")))?,
+            Host::Sentinel(_, master) => target.current().map_err(|why| {
+                Failure::Error(format!("no address for master {master:?}: {why}"))
+            })?,
         };
-        Conn::connect(&addr, &self.setup, self.options.max_record, deadline).map_err(|e| {
+        Conn::connect(
+            &addr,
+            &self.setup,
+            self.tls.as_ref(),
+            self.options.max_record,
+            deadline,
+        )
+        .map_err(|e| {
             target.connect_failed(&addr);
             match e {
                 RespError::Timeout => Failure::Timeout,
@@ -574,19 +688,20 @@ impl Remote {
     fn fetch_on(
         &self,
         pool: &Pool,
-        pooled: Option<Conn>,
+        pooled: Option<(u64, Conn)>,
         key: &str,
         deadline: Instant,
     ) -> Result<Option<Vec<u8>>, Failure> {
-        let mut conn = match pooled {
+        let (generation, mut conn) = match pooled {
             Some(c) => c,
             None => {
                 if pool.open.fetch_add(1, Relaxed) >= self.options.pool {
                     pool.open.fetch_sub(1, Relaxed);
                     return Err(Failure::Error("no free connection in the pool".into()));
                 }
+                let generation = pool.target.generation();
                 match self.connect(&pool.target, deadline) {
-                    Ok(c) => c,
+                    Ok(c) => (generation, c),
                     Err(e) => {
                         pool.open.fetch_sub(1, Relaxed);
                         return Err(e);
@@ -597,20 +712,20 @@ impl Remote {
         let result = conn.call(&[b"GET", key.as_bytes()], deadline);
         match result {
             Ok(Reply::Bulk(v)) => {
-                pool.idle.lock().push(conn);
+                pool.put_back(generation, conn);
                 Ok(Some(v))
             }
             Ok(Reply::Nil) => {
-                pool.idle.lock().push(conn);
+                pool.put_back(generation, conn);
                 Ok(None)
             }
             Ok(other) => {
-                pool.idle.lock().push(conn);
+                pool.put_back(generation, conn);
                 Err(Failure::Reply(format!("GET answered {other:?}")))
             }
             Err(e) => {
                 if e.keeps_connection() {
-                    pool.idle.lock().push(conn);
+                    pool.put_back(generation, conn);
                 } else {
                     // A late reply would be read as the answer to the next command: never reuse.
                     pool.open.fetch_sub(1, Relaxed);
@@ -696,7 +811,8 @@ enum Op {
 struct Writer {
     remote: Arc<Remote>,
     pool: Arc<Pool>,
-    conn: Option<Conn>,
+    /// The connection and the address generation it was made under.
+    conn: Option<(u64, Conn)>,
 }
 
 impl Writer {
@@ -767,10 +883,14 @@ impl Writer {
             }
             Op::Invalidate { .. } => None,
         };
-        if self.conn.is_none() {
-            self.conn = Some(r.connect(&self.pool.target, deadline)?);
+        let generation = self.pool.target.generation();
+        if self.conn.as_ref().is_some_and(|(g, _)| *g != generation) {
+            self.conn = None;
         }
-        let conn = self.conn.as_mut().expect("connected above");
+        if self.conn.is_none() {
+            self.conn = Some((generation, r.connect(&self.pool.target, deadline)?));
+        }
+        let (_, conn) = self.conn.as_mut().expect("connected above");
         let result = match (op, put) {
             (_, Some((key, ttl, sealed))) => conn
                 .call(
@@ -798,7 +918,10 @@ impl Writer {
             (Op::Put { .. }, None) => Ok(false),
         };
         result.map_err(|e| {
-            if !e.keeps_connection() {
+            // A replica now (READONLY, a failover): connect anew where the master is.
+            if !e.keeps_connection()
+                || matches!(&e, RespError::Server(m) if m.starts_with("READONLY"))
+            {
                 self.conn = None;
             }
             e.into()
@@ -878,7 +1001,8 @@ fn unix_now() -> u64 {
 /// or in use; every connection dropped is taken off `open`). And where new ones go.
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections with the address generation they were made under.
+    idle: Mutex<Vec<(u64, Conn)>>,
     open: AtomicUsize,
     target: Target,
 }
@@ -889,6 +1013,23 @@ impl Pool {
         let dropped = std::mem::take(&mut *self.idle.lock());
         self.open.fetch_sub(dropped.len(), Relaxed);
     }
+
+    /// An idle connection to the address in use (older ones are dropped).
+    fn take(&self) -> Option<(u64, Conn)> {
+        let generation = self.target.generation();
+        let mut idle = self.idle.lock();
+        while let Some((g, c)) = idle.pop() {
+            if g == generation {
+                return Some((g, c));
+            }
+            self.open.fetch_sub(1, Relaxed);
+        }
+        None
+    }
+
+    fn put_back(&self, generation: u64, conn: Conn) {
+        self.idle.lock().push((generation, conn));
+    }
 }
 
 /// The addresses a host name resolved to, kept by a resolver thread of this process (at
@@ -898,6 +1039,7 @@ impl Pool {
 struct Target {
     state: Mutex<Resolved>,
     wake: Condvar,
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -927,20 +1069,39 @@ impl Target {
         if s.addrs.get(s.current) == Some(addr) {
             s.current = (s.current + 1) % s.addrs.len();
         }
+        drop(s);
+        self.refresh();
+    }
+
+    /// Asks for a fresh resolution soon (a connection failed, or Redis said READONLY: a
+    /// failover).
+    fn refresh(&self) {
+        let mut s = self.state.lock();
         if !s.refresh {
             s.refresh = true;
             self.wake.notify_one();
         }
     }
 
-    /// The resolver thread: resolves `name:port` until the store closes (at most once per
-    /// `RESOLVE_RETRY`).
-    fn run(&self, name: &str, port: u16) {
+    /// Bumped whenever the addresses change: connections made before go to a server no
+    /// longer in use (a replica after a failover) and are dropped.
+    fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
+    /// The resolver thread, until the store closes: `resolve` at start, every `every`, and
+    /// on request (at most once per `retry`; every `retry` while it fails).
+    fn run(
+        &self,
+        resolve: &dyn Fn() -> Result<Vec<Addr>, String>,
+        every: Duration,
+        retry: Duration,
+    ) {
         let mut s = self.state.lock();
         let mut last: Option<Instant> = None;
         loop {
             if let Some(t) = last {
-                let not_before = t + RESOLVE_RETRY;
+                let not_before = t + retry;
                 while !s.closing && Instant::now() < not_before {
                     self.wake.wait_until(&mut s, not_before);
                 }
@@ -950,33 +1111,78 @@ impl Target {
             }
             s.refresh = false;
             last = Some(Instant::now());
-            let resolved = parking_lot::MutexGuard::unlocked(&mut s, || {
-                std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
-                    .map(|a| a.map(Addr::Tcp).collect::<Vec<_>>())
-            });
-            let every = match resolved {
+            let resolved = parking_lot::MutexGuard::unlocked(&mut s, resolve);
+            let next = match resolved {
                 Ok(addrs) if !addrs.is_empty() => {
                     if addrs != s.addrs {
                         s.addrs = addrs;
                         s.current = 0;
+                        self.generation.fetch_add(1, Relaxed);
                     }
                     s.why = None;
-                    RESOLVE_EVERY
+                    every
                 }
                 // Addresses resolved before stay in use.
                 Ok(_) => {
                     s.why = Some("no address".into());
-                    RESOLVE_RETRY
+                    retry
                 }
                 Err(e) => {
-                    s.why = Some(e.to_string());
-                    RESOLVE_RETRY
+                    s.why = Some(e);
+                    retry
                 }
             };
-            let until = Instant::now() + every;
+            let until = Instant::now() + next;
             while !s.refresh && !s.closing && !self.wake.wait_until(&mut s, until).timed_out() {}
         }
     }
+}
+
+/// The addresses of `name:port`.
+fn resolve(name: &str, port: u16) -> Result<Vec<Addr>, String> {
+    std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
+        .map(|a| a.map(Addr::Tcp).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// The master's address as the first sentinel that answers knows it
+/// (`SENTINEL get-master-addr-by-name`).
+fn ask_sentinels(sentinels: &[(String, u16)], master: &str) -> Result<Vec<Addr>, String> {
+    let mut why = Vec::new();
+    for (host, port) in sentinels {
+        let deadline = Instant::now() + SENTINEL_TIMEOUT;
+        let Some(addr) = resolve(host, *port).ok().and_then(|a| a.into_iter().next()) else {
+            why.push(format!("sentinel {host}:{port} does not resolve"));
+            continue;
+        };
+        let asked = Conn::connect(&addr, &resp::Setup::default(), None, 4096, deadline).and_then(
+            |mut c| {
+                c.call(
+                    &[b"SENTINEL", b"get-master-addr-by-name", master.as_bytes()],
+                    deadline,
+                )
+            },
+        );
+        match asked {
+            Ok(Reply::Array(a)) => match &a[..] {
+                [Reply::Bulk(ip), Reply::Bulk(p)] => {
+                    let ip = String::from_utf8_lossy(ip);
+                    let p = String::from_utf8_lossy(p).parse::<u16>().unwrap_or(0);
+                    match resolve(&ip, p) {
+                        Ok(a) if !a.is_empty() && p != 0 => return Ok(a),
+                        _ => why.push(format!("sentinel {host}:{port} named {ip}:{p}")),
+                    }
+                }
+                _ => why.push(format!("sentinel {host}:{port}: an unexpected answer")),
+            },
+            Ok(Reply::Nil) => {
+                why.push(format!("sentinel {host}:{port} knows no master {master:?}"))
+            }
+            Ok(_) => why.push(format!("sentinel {host}:{port}: an unexpected answer")),
+            Err(e) => why.push(format!("sentinel {host}:{port}: {e}")),
+        }
+    }
+    Err(why.join("; "))
 }
 
 /// Bumped in the child of every fork (`pthread_atfork`): per-process state made under another
@@ -1045,11 +1251,27 @@ impl ProcessState {
             fetchers: Vec::new(),
             _subscriber: bus::Subscriber::start(remote, local, &pool),
         };
-        if let Host::Name(name, port) = &remote.host {
-            let (p, name, port) = (pool.clone(), name.clone(), *port);
+        let resolver: Option<Box<dyn Fn() -> Result<Vec<Addr>, String> + Send>> = match &remote.host
+        {
+            Host::Fixed(_) => None,
+            Host::Name(name, port) => {
+                let (name, port) = (name.clone(), *port);
+                Some(Box::new(move || resolve(&name, port)))
+            }
+            Host::Sentinel(sentinels, master) => {
+                let (sentinels, master) = (sentinels.clone(), master.clone());
+                Some(Box::new(move || ask_sentinels(&sentinels, &master)))
+            }
+        };
+        let (every, retry) = match remote.host {
+            Host::Sentinel(..) => (SENTINEL_EVERY, SENTINEL_RETRY),
+            _ => (RESOLVE_EVERY, RESOLVE_RETRY),
+        };
+        if let Some(resolver) = resolver {
+            let p = pool.clone();
             match std::thread::Builder::new()
                 .name("snicache-redis-resolve".into())
-                .spawn(move || p.target.run(&name, port))
+                .spawn(move || p.target.run(&*resolver, every, retry))
             {
                 Ok(h) => state.resolver = Some(h),
                 Err(e) => {
@@ -1145,16 +1367,72 @@ fn forget(state: *mut ProcessState) {
     }
 }
 
+/// The rustls client configuration for `files` (ring, TLS 1.2 and 1.3, no system roots: only
+/// the CA file's certificates), and the name the server's certificate must carry: the URL's
+/// host (an IP address or a DNS name; connections go to the resolved addresses).
+fn tls_config(files: &TlsFiles, host: &Host) -> Result<resp::Tls, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let certs = |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+        Ok(certs)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&files.ca_file)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("ca_file {}: {e}", files.ca_file.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match &files.client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            // Never quote the key: only its path and what is wrong with it.
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("key_file {}: not a PEM private key ({e})", key.display()))?;
+            builder
+                .with_client_auth_cert(certs(cert)?, key)
+                .map_err(|e| format!("cert_file/key_file: {e}"))?
+        }
+    };
+    let server_name = match host {
+        Host::Fixed(Addr::Tcp(a)) => ServerName::IpAddress(a.ip().into()),
+        Host::Name(name, _) => ServerName::try_from(name.clone())
+            .map_err(|e| format!("{name} cannot be checked against a certificate: {e}"))?,
+        Host::Fixed(Addr::Unix(_)) => return Err("TLS over a Unix socket".into()),
+        Host::Sentinel(..) => return Err("TLS with Sentinel is not supported".into()),
+    };
+    Ok(resp::Tls {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
 /// A database index Redis itself refuses (over its `databases` setting) is refused at start,
 /// when Redis can be asked within `write_timeout`; when it cannot, the store starts (Redis may
 /// come later) and the refusal shows as a failure at first use.
-fn check_db(host: &Host, setup: &resp::Setup, spec: &RedisSpec) -> Result<(), String> {
+fn check_db(
+    host: &Host,
+    setup: &resp::Setup,
+    tls: Option<&resp::Tls>,
+    spec: &RedisSpec,
+) -> Result<(), String> {
     if setup.db == 0 {
         return Ok(());
     }
     let deadline = Instant::now() + spec.options.write_timeout;
     let addr = match host {
         Host::Fixed(a) => a.clone(),
+        Host::Sentinel(..) => return Ok(()),
         Host::Name(name, port) => {
             match std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), *port))
                 .ok()
@@ -1169,7 +1447,7 @@ fn check_db(host: &Host, setup: &resp::Setup, spec: &RedisSpec) -> Result<(), St
         db: 0,
         ..setup.clone()
     };
-    let Ok(mut c) = Conn::connect(&addr, &no_db, 1024, deadline) else {
+    let Ok(mut c) = Conn::connect(&addr, &no_db, tls, 1024, deadline) else {
         return Ok(());
     };
     let db = setup.db.to_string();
@@ -1210,20 +1488,29 @@ impl RedisStore {
             .as_str()
             .into_connection_info()
             .map_err(|e| format!("{}: {}", spec.shown(), scrub(&e.to_string(), &spec.url)))?;
-        let host = match &info.addr {
-            ::redis::ConnectionAddr::Tcp(h, port) => {
-                let literal = h.trim_start_matches('[').trim_end_matches(']');
-                match literal.parse::<std::net::IpAddr>() {
-                    Ok(ip) => Host::Fixed(Addr::Tcp((ip, *port).into())),
-                    Err(_) => Host::Name(h.clone(), *port),
+        let host = match (&spec.sentinel, &info.addr) {
+            (Some((sentinels, master)), _) => Host::Sentinel(sentinels.clone(), master.clone()),
+            (None, addr) => match addr {
+                ::redis::ConnectionAddr::Tcp(h, port) => {
+                    let literal = h.trim_start_matches('[').trim_end_matches(']');
+                    match literal.parse::<std::net::IpAddr>() {
+                        Ok(ip) => Host::Fixed(Addr::Tcp((ip, *port).into())),
+                        Err(_) => Host::Name(h.clone(), *port),
+                    }
                 }
-            }
-            ::redis::ConnectionAddr::Unix(path) => Host::Fixed(Addr::Unix(path.clone())),
-            ::redis::ConnectionAddr::TcpTls { .. } => {
-                return Err(format!(
-                    "{}: rediss:// (TLS) is not supported",
-                    spec.shown()
-                ))
+                ::redis::ConnectionAddr::Unix(path) => Host::Fixed(Addr::Unix(path.clone())),
+                ::redis::ConnectionAddr::TcpTls { .. } => {
+                    return Err(format!(
+                        "{}: use rediss://HOST:PORT?ca_file=PATH",
+                        spec.shown()
+                    ))
+                }
+            },
+        };
+        let tls = match &spec.tls {
+            None => None,
+            Some(files) => {
+                Some(tls_config(files, &host).map_err(|e| format!("{}: {e}", spec.shown()))?)
             }
         };
         let setup = resp::Setup {
@@ -1231,11 +1518,12 @@ impl RedisStore {
             password: info.redis.password.clone(),
             db: info.redis.db,
         };
-        check_db(&host, &setup, &spec)?;
+        check_db(&host, &setup, tls.as_ref(), spec)?;
         watch_forks();
         let remote = Arc::new(Remote {
             host,
             setup,
+            tls,
             shown: spec.shown(),
             url: spec.url.clone(),
             options: spec.options,
@@ -1542,52 +1830,43 @@ impl Store for RedisStore {
         let pool = &self.process().pool;
         let deadline = Instant::now() + r.options.budget;
         // Pooled like lookups: `open` counts every connection made, dropped ones uncounted.
-        let conn = match pool.idle.lock().pop() {
-            Some(c) => Ok(c),
-            None if pool.open.fetch_add(1, Relaxed) >= r.options.pool => {
-                pool.open.fetch_sub(1, Relaxed);
-                Err(Failure::Error("no free connection in the pool".into()))
-            }
-            None => r
-                .client
-                .get_connection_with_timeout(r.options.budget)
-                .map_err(|e| {
+        let (generation, mut conn) = match pool.take() {
+            Some(c) => c,
+            None => {
+                if pool.open.fetch_add(1, Relaxed) >= r.options.pool {
                     pool.open.fetch_sub(1, Relaxed);
-                    r.classify(&e)
-                }),
-        };
-        let result = conn.and_then(|mut c| {
-            let answer = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|t| !t.is_zero())
-                .ok_or(Failure::Timeout)
-                .and_then(|t| {
-                    c.set_read_timeout(Some(t))
-                        .and_then(|()| c.set_write_timeout(Some(t)))
-                        .and_then(|()| {
-                            ::redis::cmd("DEL")
-                                .arg(r.redis_key(key))
-                                .query::<u64>(&mut c)
-                        })
-                        .map_err(|e| r.classify(&e))
-                });
-            match answer {
-                Ok(n) => Ok((n, c)),
-                Err(f) => {
-                    // A late reply would be read as the answer to the next command: never reuse.
-                    pool.open.fetch_sub(1, Relaxed);
-                    Err(f)
+                    r.failed(
+                        pool,
+                        Failure::Error("no free connection in the pool".into()),
+                    );
+                    return false;
+                }
+                let generation = pool.target.generation();
+                match r.connect(&pool.target, deadline) {
+                    Ok(c) => (generation, c),
+                    Err(f) => {
+                        pool.open.fetch_sub(1, Relaxed);
+                        r.failed(pool, f);
+                        return false;
+                    }
                 }
             }
-        });
-        match result {
-            Ok((n, c)) => {
-                pool.idle.lock().push(c);
+        };
+        let redis_key = r.redis_key(key);
+        match conn.call(&[b"DEL", redis_key.as_bytes()], deadline) {
+            Ok(reply) => {
+                pool.put_back(generation, conn);
                 r.succeeded();
-                n == 1
+                reply == Reply::Int(1)
             }
-            Err(f) => {
-                r.failed(pool, f);
+            Err(e) => {
+                if e.keeps_connection() {
+                    pool.put_back(generation, conn);
+                } else {
+                    // A late reply would be read as the answer to the next command: never reuse.
+                    pool.open.fetch_sub(1, Relaxed);
+                }
+                r.failed(pool, e.into());
                 false
             }
         }

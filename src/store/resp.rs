@@ -5,13 +5,15 @@
 //! refused from its length header, before its body is read. Writes never raise SIGPIPE (the
 //! library lives in hosts that do not ignore it).
 //!
-//! Name resolution is not done here: callers pass socket addresses (see `redis.rs`).
+//! Name resolution is not done here: callers pass socket addresses (see `redis.rs`). TLS
+//! (`rediss://`) is rustls over the same non-blocking socket, with the same deadlines.
 
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where to connect.
@@ -85,18 +87,116 @@ pub enum Reply {
     Array(Vec<Reply>),
 }
 
+/// TLS for new connections: the client configuration (roots, client certificate) and the
+/// name the server's certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls_pki_types::ServerName<'static>,
+}
+
 enum Sock {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(TcpStream, Box<rustls::ClientConnection>),
 }
 
 impl Sock {
     fn fd(&self) -> RawFd {
         match self {
-            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Tcp(s) | Sock::Tls(s, _) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
         }
     }
+}
+
+/// The raw non-blocking socket under rustls: never blocks, never raises SIGPIPE.
+struct Fd(RawFd);
+
+impl io::Read for Fd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is a valid writable slice.
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl io::Write for Fd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is a valid slice.
+        let n = unsafe {
+            libc::send(
+                self.0,
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn tls_error(e: rustls::Error) -> RespError {
+    RespError::Io(format!("TLS: {e}"))
+}
+
+/// Writes what rustls has to send, before `deadline`.
+fn flush_tls(
+    fd: RawFd,
+    tls: &mut rustls::ClientConnection,
+    deadline: Instant,
+) -> Result<(), RespError> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut Fd(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLOUT, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(RespError::Io(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads TLS records (waiting until `deadline`) and processes them.
+fn read_tls(
+    fd: RawFd,
+    tls: &mut rustls::ClientConnection,
+    deadline: Instant,
+) -> Result<(), RespError> {
+    loop {
+        match tls.read_tls(&mut Fd(fd)) {
+            Ok(0) => return Err(RespError::Io("connection closed by Redis".into())),
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLIN, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(RespError::Io(e.to_string())),
+        }
+    }
+    if let Err(e) = tls.process_new_packets() {
+        // Tell the server why (best effort), then fail closed.
+        let _ = flush_tls(fd, tls, deadline);
+        return Err(tls_error(e));
+    }
+    flush_tls(fd, tls, deadline)
 }
 
 /// Longest status, error or length line accepted.
@@ -164,6 +264,7 @@ impl Conn {
     pub fn connect(
         addr: &Addr,
         setup: &Setup,
+        tls: Option<&Tls>,
         max_bulk: usize,
         deadline: Instant,
     ) -> Result<Conn, RespError> {
@@ -179,7 +280,24 @@ impl Conn {
                 let _ = s.set_nodelay(true);
                 s.set_nonblocking(true)
                     .map_err(|e| RespError::Io(e.to_string()))?;
-                Sock::Tcp(s)
+                match tls {
+                    None => Sock::Tcp(s),
+                    Some(t) => {
+                        let mut c =
+                            rustls::ClientConnection::new(t.config.clone(), t.server_name.clone())
+                                .map_err(tls_error)?;
+                        let fd = s.as_raw_fd();
+                        // The whole handshake now: a certificate refused is a failed connect.
+                        while c.is_handshaking() {
+                            if c.wants_write() {
+                                flush_tls(fd, &mut c, deadline)?;
+                            } else {
+                                read_tls(fd, &mut c, deadline)?;
+                            }
+                        }
+                        Sock::Tls(s, Box::new(c))
+                    }
+                }
             }
             Addr::Unix(p) => {
                 let s = UnixStream::connect(p)
@@ -275,6 +393,12 @@ impl Conn {
 
     fn send(&mut self, mut data: &[u8], deadline: Instant) -> Result<(), RespError> {
         let fd = self.sock.fd();
+        if let Sock::Tls(_, tls) = &mut self.sock {
+            tls.writer()
+                .write_all(data)
+                .map_err(|e| RespError::Io(e.to_string()))?;
+            return flush_tls(fd, tls, deadline);
+        }
         while !data.is_empty() {
             // SAFETY: `data` is a valid slice; MSG_NOSIGNAL: EPIPE instead of SIGPIPE.
             let n = unsafe {
@@ -314,6 +438,19 @@ impl Conn {
             }
         }
         let fd = self.sock.fd();
+        if let Sock::Tls(_, tls) = &mut self.sock {
+            loop {
+                match tls.reader().read(&mut self.buf[self.end..]) {
+                    Ok(0) => return Err(RespError::Io("connection closed by Redis".into())),
+                    Ok(n) => {
+                        self.end += n;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => read_tls(fd, tls, deadline)?,
+                    Err(e) => return Err(RespError::Io(e.to_string())),
+                }
+            }
+        }
         loop {
             let free = &mut self.buf[self.end..];
             // SAFETY: `free` is a valid writable slice.
@@ -462,7 +599,7 @@ mod tests {
             b":42\r\n+OK\r\n",
         ]);
         let d = || Instant::now() + Duration::from_secs(5);
-        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), 100, d()).unwrap();
+        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), None, 100, d()).unwrap();
         assert_eq!(
             c.call(&[b"GET", b"k"], d()).unwrap(),
             Reply::Bulk(b"hello".to_vec())
@@ -488,7 +625,7 @@ mod tests {
     fn a_bulk_over_the_limit_is_refused_from_its_header() {
         let addr = serve(vec![b"$10485760\r\n"]);
         let d = Instant::now() + Duration::from_secs(5);
-        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), 65536, d).unwrap();
+        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), None, 65536, d).unwrap();
         let e = c.call(&[b"GET", b"k"], d).unwrap_err();
         assert!(matches!(e, RespError::TooLarge(10485760)), "{e}");
         assert!(!e.keeps_connection());

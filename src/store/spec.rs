@@ -1,5 +1,5 @@
 //! Store specifications as hosts and the demo server write them: `memory[:SIZE]`,
-//! `shm:SIZE`, `redis://[user:password@]HOST:PORT[/DB]`.
+//! `shm:SIZE`, `redis://[user:password@]HOST:PORT[/DB]`, `rediss://...?ca_file=PATH` (TLS).
 
 /// A parsed store specification. Its `Debug` hides Redis credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,9 +42,12 @@ impl StoreSpec {
             crate::size::parse(s)
                 .ok_or_else(|| SpecError(format!("{s:?} is not a size like 10m, 512k or 1g")))
         };
-        if spec.starts_with("redis://") {
-            if spec.len() == "redis://".len() {
-                return Err(SpecError("redis:// needs a HOST:PORT".into()));
+        if spec.starts_with("redis://")
+            || spec.starts_with("rediss://")
+            || spec.starts_with("redis+sentinel://")
+        {
+            if spec.ends_with("://") {
+                return Err(SpecError(format!("{spec} needs a HOST:PORT")));
             }
             super::redis::RedisSpec::parse(spec).map_err(SpecError)?;
             return Ok(StoreSpec::Redis(spec.to_owned()));
