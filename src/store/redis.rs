@@ -470,6 +470,14 @@ impl Breaker {
                 .is_ok()
     }
 
+    /// An open breaker lets the next call probe now (Redis moved).
+    fn probe_now(&self) {
+        let until = self.open_until.load(Relaxed);
+        if until != 0 {
+            let _ = self.open_until.compare_exchange(until, 1, Relaxed, Relaxed);
+        }
+    }
+
     fn state(&self) -> u64 {
         match self.open_until.load(Relaxed) {
             0 => 0,
@@ -676,6 +684,11 @@ impl Remote {
             self.options.max_record,
             deadline,
         )
+        .inspect(|_| {
+            if !matches!(self.host, Host::Fixed(_)) {
+                target.connected();
+            }
+        })
         .map_err(|e| {
             target.connect_failed(&addr);
             match e {
@@ -888,6 +901,10 @@ impl Writer {
             self.conn = None;
         }
         if self.conn.is_none() {
+            if !matches!(r.host, Host::Fixed(_)) {
+                // The writer may wait for the first resolution (lookups never do).
+                self.pool.target.wait_first(deadline);
+            }
             self.conn = Some((generation, r.connect(&self.pool.target, deadline)?));
         }
         let (_, conn) = self.conn.as_mut().expect("connected above");
@@ -1051,6 +1068,8 @@ struct Resolved {
     why: Option<String>,
     /// Resolve again now.
     refresh: bool,
+    /// Connections failed since the last one made: resolve again every `retry`, not `every`.
+    unhealthy: bool,
     closing: bool,
 }
 
@@ -1073,10 +1092,27 @@ impl Target {
         self.refresh();
     }
 
+    /// A connection was made: back to resolving every `every`.
+    fn connected(&self) {
+        let mut s = self.state.lock();
+        s.unhealthy = false;
+    }
+
+    /// Waits until a first resolution ended (for the writer, which may wait), or `deadline`.
+    fn wait_first(&self, deadline: Instant) {
+        let mut s = self.state.lock();
+        while s.addrs.is_empty() && s.why.is_none() && !s.closing {
+            if self.wake.wait_until(&mut s, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+
     /// Asks for a fresh resolution soon (a connection failed, or Redis said READONLY: a
     /// failover).
     fn refresh(&self) {
         let mut s = self.state.lock();
+        s.unhealthy = true;
         if !s.refresh {
             s.refresh = true;
             self.wake.notify_one();
@@ -1094,6 +1130,7 @@ impl Target {
     fn run(
         &self,
         resolve: &dyn Fn() -> Result<Vec<Addr>, String>,
+        changed: &dyn Fn(),
         every: Duration,
         retry: Duration,
     ) {
@@ -1115,12 +1152,20 @@ impl Target {
             let next = match resolved {
                 Ok(addrs) if !addrs.is_empty() => {
                     if addrs != s.addrs {
+                        let first = s.addrs.is_empty();
                         s.addrs = addrs;
                         s.current = 0;
                         self.generation.fetch_add(1, Relaxed);
+                        if !first {
+                            changed();
+                        }
                     }
                     s.why = None;
-                    every
+                    if s.unhealthy {
+                        retry
+                    } else {
+                        every
+                    }
                 }
                 // Addresses resolved before stay in use.
                 Ok(_) => {
@@ -1132,6 +1177,7 @@ impl Target {
                     retry
                 }
             };
+            self.wake.notify_all();
             let until = Instant::now() + next;
             while !s.refresh && !s.closing && !self.wake.wait_until(&mut s, until).timed_out() {}
         }
@@ -1268,10 +1314,13 @@ impl ProcessState {
             _ => (RESOLVE_EVERY, RESOLVE_RETRY),
         };
         if let Some(resolver) = resolver {
-            let p = pool.clone();
+            let (p, r) = (pool.clone(), remote.clone());
+            // A new address (a failover): connections to the old one are dropped (generation)
+            // and an open breaker probes the new one at once.
+            let changed = move || r.breaker.probe_now();
             match std::thread::Builder::new()
                 .name("snicache-redis-resolve".into())
-                .spawn(move || p.target.run(&*resolver, every, retry))
+                .spawn(move || p.target.run(&*resolver, &changed, every, retry))
             {
                 Ok(h) => state.resolver = Some(h),
                 Err(e) => {
