@@ -124,9 +124,19 @@ fn main() {
     let faults = n / 4;
     let unavailable = |l: Lookup| matches!(l, Lookup::Unavailable);
     // A 10 MB value under the session key: refused from its length header.
-    let huge = vec![b'x'; 10 << 20];
-    std::fs::write(std::env::temp_dir().join("snicache-bench-huge"), &huge).unwrap();
-    let huge_key = format!("snicache:v1:a.test:{}", "5a".repeat(32));
+    std::fs::write(
+        std::env::temp_dir().join("snicache-bench-huge"),
+        vec![b'x'; 10 << 20],
+    )
+    .unwrap();
+    let huge = key(9 * n);
+    let huge_key = format!(
+        "snicache:v1:a.test:{}",
+        huge.id()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -138,7 +148,7 @@ fn main() {
     assert!(status.success());
     let _ = std::fs::remove_file(std::env::temp_dir().join("snicache-bench-huge"));
     let big = store(&format!("redis://127.0.0.1:{port}?backoff_ms=10"));
-    let huge_value = measure(0..faults, |_| unavailable(big.get(&key(0), now)));
+    let huge_value = measure(0..faults, |_| unavailable(big.get(&huge, now)));
     let big_errors = big.remote_stats().errors;
     let _ = redis.kill();
     let _ = redis.wait();

@@ -1976,6 +1976,37 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_urls_parse() {
+        let s = RedisSpec::parse(
+            "redis+sentinel://u:pw@10.0.0.1:26379,s2:26380,s3/mymaster/2?budget_ms=7",
+        )
+        .unwrap();
+        let (sentinels, master) = s.sentinel.clone().unwrap();
+        assert_eq!(
+            sentinels,
+            vec![
+                ("10.0.0.1".into(), 26379),
+                ("s2".into(), 26380),
+                ("s3".into(), 26379)
+            ]
+        );
+        assert_eq!(master, "mymaster");
+        assert_eq!(s.options.budget, Duration::from_millis(7));
+        assert!(!format!("{s:?}").contains("pw") && s.shown().contains("***@10.0.0.1"));
+        let info = s.url.as_str().into_connection_info().unwrap();
+        assert_eq!(info.redis.db, 2);
+        assert_eq!(info.redis.password.as_deref(), Some("pw"));
+        for bad in [
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:1/",
+            "redis+sentinel://h:x/m",
+            "redis+sentinel://:1/m",
+        ] {
+            assert!(RedisSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn seal_keys_rotate_and_keep_the_previous_for_opening() {
         let k = SealKeys::new(&[1; 32], false);
         let old = k.seal(b"aad", b"record");

@@ -639,6 +639,7 @@ mod tests {
         let mut c = Conn::connect(
             &Addr::Tcp(addr),
             &Setup::default(),
+            None,
             100,
             start + Duration::from_secs(5),
         )
