@@ -27,8 +27,8 @@ refused "seal key file of 100 bytes" "100 bytes, 32 to 64 needed" \
     --store "redis://127.0.0.1:1/0" --seal-key-file "$TMP/100.key"
 refused "seal key file that is a directory" "is a directory" \
     --store "redis://127.0.0.1:1/0" --seal-key-file "$TMP/keydir"
-refused "--async-lookup with the memory store" "needs a redis:// --store" --async-lookup
-refused "--async-lookup with an shm store" "needs a redis:// --store" --async-lookup --store shm:1m
+refused "--async-lookup with the memory store" "needs a redis:// or rediss:// --store" --async-lookup
+refused "--async-lookup with an shm store" "needs a redis:// or rediss:// --store" --async-lookup --store shm:1m
 refused "Redis database index out of range" "out of range" \
     --store "redis://127.0.0.1:1/99999999" --seal-key-file "$TMP/seal.key"
 echo "== a database index over what this Redis has (16 by default)"
