@@ -48,17 +48,25 @@ fn measure(ids: std::ops::Range<u32>, mut f: impl FnMut(u32) -> bool) -> Figures
     (at(0.5), at(0.99), at(0.999), us(*t.last().unwrap()))
 }
 
-/// As `measure`, with a pause before each call (so that each one finds the breaker half-open
-/// and goes to Redis).
+/// As `measure`, with a pause (not timed) before each call, so that each one finds the
+/// breaker half-open and goes to Redis.
 fn measure_paced(
     ids: std::ops::Range<u32>,
     pause: Duration,
     mut f: impl FnMut(u32) -> bool,
 ) -> Figures {
-    measure(ids, |i| {
-        std::thread::sleep(pause);
-        f(i)
-    })
+    let mut t: Vec<Duration> = ids
+        .map(|n| {
+            std::thread::sleep(pause);
+            let start = Instant::now();
+            assert!(f(n), "unexpected lookup answer for {n}");
+            start.elapsed()
+        })
+        .collect();
+    t.sort();
+    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
+    let at = |p: f64| us(t[((t.len() - 1) as f64 * p) as usize]);
+    (at(0.5), at(0.99), at(0.999), us(*t.last().unwrap()))
 }
 
 fn free_port() -> u16 {
@@ -167,6 +175,11 @@ fn main() {
     let big_stats = big.remote_stats();
     let _ = redis.kill();
     let _ = redis.wait();
+    // The machine's own wakeup latency, as a baseline for the timed-out lookups: a 5 ms sleep.
+    let sleep_5ms = measure_paced(0..faults, pause, |_| {
+        std::thread::sleep(Duration::from_millis(5));
+        true
+    });
     // A host name that does not resolve (RFC 6761 .invalid).
     let nowhere = store("redis://snicache-bench.invalid:6379?backoff_ms=10");
     let no_name = measure(0..faults, |i| unavailable(nowhere.get(&key(i), now)));
@@ -211,6 +224,11 @@ fn main() {
     println!("| fault | p50 µs | p99 µs | p99.9 µs | max µs | lookups |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, (p50, p99, p999, max), reached) in [
+        (
+            "baseline: a 5 ms sleep (this machine's wakeup latency)",
+            sleep_5ms,
+            "-".to_owned(),
+        ),
         (
             "Redis stalled (SIGSTOP)",
             stalled_lookups,
