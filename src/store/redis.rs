@@ -1184,6 +1184,9 @@ impl Target {
     }
 }
 
+/// What the resolver thread runs: host name resolution, or asking the sentinels.
+type Resolve = dyn Fn() -> Result<Vec<Addr>, String> + Send;
+
 /// The addresses of `name:port`.
 fn resolve(name: &str, port: u16) -> Result<Vec<Addr>, String> {
     std::net::ToSocketAddrs::to_socket_addrs(&(name, port))
@@ -1297,8 +1300,7 @@ impl ProcessState {
             fetchers: Vec::new(),
             _subscriber: bus::Subscriber::start(remote, local, &pool),
         };
-        let resolver: Option<Box<dyn Fn() -> Result<Vec<Addr>, String> + Send>> = match &remote.host
-        {
+        let resolver: Option<Box<Resolve>> = match &remote.host {
             Host::Fixed(_) => None,
             Host::Name(name, port) => {
                 let (name, port) = (name.clone(), *port);
