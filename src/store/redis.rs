@@ -138,7 +138,7 @@ pub struct TlsFiles {
 
 impl std::fmt::Debug for RedisSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisSpec({}, {:?})", redact(&self.url), self.options)
+        write!(f, "RedisSpec({}, {:?})", redact(&self.given), self.options)
     }
 }
 
@@ -235,7 +235,10 @@ impl RedisSpec {
                     None => (h, Some(26379)),
                 };
                 match port {
-                    Some(port) if !host.is_empty() => sentinels.push((host.to_owned(), port)),
+                    Some(port) if !host.is_empty() => {
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        sentinels.push((host.to_owned(), port))
+                    }
                     _ => return Err(format!("{shown}: {h:?} is not a sentinel HOST:PORT")),
                 }
             }
@@ -1980,7 +1983,7 @@ mod tests {
     #[test]
     fn sentinel_urls_parse() {
         let s = RedisSpec::parse(
-            "redis+sentinel://u:pw@10.0.0.1:26379,s2:26380,s3/mymaster/2?budget_ms=7",
+            "redis+sentinel://u:pw@10.0.0.1:26379,s2:26380,s3,[::1]:5/mymaster/2?budget_ms=7",
         )
         .unwrap();
         let (sentinels, master) = s.sentinel.clone().unwrap();
@@ -1989,7 +1992,8 @@ mod tests {
             vec![
                 ("10.0.0.1".into(), 26379),
                 ("s2".into(), 26380),
-                ("s3".into(), 26379)
+                ("s3".into(), 26379),
+                ("::1".into(), 5)
             ]
         );
         assert_eq!(master, "mymaster");
