@@ -26,5 +26,11 @@ for t, _, _ in (r for r in rows if r[0] >= end):
     if len(second) >= 20 and second[-1][0] > t + 0.8 and pct(second) >= 0.9 * before:
         recovered, after = int(1000 * (t - end)), pct(second)
         break
+# Resumed % per 500 ms from the end of the fault, to see the shape of the recovery.
+shape = []
+t = end
+while t < rows[-1][0]:
+    shape.append(str(pct([r for r in rows if t <= r[0] < t + 0.5])))
+    t += 0.5
 print(f"total={len(rows)} failed={sum(not r[1] for r in rows)} before={before} "
-      f"during={during} recovered_ms={recovered} after={after}")
+      f"during={during} recovered_ms={recovered} after={after} per_500ms_after=[{','.join(shape)}]")
