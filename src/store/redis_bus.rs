@@ -261,7 +261,13 @@ fn subscribe(
     closing: &AtomicBool,
     missed: bool,
 ) -> Result<(), String> {
+    // Where the writer writes: a new address (a Sentinel failover) means subscribing there.
+    let generation = pool.target.generation();
     let deadline = || Instant::now() + r.options.write_timeout;
+    // A host name or Sentinel: the first resolution may still be under way.
+    if !matches!(r.host, super::Host::Fixed(_)) {
+        pool.target.wait_first(deadline());
+    }
     let mut conn = r.connect(&pool.target, deadline()).map_err(|f| match f {
         super::Failure::Timeout => "timed out".to_owned(),
         super::Failure::Error(m) | super::Failure::Reply(m) => m,
@@ -275,6 +281,9 @@ fn subscribe(
     loop {
         if closing.load(Relaxed) {
             return Ok(());
+        }
+        if pool.target.generation() != generation {
+            return Err("Redis moved (a new master)".into());
         }
         if !conn
             .readable(Instant::now() + POLL)

@@ -379,6 +379,20 @@ impl Conn {
             return Ok(true);
         }
         let fd = self.sock.fd();
+        if let Sock::Tls(_, tls) = &mut self.sock {
+            // Plaintext rustls already holds does not show on the socket.
+            self.start = 0;
+            self.end = 0;
+            match tls.reader().read(&mut self.buf) {
+                Ok(0) => return Err(RespError::Io("connection closed by Redis".into())),
+                Ok(n) => {
+                    self.end = n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(RespError::Io(e.to_string())),
+            }
+        }
         match wait(fd, libc::POLLIN, deadline) {
             Ok(()) => Ok(true),
             Err(RespError::Timeout) => Ok(false),
