@@ -643,3 +643,16 @@ fn host_names_resolve_off_the_lookup_path() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn take_removes_from_redis_once_on_the_store_connections() {
+    let r = RedisServer::start();
+    let (one, two) = (store(&r.url(), &[7; 32]), store(&r.url(), &[7; 32]));
+    put_and_flush(&one, key(0, 1), now() + 300);
+    assert!(two.take(&key(0, 1)), "the first take removes the key");
+    assert!(
+        !one.take(&key(0, 1)),
+        "a second take, from another server, does not"
+    );
+    assert_eq!(two.remote_stats().errors, 0);
+}
