@@ -27,7 +27,10 @@
 //! refused there, and a server that starts later does not learn earlier ticket revocations.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
+
+use parking_lot::lock_api::RawRwLock as _;
+use parking_lot::RwLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,29 @@ use super::resp::{Conn, Reply, RespError};
 use super::{unix_now, Pool, Remote};
 use crate::store::memory::MemoryStore;
 use crate::store::{Key, Store, Value, MAX_ID_LEN};
+
+/// Held (shared) by the subscriber thread while it changes the local tier, and exclusively by a
+/// thread that forks, from `pthread_atfork`'s prepare until the fork returns: a child never
+/// starts with a local-tier shard lock held by a thread it does not have.
+static FORK_GUARD: RwLock<()> = parking_lot::const_rwlock(());
+
+extern "C" fn fork_prepare() {
+    // SAFETY: taken here and released by exactly one of the two handlers below in each process.
+    unsafe { FORK_GUARD.raw().lock_exclusive() };
+}
+
+extern "C" fn fork_done() {
+    // SAFETY: the forking thread took it exclusively in fork_prepare.
+    unsafe { FORK_GUARD.force_unlock_write() };
+}
+
+fn guard_forks() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: the handlers only take and release FORK_GUARD.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_done), Some(fork_done)) };
+    });
+}
 
 /// The channel every server of a fleet publishes on and subscribes to.
 pub(super) const CHANNEL: &str = "snicache:v1:invalidations";
@@ -150,6 +176,7 @@ fn receive(r: &Remote, local: &MemoryStore, payload: &[u8]) -> bool {
     let Some((kind, key, sealed)) = parse() else {
         return false;
     };
+    let _fork = FORK_GUARD.read();
     let opened = (kind != Kind::Remove)
         .then(|| r.unseal(&key, sealed))
         .flatten()
@@ -186,6 +213,7 @@ impl Subscriber {
         local: &Arc<MemoryStore>,
         pool: &Arc<Pool>,
     ) -> Option<Subscriber> {
+        guard_forks();
         let closing = Arc::new(AtomicBool::new(false));
         let (r, l, p, c) = (remote.clone(), local.clone(), pool.clone(), closing.clone());
         match std::thread::Builder::new()
@@ -275,6 +303,7 @@ fn subscribe(
     conn.call(&[b"SUBSCRIBE", CHANNEL.as_bytes()], deadline())
         .map_err(|e| super::scrub(&e.to_string(), &r.url))?;
     if missed {
+        let _fork = FORK_GUARD.read();
         local.clear();
         r.warn("invalidation subscription back; local tier emptied (sessions are fetched from Redis again)");
     }
