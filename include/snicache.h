@@ -675,15 +675,17 @@ typedef int (*snicache_rule_cb)(void *userdata, const snicache_rule_input *input
  Looks up the record stored under (`vhost`, `id`). Write it into `buf` (capacity `cap`,
  64 KiB) and its length into `*out_len`, then answer `SNICACHE_STORE_STATUS_FOUND`.
  `vhost` is the vhost's name as configured (not NUL-terminated); `id` is 1 to 32 bytes.
+ The answer is a `snicache_store_status` value returned as a `uint32_t`; any other number is a
+ store error (a full handshake, counted).
  */
-typedef snicache_store_status (*snicache_store_get_cb)(void *userdata,
-                                                       const char *vhost,
-                                                       size_t vhost_len,
-                                                       const uint8_t *id,
-                                                       size_t id_len,
-                                                       uint8_t *buf,
-                                                       size_t cap,
-                                                       size_t *out_len);
+typedef uint32_t (*snicache_store_get_cb)(void *userdata,
+                                          const char *vhost,
+                                          size_t vhost_len,
+                                          const uint8_t *id,
+                                          size_t id_len,
+                                          uint8_t *buf,
+                                          size_t cap,
+                                          size_t *out_len);
 
 /*
  Stores `value` (an opaque, versioned snicache record; copy it) under (`vhost`, `id`) until
