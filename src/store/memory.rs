@@ -309,7 +309,8 @@ impl MemoryStore {
 
     fn shard(&self, key: &Key) -> (&Mutex<Shard>, Hashed) {
         let hash = self.hasher.hash(key);
-        // The map's buckets use the low bits and its tags the top 7: keep the shard apart.
+        // The shard's table takes its slot from the low bits: pick the shard from bits 32.. so
+        // the two stay independent.
         let shard = &self.shards[((hash >> 32) as usize) & (self.shards.len() - 1)].0;
         (shard, Hashed { hash, key: *key })
     }
