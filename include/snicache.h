@@ -1183,14 +1183,18 @@ snicache_result snicache_shm_inherited(const snicache_cache *cache, bool *out_in
 snicache_result snicache_shm_health_get(const snicache_cache *cache,
                                         snicache_shm_health *out_health);
 
+#if defined(SNICACHE_TEST_HOOKS)
 /*
  FOR TESTS ONLY: the address and length of the cache's shared mapping, writable. Writing to it
  plays a misbehaving worker; the store must answer such damage with counted misses, never with
  garbage. Valid while the cache lives. Not for production use: nothing else needs the mapping.
+ Only in a library built with the `test-hooks` feature; declared when `SNICACHE_TEST_HOOKS`
+ is defined.
  */
 snicache_result snicache_debug_shm_mapping(const snicache_cache *cache,
                                            void **out_base,
                                            size_t *out_len);
+#endif
 
 /*
  OpenSSL's ticket key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`, or the HMAC_CTX one
