@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer (nightly, std rebuilt with it) over the shm and Redis store tests: their unit
-# tests and tests/redis_store.rs (which starts its own redis-server on a free loopback port).
+# tests, tests/redis_store.rs and tests/redis_invalidation.rs (which start their own
+# redis-server on free loopback ports).
 # BoringSSL's C code (boring-sys) is linked uninstrumented: TSan still sees every Rust access
 # and every pthread call, and only our crypto runs in that C code. Run from scripts/test.sh
 # after `cargo build`, whose BoringSSL build it reuses.
@@ -25,7 +26,8 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 cargo=(cargo +nightly test --locked -Zbuild-std --target "$target" --target-dir target/tsan)
 "${cargo[@]}" --lib -- store::shm store::redis "$@"
-# Skipped here only (it runs in `cargo test`): its forked child starts threads, which TSan
-# cannot follow after a fork of a multi-threaded process (it dies: "starting new threads after
-# multi-threaded fork is not supported").
+"${cargo[@]}" --test redis_invalidation -- "$@"
+# One test skipped here only (it runs in `cargo test`): its forked child starts threads, which
+# TSan cannot follow after a fork of a multi-threaded process (it dies: "starting new threads
+# after multi-threaded fork is not supported").
 "${cargo[@]}" --test redis_store -- --skip a_forked_child_writes_and_fetches_through_its_own_threads "$@"
