@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, the C tests (plain, ASan+UBSan, and
+# The whole test suite: Rust unit and integration tests, Miri and ThreadSanitizer over the
+# stores and engine (scripts/miri.sh, scripts/tsan.sh), the C tests (plain, ASan+UBSan, and
 # valgrind with SNICACHE_TEST_QUICK=1 so long tests run fewer rounds), and the black-box tests
 # against the demo server. Prints "N passed, M failed" last and exits non-zero when anything
 # failed.
