@@ -1,7 +1,8 @@
 /* A store supplied by the host (snicache_config_set_store_callbacks) on OpenSSL 3: sessions are
  * put, found and removed through it under (vhost name, id); a "pending" answer (which OpenSSL
- * cannot wait for), a failing store and a corrupt record each give a clean full handshake,
- * counted; and the policy still decides (another name is refused). */
+ * cannot wait for), a failing store, an answer outside snicache_store_status and a corrupt record
+ * each give a clean full handshake, counted; and the policy still decides (another name is
+ * refused). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,7 @@ struct slot {
 static struct host_store {
     pthread_mutex_t lock;
     struct slot slots[SLOTS];
-    int mode; /* 0 normal, 1 pending, 2 error, 3 corrupt */
+    int mode; /* 0 normal, 1 pending, 2 error, 3 corrupt, 4 status out of range */
     int puts, gets, removes;
     char last_vhost[256];
 } store = {PTHREAD_MUTEX_INITIALIZER, {{{0}, {0}, 0, {0}, 0, 0}}, 0, 0, 0, 0, {0}};
@@ -39,11 +40,11 @@ static struct slot *find(const char *vhost, size_t vlen, const uint8_t *id, size
     return NULL;
 }
 
-static snicache_store_status get_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id, size_t id_len,
-                                    uint8_t *buf, size_t cap, size_t *out_len)
+static uint32_t get_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id, size_t id_len, uint8_t *buf,
+                       size_t cap, size_t *out_len)
 {
     struct slot *s;
-    snicache_store_status r = SNICACHE_STORE_STATUS_MISSING;
+    uint32_t r = SNICACHE_STORE_STATUS_MISSING;
     (void)ud;
     pthread_mutex_lock(&store.lock);
     store.gets++;
@@ -52,6 +53,8 @@ static snicache_store_status get_cb(void *ud, const char *vhost, size_t vlen, co
         r = SNICACHE_STORE_STATUS_PENDING;
     else if (store.mode == 2)
         r = SNICACHE_STORE_STATUS_ERROR;
+    else if (store.mode == 4)
+        r = 0x7fffffffu; /* no snicache_store_status: a store error, never undefined behaviour */
     else if ((s = find(vhost, vlen, id, id_len)) != NULL && s->len <= cap) {
         memcpy(buf, s->value, s->len);
         if (store.mode == 3)
@@ -109,9 +112,10 @@ int main(void)
     snicache_config *config = h_config(names, ctxs, 2);
     const snicache_cache *cache = NULL;
     struct h_opts o;
-    struct h_result first, again, pending, failing, corrupt, other;
+    struct h_result first, again, pending, failing, corrupt, other, strange;
     SSL_SESSION *forged;
     snicache_stats st;
+    uint64_t errors;
 
     CHECK(snicache_config_set_store_callbacks(config, get_cb, put_cb, NULL, NULL) == SNICACHE_RESULT_NULL_PARAMETER);
     CHECK_OK(snicache_config_set_store_callbacks(config, get_cb, put_cb, remove_cb, NULL));
@@ -143,15 +147,22 @@ int main(void)
     store.mode = 2;
     failing = h_connect(listener, client, &o);
     CHECK(failing.ok && !failing.resumed);
+    st = h_stats(cache, NULL);
+    errors = st.store_errors;
+    CHECK(errors >= 1);
+    store.mode = 4;
+    strange = h_connect(listener, client, &o);
+    CHECK(strange.ok && !strange.resumed);
+    st = h_stats(cache, NULL);
+    CHECK(st.store_errors == errors + 1 && st.hits == 1);
     store.mode = 3;
     corrupt = h_connect(listener, client, &o);
     CHECK(corrupt.ok && !corrupt.resumed);
     CHECK(store.removes >= 1); /* the corrupt record was dropped */
     store.mode = 0;
 
-
     st = h_stats(cache, NULL);
-    CHECK(st.hits == 1 && st.pending == 1 && st.store_errors >= 1 && st.corrupt == 1);
+    CHECK(st.hits == 1 && st.pending == 1 && st.store_errors == errors + 1 && st.corrupt == 1);
     if (h_failures)
         fprintf(stderr, "  hits=%llu pending=%llu store_errors=%llu corrupt=%llu puts=%d gets=%d removes=%d\n",
                 (unsigned long long)st.hits, (unsigned long long)st.pending, (unsigned long long)st.store_errors,
@@ -162,6 +173,7 @@ int main(void)
     SSL_SESSION_free(pending.session);
     SSL_SESSION_free(failing.session);
     SSL_SESSION_free(corrupt.session);
+    SSL_SESSION_free(strange.session);
     SSL_SESSION_free(other.session);
     SSL_SESSION_free(forged);
     snicache_cache_free(cache);

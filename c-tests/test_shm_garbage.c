@@ -1,6 +1,6 @@
 /* Garbage in the shared mapping, as a misbehaving process could write it. Sessions are made on
  * a "shm:1m" cache, then bytes of the mapping (reached through the test-only
- * snicache_debug_shm_mapping) are overwritten: first scattered random bytes over the whole
+ * snicache_debug_shm_mapping, in a library built with `--features test-hooks`) are overwritten: first scattered random bytes over the whole
  * mapping (header, lock words, shard state, slots, counters), round after round, then every
  * byte (0xa5). After each round every stored session is offered again. No handshake may fail
  * or take over 1 s (a damaged entry is a counted miss and a full handshake, never a resumption
@@ -13,7 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#define SNICACHE_TEST_HOOKS 1 /* declares snicache_debug_shm_mapping */
 #include "harness.h"
+
+/* Weak: the other tests and the demo, built with this one, link against a library built without
+ * the feature too; this test then fails, saying so. */
+#pragma weak snicache_debug_shm_mapping
 
 #define SESSIONS 100
 
@@ -46,6 +51,10 @@ int main(void)
     memset(&after, 0, sizeof after);
     if (quick != NULL && strcmp(quick, "1") == 0)
         rounds = 5;
+    if (snicache_debug_shm_mapping == NULL) {
+        fprintf(stderr, "FAIL shm_garbage: libsnicache built without --features test-hooks\n");
+        return 1;
+    }
     cache = h_stateful_new(names, "shm:1m", ctxs, &listener, &client, &config);
     CHECK_OK(snicache_debug_shm_mapping(cache, &vbase, &len));
     if (cache == NULL || vbase == NULL)

@@ -675,15 +675,17 @@ typedef int (*snicache_rule_cb)(void *userdata, const snicache_rule_input *input
  Looks up the record stored under (`vhost`, `id`). Write it into `buf` (capacity `cap`,
  64 KiB) and its length into `*out_len`, then answer `SNICACHE_STORE_STATUS_FOUND`.
  `vhost` is the vhost's name as configured (not NUL-terminated); `id` is 1 to 32 bytes.
+ The answer is a `snicache_store_status` value returned as a `uint32_t`; any other number is a
+ store error (a full handshake, counted).
  */
-typedef snicache_store_status (*snicache_store_get_cb)(void *userdata,
-                                                       const char *vhost,
-                                                       size_t vhost_len,
-                                                       const uint8_t *id,
-                                                       size_t id_len,
-                                                       uint8_t *buf,
-                                                       size_t cap,
-                                                       size_t *out_len);
+typedef uint32_t (*snicache_store_get_cb)(void *userdata,
+                                          const char *vhost,
+                                          size_t vhost_len,
+                                          const uint8_t *id,
+                                          size_t id_len,
+                                          uint8_t *buf,
+                                          size_t cap,
+                                          size_t *out_len);
 
 /*
  Stores `value` (an opaque, versioned snicache record; copy it) under (`vhost`, `id`) until
@@ -1181,14 +1183,18 @@ snicache_result snicache_shm_inherited(const snicache_cache *cache, bool *out_in
 snicache_result snicache_shm_health_get(const snicache_cache *cache,
                                         snicache_shm_health *out_health);
 
+#if defined(SNICACHE_TEST_HOOKS)
 /*
  FOR TESTS ONLY: the address and length of the cache's shared mapping, writable. Writing to it
  plays a misbehaving worker; the store must answer such damage with counted misses, never with
  garbage. Valid while the cache lives. Not for production use: nothing else needs the mapping.
+ Only in a library built with the `test-hooks` feature; declared when `SNICACHE_TEST_HOOKS`
+ is defined.
  */
 snicache_result snicache_debug_shm_mapping(const snicache_cache *cache,
                                            void **out_base,
                                            size_t *out_len);
+#endif
 
 /*
  OpenSSL's ticket key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`, or the HMAC_CTX one

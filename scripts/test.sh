@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit and integration tests, the C tests (plain, ASan+UBSan, and
+# The whole test suite: Rust unit and integration tests, Miri and ThreadSanitizer over the
+# stores and engine (scripts/miri.sh, scripts/tsan.sh), the C tests (plain, ASan+UBSan, and
 # valgrind with SNICACHE_TEST_QUICK=1 so long tests run fewer rounds), and the black-box tests
 # against the demo server. Prints "N passed, M failed" last and exits non-zero when anything
 # failed.
@@ -23,10 +24,14 @@ step() {
     fi
 }
 
-step "cargo build" cargo build --locked
-step "cargo test" cargo test --locked
+# test-hooks: the library also exports snicache_debug_shm_mapping, for c-tests/test_shm_garbage.c.
+step "cargo build" cargo build --locked --features test-hooks
+step "cargo test" cargo test --locked --features test-hooks
 # Ignored by default (a million sessions): resident memory within the bound, flat lookups.
-step "flood: 1M sessions into 10m stores" cargo test --locked --test flood -- --ignored --nocapture --test-threads 1
+step "flood: 1M sessions into 10m stores" cargo test --locked --features test-hooks --test flood -- --ignored --nocapture --test-threads 1
+# Nightly checks for undefined behaviour and data races (each a few minutes on 2 cores).
+step "miri: engine, record, memory store" scripts/miri.sh
+step "tsan: shm and Redis stores" scripts/tsan.sh
 step "c-tests build (plain, asan)" make -s -C c-tests all asan
 for t in target/c/test_*; do
     [ -x "$t" ] || continue

@@ -485,12 +485,12 @@ unsafe extern "C" fn store_get(
     buf: *mut u8,
     cap: usize,
     out_len: *mut usize,
-) -> snicache_store_status {
+) -> u32 {
     let s = &*(ud as *const HostStore);
     s.gets.fetch_add(1, Ordering::SeqCst);
     match s.mode.load(Ordering::SeqCst) {
-        1 => return snicache_store_status::Pending,
-        2 => return snicache_store_status::Error,
+        1 => return snicache_store_status::Pending as u32,
+        2 => return snicache_store_status::Error as u32,
         _ => {}
     }
     let key = (bytes(vhost, vhost_len), bytes(id, id_len));
@@ -498,9 +498,9 @@ unsafe extern "C" fn store_get(
         Some(v) if v.len() <= cap => {
             std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len());
             *out_len = v.len();
-            snicache_store_status::Found
+            snicache_store_status::Found as u32
         }
-        _ => snicache_store_status::Missing,
+        _ => snicache_store_status::Missing as u32,
     }
 }
 

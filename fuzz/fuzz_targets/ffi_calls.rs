@@ -207,8 +207,8 @@ unsafe extern "C" fn store_get(
     _: *mut u8,
     _: usize,
     _: *mut usize,
-) -> snicache_store_status {
-    snicache_store_status::Missing
+) -> u32 {
+    snicache_store_status::Missing as u32
 }
 unsafe extern "C" fn store_put(
     _: *mut c_void,

@@ -211,9 +211,25 @@ pub enum snicache_store_status {
     Error = 3,
 }
 
+impl TryFrom<u32> for snicache_store_status {
+    type Error = u32;
+
+    fn try_from(n: u32) -> Result<Self, u32> {
+        Ok(match n {
+            0 => Self::Found,
+            1 => Self::Missing,
+            2 => Self::Pending,
+            3 => Self::Error,
+            n => return Err(n),
+        })
+    }
+}
+
 /// Looks up the record stored under (`vhost`, `id`). Write it into `buf` (capacity `cap`,
 /// 64 KiB) and its length into `*out_len`, then answer `SNICACHE_STORE_STATUS_FOUND`.
 /// `vhost` is the vhost's name as configured (not NUL-terminated); `id` is 1 to 32 bytes.
+/// The answer is a `snicache_store_status` value returned as a `uint32_t`; any other number is a
+/// store error (a full handshake, counted).
 pub type snicache_store_get_cb = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -224,7 +240,7 @@ pub type snicache_store_get_cb = Option<
         buf: *mut u8,
         cap: usize,
         out_len: *mut usize,
-    ) -> snicache_store_status,
+    ) -> u32,
 >;
 
 /// Stores `value` (an opaque, versioned snicache record; copy it) under (`vhost`, `id`) until
@@ -265,7 +281,7 @@ pub(crate) struct CStoreCallbacks {
         *mut u8,
         usize,
         *mut usize,
-    ) -> snicache_store_status,
+    ) -> u32,
     pub put: unsafe extern "C" fn(
         *mut c_void,
         *const c_char,
@@ -324,14 +340,17 @@ impl Store for CStore {
                 &mut len,
             )
         };
-        match status {
-            snicache_store_status::Found if len <= buf.len() => {
+        // Read as a number: a C value outside the enum would be undefined behaviour as one.
+        match snicache_store_status::try_from(status) {
+            Ok(snicache_store_status::Found) if len <= buf.len() => {
                 buf.truncate(len);
                 Lookup::Hit(Value::new(buf))
             }
-            snicache_store_status::Missing => Lookup::Miss,
-            snicache_store_status::Pending => Lookup::Pending,
-            _ => Lookup::Unavailable,
+            Ok(snicache_store_status::Missing) => Lookup::Miss,
+            Ok(snicache_store_status::Pending) => Lookup::Pending,
+            Ok(snicache_store_status::Found | snicache_store_status::Error) | Err(_) => {
+                Lookup::Unavailable
+            }
         }
     }
 

@@ -166,6 +166,9 @@ pub extern "C" fn snicache_shm_health_get(
 /// FOR TESTS ONLY: the address and length of the cache's shared mapping, writable. Writing to it
 /// plays a misbehaving worker; the store must answer such damage with counted misses, never with
 /// garbage. Valid while the cache lives. Not for production use: nothing else needs the mapping.
+/// Only in a library built with the `test-hooks` feature; declared when `SNICACHE_TEST_HOOKS`
+/// is defined.
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub extern "C" fn snicache_debug_shm_mapping(
     cache: *const snicache_cache,
