@@ -18,6 +18,11 @@
 
 
 /*
+ Decrypt-only secrets at most.
+ */
+#define MAX_DECRYPT_ONLY 8
+
+/*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
  */
 #define SNICACHE_ATTACH_ALL ((((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK) | SNICACHE_INSTALL_EARLY_DATA)
@@ -58,6 +63,12 @@
  extended master secret (RFC 7627 §5.3 says the server SHOULD abort; refused by default).
  */
 #define SNICACHE_VHOST_ALLOW_NO_EMS 4
+
+/*
+ `snicache_config_add_vhost` flag: sessions are neither stored nor looked up, so only
+ stateless tickets resume (nginx's `ssl_session_cache off`; with tickets off too, nothing does).
+ */
+#define SNICACHE_VHOST_NO_STORE 8
 
 /*
  Default memory bound: 10 MiB, like `ssl_session_cache shared:SSL:10m`.
@@ -1031,18 +1042,29 @@ snicache_result snicache_config_add_rule(snicache_config *config,
                                          void *userdata);
 
 /*
- Configures the stateless ticket keys: `secret` (32 to 64 bytes, copied; NULL draws a random
- secret per cache, so tickets open only in this process) is the master secret from which each
- vhost's keys are derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so
- servers sharing a secret open each other's tickets and a vhost never opens another's.
+ Configures the stateless ticket keys: `secret` (32 to 80 bytes, copied, e.g. an nginx
+ `ssl_session_ticket_key` file's 48 or 80 bytes; NULL draws a random secret per cache, so
+ tickets open only in this process) is the master secret from which each vhost's keys are
+ derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so servers sharing
+ a secret open each other's tickets and a vhost never opens another's.
  `rotation_seconds` (1 to 604800; 0 keeps 86400) is how long a key seals new tickets; it then
- only opens tickets for one ticket lifetime more, and tickets live at most `rotation_seconds`,
- so a ticket is valid for at most half its key's life (RFC 5077 §4, RFC 7525 §3.4).
+ only opens tickets for one ticket lifetime more (the longest vhost timeout), so a ticket
+ lives as long as its session whatever the rotation (RFC 5077 §4).
  */
 snicache_result snicache_config_set_ticket_keys(snicache_config *config,
                                                 const uint8_t *secret,
                                                 size_t len,
                                                 uint32_t rotation_seconds);
+
+/*
+ Adds a decrypt-only ticket master secret (32 to 80 bytes, copied; at most 8): tickets sealed
+ with keys derived from it still open, within the same window as the main secret's, and are
+ renewed under the main secret (`snicache_config_set_ticket_keys`). nginx's second and later
+ `ssl_session_ticket_key` files play this part when keys are rolled out across servers.
+ */
+snicache_result snicache_config_add_ticket_secret(snicache_config *config,
+                                                  const uint8_t *secret,
+                                                  size_t len);
 
 /*
  Replaces the memory store with the host's own (a shared cache of its own, a remote store):
@@ -1242,7 +1264,7 @@ int snicache_on_ticket_open(void *ssl,
                             size_t in_len);
 
 /*
- Installs a new ticket master secret (32 to 64 bytes, copied) at run time, e.g. one a fleet
+ Installs a new ticket master secret (32 to 80 bytes, copied) at run time, e.g. one a fleet
  shares. New tickets are sealed with keys derived from it at once; tickets sealed under the
  previous secret still open (and are renewed) for one rotation period plus a ticket lifetime.
  A remote store whose seal key comes from the ticket secret (no `snicache_config_set_seal_key`)

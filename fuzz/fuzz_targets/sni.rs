@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             is_default: k as u8 == default_pick,
             single_use: false,
             allow_no_ems: false,
+            no_store: false,
         };
         if let Ok(i) = vhosts.add(name, k, options) {
             assert_eq!(i as usize, added.len());

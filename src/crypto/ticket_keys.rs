@@ -3,9 +3,12 @@
 //! Keys are derived with HKDF-SHA256 from a master secret, the vhost's name and a time epoch:
 //! a ticket sealed for one vhost never opens on another, and servers sharing the secret derive
 //! the same keys with no coordination. A key encrypts during its epoch (`rotation` seconds) and
-//! still decrypts for `lifetime` more seconds; `lifetime <= rotation`, so a ticket is valid for
-//! at most half its key's life. A new master secret can be installed at run time; the previous
-//! one keeps decrypting through the same window. Key bytes are zeroized when dropped.
+//! still decrypts for `lifetime` more seconds (the longest session lifetime, so a ticket lives as
+//! long as a stored session whatever the rotation). A key's name starts with its epoch, so
+//! opening a ticket derives at most one key per secret. A new master secret can be installed at
+//! run time; the previous one keeps decrypting through the same window. Decrypt-only secrets
+//! (nginx's second and later `ssl_session_ticket_key` files) open tickets of any epoch still in
+//! the window. Key bytes are zeroized when dropped.
 
 use std::sync::Arc;
 
@@ -16,6 +19,14 @@ use super::{hkdf_sha256, random, zeroize};
 /// Length of a key name, as OpenSSL's ticket key callback expects.
 pub const NAME_LEN: usize = 16;
 const SALT: &[u8] = b"snicache ticket keys v1";
+/// Bytes of a key name holding the key's epoch (big-endian); the rest is derived.
+const EPOCH_LEN: usize = 8;
+/// Master secret lengths: 32 to 80 bytes (nginx's ticket key files hold 48 or 80).
+const SECRET_LEN: std::ops::RangeInclusive<usize> = 32..=80;
+/// Derived keys kept per vhost; older ones are derived again when a ticket names them.
+const CACHED_KEYS: usize = 8;
+/// Decrypt-only secrets at most.
+pub const MAX_DECRYPT_ONLY: usize = 8;
 
 /// One derived key: a public name and the secret halves (AES-256 and HMAC-SHA256 for OpenSSL's
 /// ticket format; the AES half alone seals BoringSSL tickets with AES-256-GCM).
@@ -49,15 +60,19 @@ impl Drop for Secret {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyError {
-    /// Master secrets are 32 to 64 bytes.
+    /// Master secrets are 32 to 80 bytes.
     SecretLength,
-    /// `rotation` must be 1 s to 7 days and `lifetime` 1 s to `rotation`.
+    /// `rotation` must be 1 s to 7 days and `lifetime` 1 s to 24 h.
     Window,
+    /// More than `MAX_DECRYPT_ONLY` decrypt-only secrets.
+    TooMany,
 }
 
 struct Secrets {
     current: Arc<Secret>,
     previous: Option<Arc<Secret>>,
+    /// Never encrypt, never retire.
+    decrypt_only: Vec<Arc<Secret>>,
 }
 
 pub struct TicketKeys {
@@ -69,6 +84,7 @@ pub struct TicketKeys {
 }
 
 const MAX_ROTATION: u32 = 7 * 24 * 3600;
+const MAX_LIFETIME: u32 = 24 * 3600;
 
 impl TicketKeys {
     /// `secret` `None` draws a random one (tickets then open only in this process).
@@ -78,11 +94,11 @@ impl TicketKeys {
         lifetime: u32,
         vhosts: usize,
     ) -> Result<TicketKeys, KeyError> {
-        if rotation == 0 || rotation > MAX_ROTATION || lifetime == 0 || lifetime > rotation {
+        if rotation == 0 || rotation > MAX_ROTATION || lifetime == 0 || lifetime > MAX_LIFETIME {
             return Err(KeyError::Window);
         }
         let bytes = match secret {
-            Some(s) if !(32..=64).contains(&s.len()) => return Err(KeyError::SecretLength),
+            Some(s) if !SECRET_LEN.contains(&s.len()) => return Err(KeyError::SecretLength),
             Some(s) => s.to_vec(),
             None => {
                 let mut b = vec![0u8; 32];
@@ -100,6 +116,7 @@ impl TicketKeys {
                     retired_at: 0,
                 }),
                 previous: None,
+                decrypt_only: Vec::new(),
             }),
             cache: (0..vhosts.max(1))
                 .map(|_| RwLock::new(Vec::new()))
@@ -112,10 +129,29 @@ impl TicketKeys {
         self.lifetime as u32
     }
 
+    /// Adds a secret that never encrypts but opens tickets of its keys while they are in the
+    /// window (each such ticket is renewed under the current secret).
+    pub fn add_decrypt_only(&self, secret: &[u8]) -> Result<(), KeyError> {
+        if !SECRET_LEN.contains(&secret.len()) {
+            return Err(KeyError::SecretLength);
+        }
+        let mut s = self.secrets.write();
+        if s.decrypt_only.len() >= MAX_DECRYPT_ONLY {
+            return Err(KeyError::TooMany);
+        }
+        let generation = u64::MAX - s.decrypt_only.len() as u64;
+        s.decrypt_only.push(Arc::new(Secret {
+            bytes: secret.to_vec(),
+            generation,
+            retired_at: 0,
+        }));
+        Ok(())
+    }
+
     /// Installs a new master secret; the current one only decrypts from now on, for one more
     /// rotation plus a ticket lifetime.
     pub fn rotate_secret(&self, secret: &[u8], now: u64) -> Result<(), KeyError> {
-        if !(32..=64).contains(&secret.len()) {
+        if !SECRET_LEN.contains(&secret.len()) {
             return Err(KeyError::SecretLength);
         }
         let mut s = self.secrets.write();
@@ -157,7 +193,8 @@ impl TicketKeys {
             generation: secret.generation,
             epoch,
         };
-        key.name.copy_from_slice(&okm[..NAME_LEN]);
+        key.name[..EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
+        key.name[EPOCH_LEN..].copy_from_slice(&okm[..NAME_LEN - EPOCH_LEN]);
         key.aes.copy_from_slice(&okm[NAME_LEN..NAME_LEN + 32]);
         key.hmac.copy_from_slice(&okm[NAME_LEN + 32..]);
         zeroize(&mut okm);
@@ -184,6 +221,11 @@ impl TicketKeys {
         let key = Arc::new(Self::derive(secret, vhost_name, epoch));
         let mut keys = slot.write();
         keys.retain(|k| self.decrypts(k.epoch, now));
+        if keys.len() >= CACHED_KEYS {
+            // Keep the newest epochs: they open most tickets and encrypt.
+            keys.sort_unstable_by_key(|k| std::cmp::Reverse(k.epoch));
+            keys.truncate(CACHED_KEYS - 1);
+        }
         keys.push(key.clone());
         key
     }
@@ -203,33 +245,26 @@ impl TicketKeys {
         name: &[u8],
         now: u64,
     ) -> Option<(Arc<TicketKey>, bool)> {
-        let (current, previous) = {
+        let epoch = u64::from_be_bytes(name.get(..EPOCH_LEN)?.try_into().ok()?);
+        if name.len() != NAME_LEN || epoch > self.epoch(now) || !self.decrypts(epoch, now) {
+            return None;
+        }
+        let secrets = {
             let s = self.secrets.read();
-            (s.current.clone(), s.previous.clone())
+            let mut all = vec![s.current.clone()];
+            all.extend(
+                s.previous
+                    .clone()
+                    .filter(|p| p.retired_at + self.rotation + self.lifetime > now),
+            );
+            all.extend(s.decrypt_only.iter().cloned());
+            all
         };
         let now_epoch = self.epoch(now);
-        let mut secrets = vec![(current, true)];
-        if let Some(p) = previous.filter(|p| p.retired_at + self.rotation + self.lifetime > now) {
-            secrets.push((p, false));
-        }
-        for (secret, is_current) in &secrets {
-            let mut epoch = now_epoch;
-            loop {
-                if !self.decrypts(epoch, now) {
-                    break;
-                }
-                let key = self.key(vhost, vhost_name, secret, epoch, now);
-                if key.name[..] == *name {
-                    let renew = !is_current || epoch != now_epoch;
-                    return Some((key, renew));
-                }
-                if epoch == 0 {
-                    break;
-                }
-                epoch -= 1;
-            }
-        }
-        None
+        secrets.iter().enumerate().find_map(|(i, secret)| {
+            let key = self.key(vhost, vhost_name, secret, epoch, now);
+            (key.name[..] == *name).then(|| (key, i != 0 || epoch != now_epoch))
+        })
     }
 }
 
@@ -242,16 +277,23 @@ mod tests {
     #[test]
     fn windows_are_validated() {
         assert_eq!(
-            TicketKeys::new(None, 100, 101, 1).err(),
+            TicketKeys::new(None, 100, 86401, 1).err(),
             Some(KeyError::Window),
-            "ticket outlives half a key"
+            "ticket outlives 24 h"
         );
         assert_eq!(TicketKeys::new(None, 0, 0, 1).err(), Some(KeyError::Window));
         assert_eq!(
             TicketKeys::new(Some(&[1; 31]), 100, 50, 1).err(),
             Some(KeyError::SecretLength)
         );
-        assert!(TicketKeys::new(Some(&[1; 64]), 100, 100, 1).is_ok());
+        assert_eq!(
+            TicketKeys::new(Some(&[1; 81]), 100, 50, 1).err(),
+            Some(KeyError::SecretLength)
+        );
+        assert!(
+            TicketKeys::new(Some(&[1; 80]), 100, 3600, 1).is_ok(),
+            "nginx's 80-byte files"
+        );
     }
 
     #[test]
@@ -317,5 +359,39 @@ mod tests {
         let k = TicketKeys::new(None, 100, 50, 1).unwrap();
         assert!(k.decrypting(0, "a.test", &[0; NAME_LEN], 10).is_none());
         assert!(k.decrypting(0, "a.test", &[], 10).is_none());
+    }
+
+    #[test]
+    fn tickets_outlive_a_short_rotation_for_their_lifetime() {
+        // rotation 4 s, lifetime 1 h: a ticket sealed at 0 still opens at 3599 s (renewed).
+        let k = TicketKeys::new(Some(&SECRET), 4, 3600, 1).unwrap();
+        let old = k.encrypting(0, "a.test", 1_000_000);
+        for later in 1..100 {
+            k.encrypting(0, "a.test", 1_000_000 + later * 4);
+        }
+        assert!(matches!(
+            k.decrypting(0, "a.test", &old.name, 1_000_000 + 3599),
+            Some((_, true))
+        ));
+        assert!(k
+            .decrypting(0, "a.test", &old.name, 1_000_004 + 3600)
+            .is_none());
+    }
+
+    #[test]
+    fn decrypt_only_secrets_open_but_never_seal() {
+        let other = TicketKeys::new(Some(&[7; 80]), 100, 50, 1).unwrap();
+        let theirs = other.encrypting(0, "a.test", 1000);
+        let k = TicketKeys::new(Some(&SECRET), 100, 50, 2).unwrap();
+        assert!(k.decrypting(0, "a.test", &theirs.name, 1000).is_none());
+        k.add_decrypt_only(&[7; 80]).unwrap();
+        let (key, renew) = k.decrypting(0, "a.test", &theirs.name, 1000).unwrap();
+        assert_eq!((key.aes, renew), (theirs.aes, true));
+        assert_ne!(k.encrypting(0, "a.test", 1000).name, theirs.name);
+        assert!(k.decrypting(1, "b.test", &theirs.name, 1000).is_none());
+        for _ in 1..MAX_DECRYPT_ONLY {
+            k.add_decrypt_only(&[8; 32]).unwrap();
+        }
+        assert_eq!(k.add_decrypt_only(&[9; 32]), Err(KeyError::TooMany));
     }
 }

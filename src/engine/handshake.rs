@@ -190,6 +190,10 @@ impl Engine {
                     format!("unknown server name {name:?} refused with unrecognized_name")
                 });
             })?;
+        // A name no vhost has counts whether strict SNI refuses it or the default vhost takes it.
+        if name.is_some() && !named {
+            self.stats.count_listener(ListenerEvent::UnknownSni);
+        }
         Ok(Conn {
             vhost,
             sni,
@@ -316,6 +320,9 @@ impl Engine {
     /// fetching: pause the ClientHello and ask again once `waker` is woken. The lookup itself
     /// comes later (`lookup`) and finds the answer waiting.
     pub fn prefetch(&self, conn: &Conn, id: &[u8], now: u64, waker: &Waker) -> bool {
+        if self.vhosts.get(conn.vhost).options.no_store {
+            return false;
+        }
         let Some(key) = Key::new(conn.vhost, id) else {
             return false;
         };
@@ -333,6 +340,9 @@ impl Engine {
         host: &HostFacts<'_>,
         waker: Option<&Waker>,
     ) -> Found {
+        if self.vhosts.get(conn.vhost).options.no_store {
+            return Found::Full;
+        }
         let Some(key) = Key::new(conn.vhost, id) else {
             self.stats.count(conn.vhost, Event::BadId);
             return Found::Full;
@@ -412,6 +422,9 @@ impl Engine {
 
     /// Stores a session issued on this connection under (vhost, id).
     pub fn store_session(&self, conn: &mut Conn, s: NewSession<'_>) -> bool {
+        if self.vhosts.get(conn.vhost).options.no_store {
+            return false;
+        }
         let Some(key) = Key::new(conn.vhost, s.id) else {
             self.stats.count(conn.vhost, Event::BadId);
             return false;

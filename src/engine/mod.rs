@@ -269,6 +269,7 @@ mod tests {
             is_default: true,
             single_use,
             allow_no_ems: false,
+            no_store: false,
         };
         v.add("a.test", 1, o).unwrap();
         v.add(
@@ -444,6 +445,7 @@ mod tests {
                 is_default: true,
                 single_use: false,
                 allow_no_ems: false,
+                no_store: false,
             },
         )
         .unwrap();

@@ -212,6 +212,7 @@ mod tests {
                 is_default: false,
                 single_use: false,
                 allow_no_ems,
+                no_store: false,
             },
         }
     }

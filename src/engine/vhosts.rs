@@ -18,6 +18,9 @@ pub struct VHostOptions {
     /// Resume sessions made without extended master secret when the client offers none either
     /// (RFC 7627 §5.3 says SHOULD abort; off by default).
     pub allow_no_ems: bool,
+    /// Store and look up no session (nginx's `ssl_session_cache off`): only stateless tickets
+    /// resume.
+    pub no_store: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +194,7 @@ mod tests {
             is_default,
             single_use: false,
             allow_no_ems: false,
+            no_store: false,
         }
     }
 

@@ -139,18 +139,20 @@ pub extern "C" fn snicache_cache_new(
         for rule in &config.rules {
             policy.push(rule.clone());
         }
-        let ticket_lifetime = vhosts
-            .iter()
-            .map(|v| v.options.timeout)
-            .max()
-            .unwrap_or(1)
-            .min(config.ticket_rotation);
+        // Keys decrypt as long as the longest-lived vhost's sessions, whatever the rotation.
+        let ticket_lifetime = vhosts.iter().map(|v| v.options.timeout).max().unwrap_or(1);
         let tickets = TicketKeys::new(
             config.ticket_secret.as_deref(),
             config.ticket_rotation,
             ticket_lifetime,
             vhosts.len(),
         )
+        .and_then(|t| {
+            for secret in &config.ticket_decrypt_only {
+                t.add_decrypt_only(secret)?;
+            }
+            Ok(t)
+        })
         .map_err(|e| {
             fail(
                 snicache_result::InvalidParameter,

@@ -23,6 +23,9 @@ pub const SNICACHE_VHOST_SINGLE_USE: u32 = 2;
 /// `snicache_config_add_vhost` flag: resume when neither the session nor the client uses
 /// extended master secret (RFC 7627 §5.3 says the server SHOULD abort; refused by default).
 pub const SNICACHE_VHOST_ALLOW_NO_EMS: u32 = 4;
+/// `snicache_config_add_vhost` flag: sessions are neither stored nor looked up, so only
+/// stateless tickets resume (nginx's `ssl_session_cache off`; with tickets off too, nothing does).
+pub const SNICACHE_VHOST_NO_STORE: u32 = 8;
 
 /// Default memory bound: 10 MiB, like `ssl_session_cache shared:SSL:10m`.
 pub const SNICACHE_DEFAULT_MAX_BYTES: u64 = 10 << 20;
@@ -42,6 +45,8 @@ pub struct snicache_config {
     /// Ticket master secret; `None` draws a random one per cache.
     pub(crate) ticket_secret: Option<Vec<u8>>,
     pub(crate) ticket_rotation: u32,
+    /// Secrets that only open tickets (`snicache_config_add_ticket_secret`).
+    pub(crate) ticket_decrypt_only: Vec<Vec<u8>>,
     /// The host's own store, replacing the memory store.
     pub(crate) host_store: Option<CStoreCallbacks>,
     /// The built-in store to use (memory unless set).
@@ -59,6 +64,9 @@ pub struct snicache_config {
 impl Drop for snicache_config {
     fn drop(&mut self) {
         if let Some(secret) = &mut self.ticket_secret {
+            crate::crypto::zeroize(secret);
+        }
+        for secret in &mut self.ticket_decrypt_only {
             crate::crypto::zeroize(secret);
         }
         if let Some(key) = &mut self.seal_key {
@@ -125,6 +133,7 @@ pub extern "C" fn snicache_config_new(
             log: None,
             ticket_secret: None,
             ticket_rotation: SNICACHE_DEFAULT_TICKET_ROTATION,
+            ticket_decrypt_only: Vec::new(),
             host_store: None,
             store: StoreSpec::Memory(None),
             seal_key: None,
@@ -286,7 +295,10 @@ pub extern "C" fn snicache_config_add_vhost(
         let config = arg_mut(config, "config")?;
         let name = arg_str(name, "name")?;
         if flags
-            & !(SNICACHE_VHOST_DEFAULT | SNICACHE_VHOST_SINGLE_USE | SNICACHE_VHOST_ALLOW_NO_EMS)
+            & !(SNICACHE_VHOST_DEFAULT
+                | SNICACHE_VHOST_SINGLE_USE
+                | SNICACHE_VHOST_ALLOW_NO_EMS
+                | SNICACHE_VHOST_NO_STORE)
             != 0
         {
             return Err(fail(
@@ -299,6 +311,7 @@ pub extern "C" fn snicache_config_add_vhost(
             is_default: flags & SNICACHE_VHOST_DEFAULT != 0,
             single_use: flags & SNICACHE_VHOST_SINGLE_USE != 0,
             allow_no_ems: flags & SNICACHE_VHOST_ALLOW_NO_EMS != 0,
+            no_store: flags & SNICACHE_VHOST_NO_STORE != 0,
         };
         config
             .vhosts
@@ -345,13 +358,14 @@ pub extern "C" fn snicache_config_add_rule(
     })
 }
 
-/// Configures the stateless ticket keys: `secret` (32 to 64 bytes, copied; NULL draws a random
-/// secret per cache, so tickets open only in this process) is the master secret from which each
-/// vhost's keys are derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so
-/// servers sharing a secret open each other's tickets and a vhost never opens another's.
+/// Configures the stateless ticket keys: `secret` (32 to 80 bytes, copied, e.g. an nginx
+/// `ssl_session_ticket_key` file's 48 or 80 bytes; NULL draws a random secret per cache, so
+/// tickets open only in this process) is the master secret from which each vhost's keys are
+/// derived (HKDF-SHA256 over the secret, the vhost name and the time epoch), so servers sharing
+/// a secret open each other's tickets and a vhost never opens another's.
 /// `rotation_seconds` (1 to 604800; 0 keeps 86400) is how long a key seals new tickets; it then
-/// only opens tickets for one ticket lifetime more, and tickets live at most `rotation_seconds`,
-/// so a ticket is valid for at most half its key's life (RFC 5077 §4, RFC 7525 §3.4).
+/// only opens tickets for one ticket lifetime more (the longest vhost timeout), so a ticket
+/// lives as long as its session whatever the rotation (RFC 5077 §4).
 #[no_mangle]
 pub extern "C" fn snicache_config_set_ticket_keys(
     config: *mut snicache_config,
@@ -370,10 +384,10 @@ pub extern "C" fn snicache_config_set_ticket_keys(
         let secret = if secret.is_null() {
             None
         } else {
-            if !(32..=64).contains(&len) {
+            if !(32..=80).contains(&len) {
                 return Err(fail(
                     snicache_result::InvalidParameter,
-                    format!("ticket secret of {len} bytes (32 to 64 needed)"),
+                    format!("ticket secret of {len} bytes (32 to 80 needed)"),
                 ));
             }
             // SAFETY: the caller gives `len` readable bytes at `secret`.
@@ -386,6 +400,40 @@ pub extern "C" fn snicache_config_set_ticket_keys(
         if rotation_seconds != 0 {
             config.ticket_rotation = rotation_seconds;
         }
+        Ok(())
+    })
+}
+
+/// Adds a decrypt-only ticket master secret (32 to 80 bytes, copied; at most 8): tickets sealed
+/// with keys derived from it still open, within the same window as the main secret's, and are
+/// renewed under the main secret (`snicache_config_set_ticket_keys`). nginx's second and later
+/// `ssl_session_ticket_key` files play this part when keys are rolled out across servers.
+#[no_mangle]
+pub extern "C" fn snicache_config_add_ticket_secret(
+    config: *mut snicache_config,
+    secret: *const u8,
+    len: usize,
+) -> snicache_result {
+    guard(|| {
+        let config = arg_mut(config, "config")?;
+        if secret.is_null() {
+            return Err(fail(snicache_result::NullParameter, "secret"));
+        }
+        if !(32..=80).contains(&len) {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                format!("ticket secret of {len} bytes (32 to 80 needed)"),
+            ));
+        }
+        if config.ticket_decrypt_only.len() >= crate::crypto::ticket_keys::MAX_DECRYPT_ONLY {
+            return Err(fail(
+                snicache_result::InvalidParameter,
+                "more than 8 decrypt-only ticket secrets",
+            ));
+        }
+        // SAFETY: the caller gives `len` readable bytes at `secret`.
+        let bytes = unsafe { std::slice::from_raw_parts(secret, len) }.to_vec();
+        config.ticket_decrypt_only.push(bytes);
         Ok(())
     })
 }

@@ -239,7 +239,7 @@ pub extern "C" fn snicache_on_ticket_open(
     })
 }
 
-/// Installs a new ticket master secret (32 to 64 bytes, copied) at run time, e.g. one a fleet
+/// Installs a new ticket master secret (32 to 80 bytes, copied) at run time, e.g. one a fleet
 /// shares. New tickets are sealed with keys derived from it at once; tickets sealed under the
 /// previous secret still open (and are renewed) for one rotation period plus a ticket lifetime.
 /// A remote store whose seal key comes from the ticket secret (no `snicache_config_set_seal_key`)
@@ -260,7 +260,7 @@ pub extern "C" fn snicache_cache_rotate_ticket_secret(
         c.tickets.rotate_secret(bytes, now()).map_err(|_| {
             fail(
                 snicache_result::InvalidParameter,
-                format!("ticket secret of {len} bytes (32 to 64 needed)"),
+                format!("ticket secret of {len} bytes (32 to 80 needed)"),
             )
         })?;
         // A remote store's seal key derived from the ticket secret follows it.
