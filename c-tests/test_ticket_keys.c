@@ -172,26 +172,31 @@ static void sleep_until(double t)
         usleep((useconds_t)(d * 1e6));
 }
 
-/* Keys rotate every 2 s and decrypt 2 s more; sessions live 5 s, so only the key window ends
- * the ticket. The first ticket is issued just after an epoch boundary to keep the timing exact. */
+/* Keys rotate every second and then decrypt for the session lifetime (3 s) more, so a ticket
+ * lives as long as its session, past two rotations; then its key is gone. The first ticket is
+ * issued just after an epoch boundary to keep the timing exact. */
 static void time_rotation(int version, SSL_CTX *client)
 {
-    struct server s = server_new(SECRET_A, 2, 5, NULL);
-    struct h_result first, renewed, late;
+    struct server s = server_new(SECRET_A, 1, 3, NULL);
+    struct h_result first, renewed, older, late;
     double t0;
 
-    t0 = (double)((long)now_s() / 2 * 2 + 2) + 0.1;
+    t0 = (double)((long)now_s() + 1) + 0.1;
     sleep_until(t0);
     first = connect_with(&s, client, version, NULL);
-    sleep_until(t0 + 2.1);
+    sleep_until(t0 + 1.1);
     renewed = connect_with(&s, client, version, first.session);
     CHECK(renewed.ok && renewed.resumed);
     CHECK(h_stats(s.cache, NULL).ticket_renewed == 1);
+    sleep_until(t0 + 2.5);
+    older = connect_with(&s, client, version, first.session);
+    CHECK(older.ok && older.resumed);
     sleep_until(t0 + 4.0);
     late = connect_with(&s, client, version, first.session);
     CHECK(late.ok && !late.resumed);
     CHECK(h_stats(s.cache, NULL).ticket_unknown_key == 1);
 
+    SSL_SESSION_free(older.session);
     SSL_SESSION_free(first.session);
     SSL_SESSION_free(renewed.session);
     SSL_SESSION_free(late.session);

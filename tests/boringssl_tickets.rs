@@ -318,33 +318,37 @@ fn sleep_until(t: f64) {
     }
 }
 
-/// Keys rotate every 2 s and decrypt 2 s more; sessions live 5 s, so only the key window ends
-/// the ticket. The first ticket is issued just after an epoch boundary to keep the timing exact.
+/// Keys rotate every second and then decrypt for the session lifetime (3 s) more, so a ticket
+/// lives as long as its session, past two rotations; then its key is gone. The first ticket is
+/// issued just after an epoch boundary to keep the timing exact.
 fn time_rotation(version: u16) {
     let server = Server::build(&[vhost("a.test")], true, |c| {
-        ticket_keys(c, Some(&SECRET_A), 2);
-        assert_eq!(snicache_config_set_timeout(c, 5), snicache_result::Ok);
+        ticket_keys(c, Some(&SECRET_A), 1);
+        assert_eq!(snicache_config_set_timeout(c, 3), snicache_result::Ok);
     });
     let client = Client::new();
     let o = |offer| opts(version, Some("a.test"), offer);
-    let t0 = (now_s() as u64 / 2 * 2 + 2) as f64 + 0.1;
+    let t0 = (now_s() as u64 + 1) as f64 + 0.1;
     sleep_until(t0);
     let first = server.connect(&client, &o(None));
     assert!(first.ok);
-    sleep_until(t0 + 2.1);
+    sleep_until(t0 + 1.1);
     let renewed = server.connect(&client, &o(Some(first.session())));
     assert!(renewed.ok && renewed.resumed, "{version:x}: decrypt window");
     assert_eq!(server.stats(None).ticket_renewed, 1);
+    sleep_until(t0 + 2.5);
+    let older = server.connect(&client, &o(Some(first.session())));
+    assert!(older.ok && older.resumed, "{version:x}: past two rotations");
+    if version == TLS1_3 {
+        // The ticket issued in the window still opens.
+        let fresh = server.connect(&client, &o(Some(renewed.session())));
+        assert!(fresh.ok && fresh.resumed);
+    }
     sleep_until(t0 + 4.0);
     let late = server.connect(&client, &o(Some(first.session())));
     assert!(late.ok && !late.resumed, "{version:x}: after the window");
     assert_eq!(outcome(&late), SNICACHE_OUTCOME_FULL);
     assert_eq!(server.stats(None).ticket_unknown_key, 1);
-    if version == TLS1_3 {
-        // The ticket issued in the window is under the current key and still opens.
-        let fresh = server.connect(&client, &o(Some(renewed.session())));
-        assert!(fresh.ok && fresh.resumed);
-    }
 }
 
 #[test]
