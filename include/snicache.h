@@ -428,6 +428,15 @@ typedef struct {
    Early data refused because the ticket's entry was already taken (a replay) or absent.
    */
   uint64_t early_data_replayed;
+  /*
+   Listener counters, in the totals only (0 for a single vhost): ClientHellos naming no
+   vhost (served by the default vhost, or refused with strict SNI).
+   */
+  uint64_t unknown_sni;
+  /*
+   ClientHellos with a malformed `server_name` extension (refused with illegal_parameter).
+   */
+  uint64_t malformed_sni;
 } snicache_stats;
 
 /*

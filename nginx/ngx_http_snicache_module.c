@@ -35,9 +35,18 @@
  * address's default server), which is the listener snicache attaches to.
  */
 typedef struct {
+    struct sockaddr            *sockaddr;
+    socklen_t                   socklen;
+    ngx_str_t                   text;
+} ngx_http_snicache_addr_t;
+
+
+typedef struct {
     ngx_http_core_srv_conf_t   *default_server;
     ngx_array_t                 servers;     /* ngx_http_core_srv_conf_t * */
     ngx_array_t                 names;       /* ngx_str_t, NUL-terminated vhost names */
+    ngx_array_t                 addrs;       /* ngx_http_snicache_addr_t */
+    ngx_array_t                *ticket_keys; /* ngx_str_t: key bytes, first seals */
     const snicache_cache       *cache;
     ngx_shm_zone_t             *zone;        /* the shm store's zone, or NULL */
     void                       *store_mem;   /* the store's memory in the zone */
@@ -49,7 +58,7 @@ typedef struct {
     ngx_str_t                   store;
     size_t                      store_size;  /* for shm:SIZE, else 0 */
     ngx_flag_t                  strict_sni;
-    ngx_str_t                   ticket_key;
+    ngx_array_t                *ticket_keys; /* ngx_str_t: key bytes, first seals */
     time_t                      ticket_rotation;
     ngx_array_t                 groups;      /* ngx_http_snicache_group_t * */
 } ngx_http_snicache_main_conf_t;
@@ -62,10 +71,17 @@ typedef struct {
 } ngx_http_snicache_srv_conf_t;
 
 
+#define NGX_HTTP_SNICACHE_SCOPE_VHOST    0
+#define NGX_HTTP_SNICACHE_SCOPE_LISTENER 1
+#define NGX_HTTP_SNICACHE_SCOPE_REMOTE   2
+#define NGX_HTTP_SNICACHE_SCOPE_SHM      3
+
 typedef struct {
     const char                 *name;
     size_t                      offset;
     const char                 *type;
+    ngx_uint_t                  scope;
+    const char                 *help;
 } ngx_http_snicache_metric_t;
 
 
@@ -80,6 +96,8 @@ static ngx_int_t ngx_http_snicache_add_zones(ngx_conf_t *cf,
     ngx_http_snicache_main_conf_t *smcf);
 static ngx_int_t ngx_http_snicache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_int_t ngx_http_snicache_group_keys(ngx_conf_t *cf,
+    ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group);
 
 static char *ngx_http_snicache_check_time(ngx_conf_t *cf, void *post,
     void *data);
@@ -95,12 +113,23 @@ static ngx_int_t ngx_http_snicache_group_init(ngx_cycle_t *cycle,
 static ngx_int_t ngx_http_snicache_add_names(ngx_cycle_t *cycle,
     snicache_config *config, ngx_http_snicache_group_t *group,
     ngx_http_core_srv_conf_t *cscf, SSL_CTX *ctx, uint32_t timeout,
-    ngx_uint_t is_default);
+    ngx_uint_t is_default, uint32_t flags);
 static ngx_int_t ngx_http_snicache_add_vhost(ngx_cycle_t *cycle,
     snicache_config *config, ngx_http_snicache_group_t *group,
     ngx_http_core_srv_conf_t *cscf, ngx_str_t *name, SSL_CTX *ctx,
-    uint32_t timeout, uint32_t flags);
+    uint32_t timeout, uint32_t is_default, uint32_t flags);
+static ngx_http_snicache_group_t *ngx_http_snicache_find_group(
+    ngx_connection_t *c);
+#ifdef OPENSSL_IS_BORINGSSL
+static enum ssl_select_cert_result_t ngx_http_snicache_select_cert(
+    const SSL_CLIENT_HELLO *hello);
+#else
+static int ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn,
+    int *alert, void *arg);
+#endif
 static void ngx_http_snicache_cleanup(void *data);
+static ngx_int_t ngx_http_snicache_read_key(ngx_conf_t *cf,
+    const char *directive, ngx_str_t *path, ngx_str_t *key);
 static void ngx_http_snicache_key_cleanup(void *data);
 static void ngx_http_snicache_log(void *userdata, snicache_log_level level,
     const char *message, size_t len);
@@ -110,9 +139,12 @@ static u_char *ngx_http_snicache_message(snicache_result rc, u_char *buf,
     size_t len);
 static ngx_int_t ngx_http_snicache_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_snicache_json(ngx_http_request_t *r,
-    const snicache_cache *cache, ngx_buf_t **out);
+    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out);
 static ngx_int_t ngx_http_snicache_prometheus(ngx_http_request_t *r,
-    ngx_http_snicache_group_t *group, ngx_buf_t **out);
+    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out);
+static u_char *ngx_http_snicache_addrs(u_char *p, u_char *end,
+    ngx_http_snicache_group_t *group, ngx_uint_t quoted);
+static size_t ngx_http_snicache_addrs_len(ngx_http_snicache_group_t *group);
 
 
 static ngx_conf_num_bounds_t  ngx_http_snicache_timeout_bounds = {
@@ -215,29 +247,98 @@ static void (*ngx_http_snicache_next_info)(const ngx_ssl_conn_t *ssl_conn,
     int where, int ret);
 
 
-#define ngx_http_snicache_stat(name, type)                                    \
-    { #name, offsetof(snicache_stats, name), type }
+#define ngx_http_snicache_stat(name, type, scope, help)                       \
+    { #name, offsetof(snicache_stats, name), type, scope, help }
+#define ngx_http_snicache_counter(name, help)                                 \
+    { #name "_total", offsetof(snicache_stats, name), "counter",              \
+      NGX_HTTP_SNICACHE_SCOPE_VHOST, help }
+#define ngx_http_snicache_listener(name, help)                                \
+    { #name "_total", offsetof(snicache_stats, name), "counter",              \
+      NGX_HTTP_SNICACHE_SCOPE_LISTENER, help }
+#define ngx_http_snicache_remote(name, suffix, type, help)                    \
+    { #name suffix, offsetof(snicache_stats, name), type,                     \
+      NGX_HTTP_SNICACHE_SCOPE_REMOTE, help }
+#define ngx_http_snicache_shm(name, suffix, type, help)                       \
+    { "shm_" #name suffix, offsetof(snicache_shm_health, name), type,         \
+      NGX_HTTP_SNICACHE_SCOPE_SHM, help }
 
+/* Every family once; "refusals" is left out: it is the sum of refusals_by_reason. */
 static ngx_http_snicache_metric_t  ngx_http_snicache_metrics[] = {
-    ngx_http_snicache_stat(hits, "counter"),
-    ngx_http_snicache_stat(misses, "counter"),
-    ngx_http_snicache_stat(stores, "counter"),
-    ngx_http_snicache_stat(store_errors, "counter"),
-    ngx_http_snicache_stat(evictions, "counter"),
-    ngx_http_snicache_stat(expirations, "counter"),
-    ngx_http_snicache_stat(refusals, "counter"),
-    ngx_http_snicache_stat(corrupt, "counter"),
-    ngx_http_snicache_stat(bad_ids, "counter"),
-    ngx_http_snicache_stat(invalidations, "counter"),
-    ngx_http_snicache_stat(ticket_unknown_key, "counter"),
-    ngx_http_snicache_stat(ticket_forged, "counter"),
-    ngx_http_snicache_stat(ticket_renewed, "counter"),
-    ngx_http_snicache_stat(pending, "counter"),
-    ngx_http_snicache_stat(early_data_accepted, "counter"),
-    ngx_http_snicache_stat(early_data_replayed, "counter"),
-    ngx_http_snicache_stat(entries, "gauge"),
-    ngx_http_snicache_stat(bytes, "gauge"),
-    { NULL, 0, NULL }
+    ngx_http_snicache_counter(hits, "Sessions handed back for resumption"
+                              " (session ids and tickets)."),
+    ngx_http_snicache_counter(misses, "Offered session ids not found."),
+    ngx_http_snicache_counter(stores, "Sessions stored."),
+    ngx_http_snicache_counter(store_errors, "Sessions the store refused or"
+                              " failed to store."),
+    ngx_http_snicache_counter(evictions, "Sessions evicted to stay within the"
+                              " memory bound."),
+    ngx_http_snicache_counter(expirations, "Sessions found expired in the"
+                              " store."),
+    ngx_http_snicache_counter(corrupt, "Stored records or tickets that failed"
+                              " to decode."),
+    ngx_http_snicache_counter(bad_ids, "Offered session ids that were"
+                              " unusable."),
+    ngx_http_snicache_counter(invalidations, "Sessions invalidated after a"
+                              " fatal alert."),
+    ngx_http_snicache_counter(ticket_unknown_key, "Tickets naming a key this"
+                              " vhost does not have."),
+    ngx_http_snicache_counter(ticket_forged, "Tickets that failed"
+                              " authentication."),
+    ngx_http_snicache_counter(ticket_renewed, "Tickets accepted under a"
+                              " decrypt-only key and renewed."),
+    ngx_http_snicache_counter(pending, "Lookups the store answered"
+                              " pending."),
+    ngx_http_snicache_counter(early_data_accepted, "Early data accepted: the"
+                              " ticket's single-use entry was taken."),
+    ngx_http_snicache_counter(early_data_replayed, "Early data refused: the"
+                              " ticket's entry was taken already or absent."),
+    ngx_http_snicache_stat(entries, "gauge", NGX_HTTP_SNICACHE_SCOPE_VHOST,
+                           "Sessions in the store now."),
+    ngx_http_snicache_stat(bytes, "gauge", NGX_HTTP_SNICACHE_SCOPE_VHOST,
+                           "Bytes the store charges now."),
+    ngx_http_snicache_listener(unknown_sni, "ClientHellos naming no vhost"
+                               " (default server, or refused with strict"
+                               " SNI)."),
+    ngx_http_snicache_listener(malformed_sni, "ClientHellos with a malformed"
+                               " server_name (refused)."),
+    ngx_http_snicache_remote(remote_hits, "_total", "counter", "Local misses the"
+                             " remote store answered."),
+    ngx_http_snicache_remote(remote_misses, "_total", "counter", "Local misses the"
+                             " remote store did not have either."),
+    ngx_http_snicache_remote(remote_timeouts, "_total", "counter", "Remote"
+                             " operations cut off by their time budget."),
+    ngx_http_snicache_remote(remote_errors, "_total", "counter", "Remote"
+                             " operations that failed otherwise."),
+    ngx_http_snicache_remote(remote_seal_failures, "_total", "counter", "Remote"
+                             " records that failed to open."),
+    ngx_http_snicache_remote(remote_breaker_state, "", "gauge", "Circuit breaker:"
+                             " 0 closed, 1 open, 2 half-open."),
+    ngx_http_snicache_remote(remote_breaker_trips, "_total", "counter", "Times the"
+                             " circuit breaker opened."),
+    ngx_http_snicache_remote(remote_breaker_skips, "_total", "counter", "Remote"
+                             " operations skipped while the breaker was open."),
+    ngx_http_snicache_remote(remote_writes, "_total", "counter", "Records written"
+                             " to the remote store."),
+    ngx_http_snicache_remote(remote_write_drops, "_total", "counter", "Remote"
+                             " writes dropped."),
+    ngx_http_snicache_remote(remote_fetches, "_total", "counter", "Background"
+                             " fetches started for paused handshakes."),
+    ngx_http_snicache_remote(remote_fetch_drops, "_total", "counter", "Lookups"
+                             " that went on in full, too many fetches under"
+                             " way."),
+    ngx_http_snicache_shm(lock_timeouts, "_total", "counter", "Shared store lock waits"
+                          " that timed out."),
+    ngx_http_snicache_shm(lock_errors, "_total", "counter", "Shared store locks that"
+                          " could not be taken."),
+    ngx_http_snicache_shm(owner_dead, "_total", "counter", "Shared store locks taken"
+                          " over from a dead process."),
+    ngx_http_snicache_shm(repairs, "_total", "counter", "Shared store shards emptied"
+                          " after inconsistency."),
+    ngx_http_snicache_shm(corrupt, "_total", "counter", "Shared store entries dropped"
+                          " on a checksum mismatch."),
+    ngx_http_snicache_shm(mapped_bytes, "", "gauge", "Bytes of the shared store"
+                          " mapping."),
+    { NULL, 0, NULL, 0, NULL }
 };
 
 /* The built-in rules, in policy order. */
@@ -260,7 +361,7 @@ ngx_http_snicache_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     smcf->store = { 0, NULL };
-     *     smcf->ticket_key = { 0, NULL };
+     *     smcf->ticket_keys = NULL;
      */
 
     smcf->strict_sni = NGX_CONF_UNSET;
@@ -406,17 +507,7 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_snicache_main_conf_t *smcf = conf;
 
-    u_char              buf[80];
-    size_t              size;
-    ssize_t             n;
-    ngx_str_t          *value;
-    ngx_file_t          file;
-    ngx_file_info_t     fi;
-    ngx_pool_cleanup_t *cln;
-
-    if (smcf->ticket_key.data) {
-        return "is duplicate";
-    }
+    ngx_str_t  *value, *key;
 
     value = cf->args->elts;
 
@@ -424,8 +515,48 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    if (smcf->ticket_keys == NULL) {
+        smcf->ticket_keys = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (smcf->ticket_keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    key = ngx_array_push(smcf->ticket_keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_snicache_read_key(cf, "snicache_ticket_key_file", &value[1],
+                                   key)
+        != NGX_OK)
+    {
+        smcf->ticket_keys->nelts--;
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Reads a ticket key file: 32 to 80 bytes, nginx's 48- and 80-byte ssl_session_ticket_key
+ * files among them, used whole as a snicache ticket master secret. The copy lives in the
+ * configuration's pool and is zeroed with it.
+ */
+static ngx_int_t
+ngx_http_snicache_read_key(ngx_conf_t *cf, const char *directive,
+    ngx_str_t *path, ngx_str_t *key)
+{
+    u_char              buf[80];
+    size_t              size;
+    ssize_t             n;
+    ngx_file_t          file;
+    ngx_file_info_t     fi;
+    ngx_pool_cleanup_t *cln;
+
     ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
+    file.name = *path;
     file.log = cf->log;
 
     file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY,
@@ -433,24 +564,23 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"snicache_ticket_key_file\": cannot open \"%V\"",
-                           &file.name);
-        return NGX_CONF_ERROR;
+                           "\"%s\": cannot open \"%V\"", directive, &file.name);
+        return NGX_ERROR;
     }
 
     if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"snicache_ticket_key_file\": cannot stat \"%V\"",
-                           &file.name);
+                           "\"%s\": cannot stat \"%V\"", directive, &file.name);
         goto failed;
     }
 
     size = (size_t) ngx_file_size(&fi);
 
-    if (size < 32 || size > 64) {
+    if (size < 32 || size > 80) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"snicache_ticket_key_file\" \"%V\" holds %uz bytes,"
-                           " it must hold 32 to 64 bytes", &file.name, size);
+                           "\"%s\" \"%V\" holds %uz bytes, it must hold 32 to"
+                           " 80 bytes (nginx's ticket key files hold 48 or 80)",
+                           directive, &file.name, size);
         goto failed;
     }
 
@@ -458,33 +588,32 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (n == NGX_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"snicache_ticket_key_file\": cannot read \"%V\"",
-                           &file.name);
+                           "\"%s\": cannot read \"%V\"", directive, &file.name);
         goto failed;
     }
 
     if ((size_t) n != size) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"snicache_ticket_key_file\": \"%V\" changed while"
-                           " being read (%z of %uz bytes)", &file.name, n, size);
+                           "\"%s\": \"%V\" changed while being read"
+                           " (%z of %uz bytes)", directive, &file.name, n, size);
         goto failed;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
     if (cln == NULL) {
         goto failed;
     }
 
-    smcf->ticket_key.data = ngx_pnalloc(cf->pool, size);
-    if (smcf->ticket_key.data == NULL) {
+    key->data = ngx_pnalloc(cf->pool, size);
+    if (key->data == NULL) {
         goto failed;
     }
 
-    ngx_memcpy(smcf->ticket_key.data, buf, size);
-    smcf->ticket_key.len = size;
+    ngx_memcpy(key->data, buf, size);
+    key->len = size;
 
     cln->handler = ngx_http_snicache_key_cleanup;
-    cln->data = &smcf->ticket_key;
+    *(ngx_str_t *) cln->data = *key;
 
     ngx_explicit_memzero(buf, sizeof(buf));
 
@@ -493,7 +622,7 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
                       ngx_close_file_n " \"%V\" failed", &file.name);
     }
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 
 failed:
 
@@ -504,7 +633,7 @@ failed:
                       ngx_close_file_n " \"%V\" failed", &file.name);
     }
 
-    return NGX_CONF_ERROR;
+    return NGX_ERROR;
 }
 
 
@@ -533,9 +662,10 @@ ngx_http_snicache_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * Groups the servers by listen address while the configuration's ports are still there
  * (they live in the configuration's temporary pool, gone by init_module). Every SSL server
  * sharing an address with a "snicache on" server must have it on too: the address's
- * connections all go through the cache attached to its default server's SSL_CTX. An SSL_CTX
- * serves one cache, so a server reachable on addresses with different sets of servers
- * is refused.
+ * connections all go through the cache of its group. Addresses with the same set of servers
+ * share one group (one cache); a server listening on addresses with different sets of
+ * servers is a vhost of each of their groups, and the module's ClientHello callback picks
+ * the group by the address a connection came in on.
  */
 static ngx_int_t
 ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
@@ -544,6 +674,7 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
     ngx_http_conf_port_t           *port;
     ngx_http_conf_addr_t           *addr;
     ngx_http_core_srv_conf_t      **servers, **gservers, **cscfp;
+    ngx_http_snicache_addr_t       *gaddr;
     ngx_http_snicache_group_t      *group, **groups;
     ngx_http_snicache_srv_conf_t   *sconf;
     ngx_http_core_main_conf_t      *cmcf;
@@ -617,65 +748,193 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
                 }
             }
 
-            if (group) {
-                continue;
-            }
-
-            for (s = 0; s < addr[a].servers.nelts; s++) {
-                sconf = ngx_http_conf_get_module_srv_conf(servers[s],
-                                                      ngx_http_snicache_module);
-                if (sconf->group) {
-                    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                                  "\"snicache\": the server in %s:%ui listens"
-                                  " on addresses shared with different sets"
-                                  " of servers (%V among them); snicache"
-                                  " needs one set of servers per SSL context",
-                                  servers[s]->file_name, servers[s]->line,
-                                  &addr[a].opt.addr_text);
-                    return NGX_ERROR;
-                }
-            }
-
-            group = ngx_pcalloc(cf->pool, sizeof(ngx_http_snicache_group_t));
             if (group == NULL) {
-                return NGX_ERROR;
-            }
-
-            group->default_server = addr[a].default_server;
-
-            if (ngx_array_init(&group->servers, cf->pool,
-                               addr[a].servers.nelts,
-                               sizeof(ngx_http_core_srv_conf_t *))
-                != NGX_OK
-                || ngx_array_init(&group->names, cf->pool, 4, sizeof(ngx_str_t))
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            for (i = 0; i < addr[a].servers.nelts; i++) {
-                cscfp = ngx_array_push(&group->servers);
-                if (cscfp == NULL) {
+                group = ngx_pcalloc(cf->pool,
+                                    sizeof(ngx_http_snicache_group_t));
+                if (group == NULL) {
                     return NGX_ERROR;
                 }
 
-                *cscfp = servers[i];
+                group->default_server = addr[a].default_server;
 
-                sconf = ngx_http_conf_get_module_srv_conf(servers[i],
+                if (ngx_array_init(&group->servers, cf->pool,
+                                   addr[a].servers.nelts,
+                                   sizeof(ngx_http_core_srv_conf_t *))
+                    != NGX_OK
+                    || ngx_array_init(&group->names, cf->pool, 4,
+                                      sizeof(ngx_str_t))
+                       != NGX_OK
+                    || ngx_array_init(&group->addrs, cf->pool, 1,
+                                      sizeof(ngx_http_snicache_addr_t))
+                       != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                for (i = 0; i < addr[a].servers.nelts; i++) {
+                    cscfp = ngx_array_push(&group->servers);
+                    if (cscfp == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    *cscfp = servers[i];
+
+                    sconf = ngx_http_conf_get_module_srv_conf(servers[i],
                                                       ngx_http_snicache_module);
-                sconf->group = group;
+                    if (sconf->group == NULL) {
+                        sconf->group = group;
+                    }
+                }
+
+                groups = ngx_array_push(&smcf->groups);
+                if (groups == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *groups = group;
             }
 
-            groups = ngx_array_push(&smcf->groups);
-            if (groups == NULL) {
+            /* the ports are in the temporary pool: copy the address */
+
+            gaddr = ngx_array_push(&group->addrs);
+            if (gaddr == NULL) {
                 return NGX_ERROR;
             }
 
-            *groups = group;
+            gaddr->socklen = addr[a].opt.socklen;
+            gaddr->sockaddr = ngx_pnalloc(cf->pool, addr[a].opt.socklen);
+            gaddr->text.len = addr[a].opt.addr_text.len;
+            gaddr->text.data = ngx_pnalloc(cf->pool, gaddr->text.len);
+
+            if (gaddr->sockaddr == NULL || gaddr->text.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(gaddr->sockaddr, addr[a].opt.sockaddr, gaddr->socklen);
+            ngx_memcpy(gaddr->text.data, addr[a].opt.addr_text.data,
+                       gaddr->text.len);
+        }
+    }
+
+    groups = smcf->groups.elts;
+
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        if (ngx_http_snicache_group_keys(cf, smcf, groups[g]) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
 
     return ngx_http_snicache_add_zones(cf, smcf);
+}
+
+
+/*
+ * The ticket master secrets of a group: snicache_ticket_key_file when set, else the
+ * servers' ssl_session_ticket_key files (the same list for every server of the group: one
+ * cache seals with one secret), else none (a random secret per cache). As in nginx, the first
+ * file seals and the others only open tickets.
+ */
+static ngx_int_t
+ngx_http_snicache_group_keys(ngx_conf_t *cf,
+    ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group)
+{
+    ngx_str_t                  *path, *fpath, *key;
+    ngx_uint_t                  s, k, same;
+    ngx_array_t                *paths, *first;
+    ngx_http_ssl_srv_conf_t    *sslcf;
+    ngx_http_core_srv_conf_t  **servers, *first_server;
+
+    servers = group->servers.elts;
+    first = NULL;
+    first_server = NULL;
+
+    for (s = 0; s < group->servers.nelts; s++) {
+        sslcf = ngx_http_conf_get_module_srv_conf(servers[s],
+                                                  ngx_http_ssl_module);
+        paths = sslcf->session_ticket_keys;
+
+        if (paths == NULL || paths == NGX_CONF_UNSET_PTR) {
+            paths = NULL;
+        }
+
+        if (smcf->ticket_keys) {
+            if (paths) {
+                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                              "\"snicache\": \"ssl_session_ticket_key\" of the"
+                              " server in %s:%ui is ignored:"
+                              " \"snicache_ticket_key_file\" is set",
+                              servers[s]->file_name, servers[s]->line);
+            }
+
+            continue;
+        }
+
+        if (s == 0) {
+            first = paths;
+            first_server = servers[s];
+            continue;
+        }
+
+        same = (first == NULL) == (paths == NULL);
+
+        if (same && first && paths != first) {
+            same = first->nelts == paths->nelts;
+            fpath = first->elts;
+            path = paths->elts;
+
+            for (k = 0; same && k < paths->nelts; k++) {
+                same = fpath[k].len == path[k].len
+                       && ngx_strncmp(fpath[k].data, path[k].data,
+                                      path[k].len) == 0;
+            }
+        }
+
+        if (!same) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"snicache\": the servers in %s:%ui and %s:%ui"
+                          " share listen addresses but not their"
+                          " \"ssl_session_ticket_key\" files; with"
+                          " \"snicache on\" they must name the same files (or"
+                          " set \"snicache_ticket_key_file\")",
+                          first_server->file_name, first_server->line,
+                          servers[s]->file_name, servers[s]->line);
+            return NGX_ERROR;
+        }
+    }
+
+    if (smcf->ticket_keys) {
+        group->ticket_keys = smcf->ticket_keys;
+        return NGX_OK;
+    }
+
+    if (first == NULL) {
+        return NGX_OK;
+    }
+
+    group->ticket_keys = ngx_array_create(cf->pool, first->nelts,
+                                          sizeof(ngx_str_t));
+    if (group->ticket_keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    path = first->elts;
+
+    for (k = 0; k < first->nelts; k++) {
+        key = ngx_array_push(group->ticket_keys);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_conf_full_name(cf->cycle, &path[k], 1) != NGX_OK
+            || ngx_http_snicache_read_key(cf, "ssl_session_ticket_key",
+                                          &path[k], key)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -830,7 +1089,9 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     u_char                         msg[256];
     time_t                         timeout;
     SSL_CTX                       *listener, *ctx;
-    ngx_uint_t                     s;
+    uint32_t                       flags;
+    ngx_str_t                     *keys;
+    ngx_uint_t                     s, k;
     snicache_result                rc;
     snicache_config               *config;
     snicache_ssl_api               api;
@@ -886,13 +1147,20 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         }
     }
 
-    if (rc == SNICACHE_RESULT_OK
-        && (smcf->ticket_key.data || smcf->ticket_rotation))
-    {
+    keys = group->ticket_keys ? group->ticket_keys->elts : NULL;
+
+    if (rc == SNICACHE_RESULT_OK && (keys || smcf->ticket_rotation)) {
         /* NULL: a random secret per cache, drawn in the master, shared by the workers */
-        rc = snicache_config_set_ticket_keys(config, smcf->ticket_key.data,
-                                             smcf->ticket_key.len,
+        rc = snicache_config_set_ticket_keys(config, keys ? keys[0].data : NULL,
+                                             keys ? keys[0].len : 0,
                                              (uint32_t) smcf->ticket_rotation);
+    }
+
+    for (k = 1; keys && k < group->ticket_keys->nelts; k++) {
+        if (rc == SNICACHE_RESULT_OK) {
+            rc = snicache_config_add_ticket_secret(config, keys[k].data,
+                                                   keys[k].len);
+        }
     }
 
     if (rc != SNICACHE_RESULT_OK) {
@@ -928,9 +1196,14 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
                               NGX_HTTP_SNICACHE_MAX_TIMEOUT);
         }
 
+        /* "ssl_session_cache off": no session ids, no stateful TLS 1.3 sessions */
+        flags = sslcf->builtin_session_cache == NGX_SSL_NO_SCACHE
+                ? SNICACHE_VHOST_NO_STORE : 0;
+
         if (ngx_http_snicache_add_names(cycle, config, group, servers[s], ctx,
                                         (uint32_t) ngx_max(timeout, 0),
-                                        servers[s] == group->default_server)
+                                        servers[s] == group->default_server,
+                                        flags)
             != NGX_OK)
         {
             goto failed;
@@ -996,7 +1269,20 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     rc = snicache_cache_attach(group->cache, listener,
                                SNICACHE_ATTACH_ALL
                                & ~(SNICACHE_INSTALL_SERVERNAME
-                                   |SNICACHE_INSTALL_INFO));
+                                   |SNICACHE_INSTALL_INFO
+                                   |SNICACHE_INSTALL_CLIENT_HELLO));
+
+    /*
+     * The ClientHello callback is the module's: a context may start connections on several
+     * addresses of different groups (a server listening on :443 with others and on :8443
+     * alone), so the group is found by the connection's address, as nginx finds its servers.
+     */
+
+#ifdef OPENSSL_IS_BORINGSSL
+    SSL_CTX_set_select_certificate_cb(listener, ngx_http_snicache_select_cert);
+#else
+    SSL_CTX_set_client_hello_cb(listener, ngx_http_snicache_client_hello, NULL);
+#endif
 
     if (rc != SNICACHE_RESULT_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
@@ -1054,7 +1340,7 @@ failed:
 static ngx_int_t
 ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
     ngx_http_snicache_group_t *group, ngx_http_core_srv_conf_t *cscf,
-    SSL_CTX *ctx, uint32_t timeout, ngx_uint_t is_default)
+    SSL_CTX *ctx, uint32_t timeout, ngx_uint_t is_default, uint32_t flags)
 {
     ngx_str_t                name, noname;
     ngx_uint_t               n, added;
@@ -1098,7 +1384,8 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
 
             switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
                                                 &name, ctx, timeout,
-                                                is_default && added == 0))
+                                                is_default && added == 0,
+                                                flags))
             {
             case NGX_OK:
                 added++;
@@ -1119,7 +1406,8 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
 
         switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
                                             &name, ctx, timeout,
-                                            is_default && added == 0))
+                                            is_default && added == 0,
+                                            flags))
         {
         case NGX_OK:
             added++;
@@ -1133,7 +1421,7 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
         ngx_str_set(&noname, NGX_HTTP_SNICACHE_NONAME);
 
         if (ngx_http_snicache_add_vhost(cycle, config, group, cscf, &noname,
-                                        ctx, timeout, 1)
+                                        ctx, timeout, 1, flags)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -1149,7 +1437,8 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
 static ngx_int_t
 ngx_http_snicache_add_vhost(ngx_cycle_t *cycle, snicache_config *config,
     ngx_http_snicache_group_t *group, ngx_http_core_srv_conf_t *cscf,
-    ngx_str_t *name, SSL_CTX *ctx, uint32_t timeout, uint32_t is_default)
+    ngx_str_t *name, SSL_CTX *ctx, uint32_t timeout, uint32_t is_default,
+    uint32_t flags)
 {
     u_char           msg[256];
     ngx_str_t       *copy;
@@ -1171,7 +1460,8 @@ ngx_http_snicache_add_vhost(ngx_cycle_t *cycle, snicache_config *config,
 
     rc = snicache_config_add_vhost(config, (const char *) copy->data, ctx,
                                    timeout,
-                                   is_default ? SNICACHE_VHOST_DEFAULT : 0);
+                                   (is_default ? SNICACHE_VHOST_DEFAULT : 0)
+                                   | flags);
 
     if (rc == SNICACHE_RESULT_OK) {
         return NGX_OK;
@@ -1197,6 +1487,108 @@ ngx_http_snicache_add_vhost(ngx_cycle_t *cycle, snicache_config *config,
 
     return NGX_ERROR;
 }
+
+
+/* The group of the address a connection came in on: an exact address, else a wildcard one. */
+
+static ngx_http_snicache_group_t *
+ngx_http_snicache_find_group(ngx_connection_t *c)
+{
+    ngx_uint_t                      g, i;
+    ngx_http_connection_t          *hc;
+    ngx_http_snicache_addr_t       *addrs;
+    ngx_http_snicache_group_t     **groups, *wildcard;
+    ngx_http_snicache_main_conf_t  *smcf;
+
+    if (c == NULL || c->data == NULL) {
+        return NULL;
+    }
+
+    hc = c->data;
+    smcf = hc->conf_ctx->main_conf[ngx_http_snicache_module.ctx_index];
+
+    if (ngx_connection_local_sockaddr(c, NULL, 0) != NGX_OK) {
+        return NULL;
+    }
+
+    groups = smcf->groups.elts;
+    wildcard = NULL;
+
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        addrs = groups[g]->addrs.elts;
+
+        for (i = 0; i < groups[g]->addrs.nelts; i++) {
+            if (ngx_cmp_sockaddr(addrs[i].sockaddr, addrs[i].socklen,
+                                 c->local_sockaddr, c->local_socklen, 1)
+                == NGX_OK)
+            {
+                return groups[g];
+            }
+
+            if (wildcard == NULL
+                && addrs[i].sockaddr->sa_family == c->local_sockaddr->sa_family
+                && ngx_inet_wildcard(addrs[i].sockaddr)
+                && ngx_inet_get_port(addrs[i].sockaddr)
+                   == ngx_inet_get_port(c->local_sockaddr))
+            {
+                wildcard = groups[g];
+            }
+        }
+    }
+
+    return wildcard;
+}
+
+
+#ifdef OPENSSL_IS_BORINGSSL
+
+static enum ssl_select_cert_result_t
+ngx_http_snicache_select_cert(const SSL_CLIENT_HELLO *hello)
+{
+    int                         rc, alert;
+    ngx_http_snicache_group_t  *group;
+
+    group = ngx_http_snicache_find_group(ngx_ssl_get_connection(hello->ssl));
+
+    alert = 0;
+    rc = snicache_on_client_hello(hello->ssl, hello, &alert,
+                                  group ? (void *) group->cache : NULL);
+
+    if (rc == SNICACHE_CLIENT_HELLO_RETRY) {
+        return ssl_select_cert_retry;
+    }
+
+    if (rc == 1) {
+        return ssl_select_cert_success;
+    }
+
+    SSL_send_fatal_alert(hello->ssl, (uint8_t) alert);
+
+    return ssl_select_cert_error;
+}
+
+#else
+
+static int
+ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn, int *alert, void *arg)
+{
+    int                         rc;
+    ngx_http_snicache_group_t  *group;
+
+    group = ngx_http_snicache_find_group(ngx_ssl_get_connection(ssl_conn));
+
+    /* NULL: the cache attached to the connection's context */
+    rc = snicache_on_client_hello(ssl_conn, NULL, alert,
+                                  group ? (void *) group->cache : NULL);
+
+    if (rc == SNICACHE_CLIENT_HELLO_RETRY) {
+        return SSL_CLIENT_HELLO_RETRY;
+    }
+
+    return rc == 1 ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
+}
+
+#endif
 
 
 static void
@@ -1272,8 +1664,7 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
     ngx_buf_t                      *b;
     ngx_uint_t                      g, prometheus;
     ngx_chain_t                     out;
-    ngx_http_snicache_group_t      *group, **groups;
-    ngx_http_snicache_srv_conf_t   *sconf;
+    ngx_http_snicache_group_t     **groups;
     ngx_http_snicache_main_conf_t  *smcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -1285,26 +1676,18 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* this server's cache, or the first one (a status server of its own) */
+    /* every group of listen addresses, whichever server the status location is in */
 
-    sconf = ngx_http_get_module_srv_conf(r, ngx_http_snicache_module);
     smcf = ngx_http_get_module_main_conf(r, ngx_http_snicache_module);
+    groups = smcf->groups.elts;
 
-    group = sconf->group;
-
-    if (group == NULL || group->cache == NULL) {
-        groups = smcf->groups.elts;
-        group = NULL;
-
-        for (g = 0; g < smcf->groups.nelts; g++) {
-            if (groups[g]->cache) {
-                group = groups[g];
-                break;
-            }
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        if (groups[g]->cache == NULL) {
+            break;
         }
     }
 
-    if (group == NULL) {
+    if (g == 0 || g < smcf->groups.nelts) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "snicache_status: no server has \"snicache on\"");
         return NGX_HTTP_NOT_FOUND;
@@ -1315,12 +1698,12 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
                  && ngx_strncmp(format.data, "prometheus", 10) == 0;
 
     if (prometheus) {
-        rc = ngx_http_snicache_prometheus(r, group, &b);
+        rc = ngx_http_snicache_prometheus(r, smcf, &b);
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
 
     } else {
-        rc = ngx_http_snicache_json(r, group->cache, &b);
+        rc = ngx_http_snicache_json(r, smcf, &b);
         ngx_str_set(&r->headers_out.content_type, "application/json");
     }
 
@@ -1349,41 +1732,123 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_snicache_json(ngx_http_request_t *r, const snicache_cache *cache,
-    ngx_buf_t **out)
+/* The addresses of a group as a label value or JSON list items: "a","b" or a,b. */
+
+static u_char *
+ngx_http_snicache_addrs(u_char *p, u_char *end, ngx_http_snicache_group_t *group,
+    ngx_uint_t quoted)
 {
-    u_char           msg[256];
-    size_t           len, cap;
-    ngx_buf_t       *b;
-    ngx_uint_t       tries;
-    snicache_result  rc;
+    ngx_uint_t                 i;
+    ngx_http_snicache_addr_t  *addrs;
 
-    rc = snicache_cache_stats_json(cache, NULL, 0, &len);
+    addrs = group->addrs.elts;
 
-    /* the counters may grow between the two calls: leave room, retry */
+    for (i = 0; i < group->addrs.nelts; i++) {
+        p = ngx_slprintf(p, end, quoted ? "%s\"%V\"" : "%s%V",
+                         i ? "," : "", &addrs[i].text);
+    }
+
+    return p;
+}
+
+
+static size_t
+ngx_http_snicache_addrs_len(ngx_http_snicache_group_t *group)
+{
+    size_t                     len;
+    ngx_uint_t                 i;
+    ngx_http_snicache_addr_t  *addrs;
+
+    addrs = group->addrs.elts;
+    len = 0;
+
+    for (i = 0; i < group->addrs.nelts; i++) {
+        len += addrs[i].text.len + 3;
+    }
+
+    return len;
+}
+
+
+/*
+ * {"listeners":[{"listen":["127.0.0.1:443"],"cache":{...}}, ...]}: one entry per group of
+ * listen addresses, its cache's snicache_cache_stats_json.
+ */
+static ngx_int_t
+ngx_http_snicache_json(ngx_http_request_t *r,
+    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out)
+{
+    u_char                      msg[256];
+    size_t                      len, cap, need;
+    ngx_buf_t                  *b;
+    ngx_uint_t                  g, tries;
+    snicache_result             rc;
+    ngx_http_snicache_group_t **groups;
+
+    groups = smcf->groups.elts;
+    rc = SNICACHE_RESULT_OK;
+
+    /* the counters may grow between the calls: leave room, retry */
 
     for (tries = 0; rc == SNICACHE_RESULT_OK && tries < 4; tries++) {
-        cap = len + 1 + 1024;
 
-        b = ngx_create_temp_buf(r->pool, cap + 1);
+        need = sizeof("{\"listeners\":[]}\n");
+
+        for (g = 0; g < smcf->groups.nelts; g++) {
+            rc = snicache_cache_stats_json(groups[g]->cache, NULL, 0, &len);
+            if (rc != SNICACHE_RESULT_OK) {
+                goto failed;
+            }
+
+            need += len + 1024 + ngx_http_snicache_addrs_len(groups[g])
+                    + sizeof(",{\"listen\":[],\"cache\":}");
+        }
+
+        b = ngx_create_temp_buf(r->pool, need);
         if (b == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        rc = snicache_cache_stats_json(cache, (char *) b->pos, cap, &len);
+        b->last = ngx_cpymem(b->last, "{\"listeners\":[",
+                             sizeof("{\"listeners\":[") - 1);
+
+        for (g = 0; g < smcf->groups.nelts; g++) {
+            b->last = ngx_slprintf(b->last, b->end, "%s{\"listen\":[",
+                                   g ? "," : "");
+            b->last = ngx_http_snicache_addrs(b->last, b->end, groups[g], 1);
+            b->last = ngx_slprintf(b->last, b->end, "],\"cache\":");
+
+            cap = b->end - b->last;
+            rc = snicache_cache_stats_json(groups[g]->cache, (char *) b->last,
+                                           cap, &len);
+            if (rc != SNICACHE_RESULT_OK) {
+                break;
+            }
+
+            b->last += len;
+
+            if ((size_t) (b->end - b->last) < 8) {
+                rc = SNICACHE_RESULT_BUFFER_TOO_SMALL;
+                break;
+            }
+
+            *b->last++ = '}';
+        }
 
         if (rc == SNICACHE_RESULT_OK) {
-            b->last = b->pos + len;
+            *b->last++ = ']';
+            *b->last++ = '}';
             *b->last++ = '\n';
             *out = b;
             return NGX_OK;
         }
 
         if (rc == SNICACHE_RESULT_BUFFER_TOO_SMALL) {
-            rc = snicache_cache_stats_json(cache, NULL, 0, &len);
+            rc = SNICACHE_RESULT_OK;
         }
     }
+
+failed:
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "snicache_status: %s",
@@ -1393,46 +1858,85 @@ ngx_http_snicache_json(ngx_http_request_t *r, const snicache_cache *cache,
 }
 
 
+/*
+ * Prometheus text format 0.0.4: every family once with HELP and TYPE, then its samples for
+ * every group ("listen" label: the group's addresses) and vhost. Per vhost: the snicache_stats
+ * counters (refusals only by reason, not also summed), per group: the listener counters, the
+ * Redis counters (redis:// stores) and the shm health counters (shm: stores).
+ */
 static ngx_int_t
 ngx_http_snicache_prometheus(ngx_http_request_t *r,
-    ngx_http_snicache_group_t *group, ngx_buf_t **out)
+    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out)
 {
-    u_char                      msg[256];
-    size_t                      size;
-    uint64_t                    count;
-    ngx_buf_t                  *b;
-    ngx_str_t                  *names;
-    ngx_uint_t                  m, v, k;
-    snicache_stats             *stats;
-    snicache_result             rc;
-    ngx_http_snicache_metric_t *metric;
+    u_char                        msg[256];
+    size_t                        size;
+    uint64_t                      count;
+    ngx_buf_t                    *b;
+    ngx_str_t                    *names;
+    ngx_uint_t                    g, v, k, n, *shm, any_shm;
+    u_char                       *base;
+    snicache_stats              **stats, *totals;
+    snicache_result               rc;
+    snicache_shm_health          *health;
+    ngx_http_snicache_group_t   **groups, *group;
+    ngx_http_snicache_metric_t   *metric;
 
-    names = group->names.elts;
+    groups = smcf->groups.elts;
 
-    stats = ngx_palloc(r->pool, group->names.nelts * sizeof(snicache_stats) + 1);
-    if (stats == NULL) {
+    stats = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(snicache_stats *));
+    totals = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(snicache_stats));
+    health = ngx_pcalloc(r->pool,
+                         smcf->groups.nelts * sizeof(snicache_shm_health));
+    shm = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(ngx_uint_t));
+    if (stats == NULL || totals == NULL || health == NULL || shm == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     size = 0;
+    n = 0;
+    any_shm = 0;
 
-    for (v = 0; v < group->names.nelts; v++) {
-        rc = snicache_cache_stats(group->cache, (const char *) names[v].data,
-                                  &stats[v]);
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        group = groups[g];
+        names = group->names.elts;
+
+        stats[g] = ngx_palloc(r->pool,
+                              (group->names.nelts + 1) * sizeof(snicache_stats));
+        if (stats[g] == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (v = 0; v < group->names.nelts; v++) {
+            rc = snicache_cache_stats(group->cache, (const char *) names[v].data,
+                                      &stats[g][v]);
+            if (rc != SNICACHE_RESULT_OK) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "snicache_status: vhost \"%V\": %s", &names[v],
+                              ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            size += names[v].len + ngx_http_snicache_addrs_len(group);
+        }
+
+        rc = snicache_cache_stats(group->cache, NULL, &totals[g]);
         if (rc != SNICACHE_RESULT_OK) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "snicache_status: vhost \"%V\": %s", &names[v],
+                          "snicache_status: %s",
                           ngx_http_snicache_message(rc, msg, sizeof(msg)));
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        size += names[v].len;
+        shm[g] = snicache_shm_health_get(group->cache, &health[g])
+                 == SNICACHE_RESULT_OK;
+        any_shm |= shm[g];
+
+        n += group->names.nelts;
+        size += ngx_http_snicache_addrs_len(group);
     }
 
-    /* each line: name, vhost, reason, a 20-digit number, punctuation */
-    size = (sizeof(ngx_http_snicache_metrics) / sizeof(ngx_http_snicache_metric_t)
-            + 8 * group->names.nelts + 2) * 256
-           + size * 32;
+    /* each sample: name, labels, a 20-digit number; HELP and TYPE lines per family */
+    size = size * 32 + (n + smcf->groups.nelts) * 64 * 160 + 64 * 256;
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -1440,38 +1944,101 @@ ngx_http_snicache_prometheus(ngx_http_request_t *r,
     }
 
     for (metric = ngx_http_snicache_metrics; metric->name; metric++) {
-        m = ngx_strcmp(metric->type, "counter") == 0;
 
-        b->last = ngx_slprintf(b->last, b->end, "# TYPE snicache_%s%s %s\n",
-                              metric->name, m ? "_total" : "", metric->type);
-
-        for (v = 0; v < group->names.nelts; v++) {
-            count = *(uint64_t *) ((u_char *) &stats[v] + metric->offset);
-            b->last = ngx_slprintf(b->last, b->end, "snicache_%s%s{vhost=\"%V\"} %uL\n",
-                                  metric->name, m ? "_total" : "",
-                                  &names[v], count);
-        }
-    }
-
-    b->last = ngx_cpymem(b->last, "# TYPE snicache_refusals_by_reason_total"
-                         " counter\n",
-                         sizeof("# TYPE snicache_refusals_by_reason_total"
-                                " counter\n") - 1);
-
-    for (v = 0; v < group->names.nelts; v++) {
-        for (k = 0; ngx_http_snicache_reasons[k]; k++) {
-            rc = snicache_cache_refusals(group->cache,
-                                         (const char *) names[v].data,
-                                         ngx_http_snicache_reasons[k], &count);
-            if (rc != SNICACHE_RESULT_OK) {
+        if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_SHM) {
+            if (!any_shm) {
                 continue;
             }
 
-            b->last = ngx_slprintf(b->last, b->end,
-                                  "snicache_refusals_by_reason_total{vhost=\"%V\","
-                                  "reason=\"%s\"} %uL\n",
-                                  &names[v], ngx_http_snicache_reasons[k], count);
+        } else if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_REMOTE) {
+            if (smcf->store.len < 5
+                || ngx_strncmp(smcf->store.data, "redis", 5) != 0)
+            {
+                continue;
+            }
         }
+
+        b->last = ngx_slprintf(b->last, b->end,
+                               "# HELP snicache_%s %s\n# TYPE snicache_%s %s\n",
+                               metric->name, metric->help, metric->name,
+                               metric->type);
+
+        for (g = 0; g < smcf->groups.nelts; g++) {
+            group = groups[g];
+            names = group->names.elts;
+
+            if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_VHOST) {
+                for (v = 0; v < group->names.nelts; v++) {
+                    count = *(uint64_t *) ((u_char *) &stats[g][v]
+                                           + metric->offset);
+                    b->last = ngx_slprintf(b->last, b->end,
+                                           "snicache_%s{listen=\"", metric->name);
+                    b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
+                    b->last = ngx_slprintf(b->last, b->end,
+                                           "\",vhost=\"%V\"} %uL\n",
+                                           &names[v], count);
+                }
+
+                continue;
+            }
+
+            /* listener, remote and shm families: one sample per group */
+
+            if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_SHM) {
+                if (!shm[g]) {
+                    continue;
+                }
+
+                base = (u_char *) &health[g];
+
+            } else {
+                base = (u_char *) &totals[g];
+            }
+
+            count = *(uint64_t *) (base + metric->offset);
+
+            b->last = ngx_slprintf(b->last, b->end,
+                                   "snicache_%s{listen=\"", metric->name);
+            b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
+            b->last = ngx_slprintf(b->last, b->end, "\"} %uL\n", count);
+        }
+    }
+
+    b->last = ngx_slprintf(b->last, b->end,
+                           "# HELP snicache_refusals_by_reason_total Resumptions"
+                           " refused by a policy rule, by rule.\n"
+                           "# TYPE snicache_refusals_by_reason_total counter\n");
+
+    for (g = 0; g < smcf->groups.nelts; g++) {
+        group = groups[g];
+        names = group->names.elts;
+
+        for (v = 0; v < group->names.nelts; v++) {
+            for (k = 0; ngx_http_snicache_reasons[k]; k++) {
+                rc = snicache_cache_refusals(group->cache,
+                                             (const char *) names[v].data,
+                                             ngx_http_snicache_reasons[k],
+                                             &count);
+                if (rc != SNICACHE_RESULT_OK) {
+                    continue;
+                }
+
+                b->last = ngx_slprintf(b->last, b->end,
+                                       "snicache_refusals_by_reason_total"
+                                       "{listen=\"");
+                b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
+                b->last = ngx_slprintf(b->last, b->end,
+                                       "\",vhost=\"%V\",reason=\"%s\"} %uL\n",
+                                       &names[v], ngx_http_snicache_reasons[k],
+                                       count);
+            }
+        }
+    }
+
+    if (b->last == b->end) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "snicache_status: prometheus text truncated");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     *out = b;

@@ -9,7 +9,7 @@ use super::error::fail;
 use super::{arg, arg_str, guard, out, snicache_result};
 use crate::crypto::ticket_keys::TicketKeys;
 use crate::engine::policy::Policy;
-use crate::engine::stats::Stats;
+use crate::engine::stats::{ListenerEvent, Stats};
 use crate::engine::{session_id_context, Engine};
 use crate::host::ssl_api::{
     host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_EARLY_DATA,
@@ -428,6 +428,11 @@ pub struct snicache_stats {
     pub early_data_accepted: u64,
     /// Early data refused because the ticket's entry was already taken (a replay) or absent.
     pub early_data_replayed: u64,
+    /// Listener counters, in the totals only (0 for a single vhost): ClientHellos naming no
+    /// vhost (served by the default vhost, or refused with strict SNI).
+    pub unknown_sni: u64,
+    /// ClientHellos with a malformed `server_name` extension (refused with illegal_parameter).
+    pub malformed_sni: u64,
 }
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
@@ -485,6 +490,16 @@ pub extern "C" fn snicache_cache_stats(
             remote_fetch_drops: s.remote.fetch_drops,
             early_data_accepted: s.early_data_accepted,
             early_data_replayed: s.early_data_replayed,
+            unknown_sni: if v.is_none() {
+                c.engine.stats.listener(ListenerEvent::UnknownSni)
+            } else {
+                0
+            },
+            malformed_sni: if v.is_none() {
+                c.engine.stats.listener(ListenerEvent::MalformedSni)
+            } else {
+                0
+            },
         };
         out(out_stats, stats, "out")
     })

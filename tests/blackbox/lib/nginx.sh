@@ -101,5 +101,14 @@ ngx() {
         timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername "$name" -ign_eof "$@" 2>"$TMP/client.err"
 }
 served() { grep -ao 'server=[^ ]* reused=[r.] sni=[^ ]*' | head -1; }
-status() { curl -sS --max-time 10 "http://127.0.0.1:$STATUS_PORT/status${1:-}"; }
+# status [?QUERY]: the status location's answer; without a query, the JSON of the first (here the
+# only) group of listen addresses (`listeners[0].cache`); status_all: the whole JSON.
+status_all() { curl -sS --max-time 10 "http://127.0.0.1:$STATUS_PORT/status${1:-}"; }
+status() {
+    if [ -n "${1:-}" ]; then
+        status_all "$1"
+    else
+        status_all | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["listeners"][0]["cache"]))'
+    fi
+}
 
