@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 
 #include "snicache_ssl.h"
+#include "ngx_snicache_common.h"
 
 
 #define NGX_HTTP_SNICACHE_MAX_TIMEOUT    86400
@@ -35,17 +36,10 @@
  * address's default server), which is the listener snicache attaches to.
  */
 typedef struct {
-    struct sockaddr            *sockaddr;
-    socklen_t                   socklen;
-    ngx_str_t                   text;
-} ngx_http_snicache_addr_t;
-
-
-typedef struct {
     ngx_http_core_srv_conf_t   *default_server;
     ngx_array_t                 servers;     /* ngx_http_core_srv_conf_t * */
     ngx_array_t                 names;       /* ngx_str_t, NUL-terminated vhost names */
-    ngx_array_t                 addrs;       /* ngx_http_snicache_addr_t */
+    ngx_array_t                 addrs;       /* ngx_snicache_addr_t */
     ngx_array_t                *ticket_keys; /* ngx_str_t: key bytes, first seals */
     const snicache_cache       *cache;
     ngx_shm_zone_t             *zone;        /* the shm store's zone, or NULL */
@@ -69,20 +63,6 @@ typedef struct {
     time_t                      timeout;
     ngx_http_snicache_group_t  *group;
 } ngx_http_snicache_srv_conf_t;
-
-
-#define NGX_HTTP_SNICACHE_SCOPE_VHOST    0
-#define NGX_HTTP_SNICACHE_SCOPE_LISTENER 1
-#define NGX_HTTP_SNICACHE_SCOPE_REMOTE   2
-#define NGX_HTTP_SNICACHE_SCOPE_SHM      3
-
-typedef struct {
-    const char                 *name;
-    size_t                      offset;
-    const char                 *type;
-    ngx_uint_t                  scope;
-    const char                 *help;
-} ngx_http_snicache_metric_t;
 
 
 static void *ngx_http_snicache_create_main_conf(ngx_conf_t *cf);
@@ -128,23 +108,9 @@ static int ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn,
     int *alert, void *arg);
 #endif
 static void ngx_http_snicache_cleanup(void *data);
-static ngx_int_t ngx_http_snicache_read_key(ngx_conf_t *cf,
-    const char *directive, ngx_str_t *path, ngx_str_t *key);
-static void ngx_http_snicache_key_cleanup(void *data);
-static void ngx_http_snicache_log(void *userdata, snicache_log_level level,
-    const char *message, size_t len);
-static void ngx_http_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn,
-    int where, int ret);
 static u_char *ngx_http_snicache_message(snicache_result rc, u_char *buf,
     size_t len);
 static ngx_int_t ngx_http_snicache_status_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_snicache_json(ngx_http_request_t *r,
-    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out);
-static ngx_int_t ngx_http_snicache_prometheus(ngx_http_request_t *r,
-    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out);
-static u_char *ngx_http_snicache_addrs(u_char *p, u_char *end,
-    ngx_http_snicache_group_t *group, ngx_uint_t quoted);
-static size_t ngx_http_snicache_addrs_len(ngx_http_snicache_group_t *group);
 
 
 static ngx_conf_num_bounds_t  ngx_http_snicache_timeout_bounds = {
@@ -239,111 +205,6 @@ ngx_module_t  ngx_http_snicache_module = {
     NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
-};
-
-
-/* nginx's own info callback (ngx_ssl_info_callback), chained from ours. */
-static void (*ngx_http_snicache_next_info)(const ngx_ssl_conn_t *ssl_conn,
-    int where, int ret);
-
-
-#define ngx_http_snicache_stat(name, type, scope, help)                       \
-    { #name, offsetof(snicache_stats, name), type, scope, help }
-#define ngx_http_snicache_counter(name, help)                                 \
-    { #name "_total", offsetof(snicache_stats, name), "counter",              \
-      NGX_HTTP_SNICACHE_SCOPE_VHOST, help }
-#define ngx_http_snicache_listener(name, help)                                \
-    { #name "_total", offsetof(snicache_stats, name), "counter",              \
-      NGX_HTTP_SNICACHE_SCOPE_LISTENER, help }
-#define ngx_http_snicache_remote(name, suffix, type, help)                    \
-    { #name suffix, offsetof(snicache_stats, name), type,                     \
-      NGX_HTTP_SNICACHE_SCOPE_REMOTE, help }
-#define ngx_http_snicache_shm(name, suffix, type, help)                       \
-    { "shm_" #name suffix, offsetof(snicache_shm_health, name), type,         \
-      NGX_HTTP_SNICACHE_SCOPE_SHM, help }
-
-/* Every family once; "refusals" is left out: it is the sum of refusals_by_reason. */
-static ngx_http_snicache_metric_t  ngx_http_snicache_metrics[] = {
-    ngx_http_snicache_counter(hits, "Sessions handed back for resumption"
-                              " (session ids and tickets)."),
-    ngx_http_snicache_counter(misses, "Offered session ids not found."),
-    ngx_http_snicache_counter(stores, "Sessions stored."),
-    ngx_http_snicache_counter(store_errors, "Sessions the store refused or"
-                              " failed to store."),
-    ngx_http_snicache_counter(evictions, "Sessions evicted to stay within the"
-                              " memory bound."),
-    ngx_http_snicache_counter(expirations, "Sessions found expired in the"
-                              " store."),
-    ngx_http_snicache_counter(corrupt, "Stored records or tickets that failed"
-                              " to decode."),
-    ngx_http_snicache_counter(bad_ids, "Offered session ids that were"
-                              " unusable."),
-    ngx_http_snicache_counter(invalidations, "Sessions invalidated after a"
-                              " fatal alert."),
-    ngx_http_snicache_counter(ticket_unknown_key, "Tickets naming a key this"
-                              " vhost does not have."),
-    ngx_http_snicache_counter(ticket_forged, "Tickets that failed"
-                              " authentication."),
-    ngx_http_snicache_counter(ticket_renewed, "Tickets accepted under a"
-                              " decrypt-only key and renewed."),
-    ngx_http_snicache_counter(pending, "Lookups the store answered"
-                              " pending."),
-    ngx_http_snicache_counter(early_data_accepted, "Early data accepted: the"
-                              " ticket's single-use entry was taken."),
-    ngx_http_snicache_counter(early_data_replayed, "Early data refused: the"
-                              " ticket's entry was taken already or absent."),
-    ngx_http_snicache_stat(entries, "gauge", NGX_HTTP_SNICACHE_SCOPE_VHOST,
-                           "Sessions in the store now."),
-    ngx_http_snicache_stat(bytes, "gauge", NGX_HTTP_SNICACHE_SCOPE_VHOST,
-                           "Bytes the store charges now."),
-    ngx_http_snicache_listener(unknown_sni, "ClientHellos naming no vhost"
-                               " (default server, or refused with strict"
-                               " SNI)."),
-    ngx_http_snicache_listener(malformed_sni, "ClientHellos with a malformed"
-                               " server_name (refused)."),
-    ngx_http_snicache_remote(remote_hits, "_total", "counter", "Local misses the"
-                             " remote store answered."),
-    ngx_http_snicache_remote(remote_misses, "_total", "counter", "Local misses the"
-                             " remote store did not have either."),
-    ngx_http_snicache_remote(remote_timeouts, "_total", "counter", "Remote"
-                             " operations cut off by their time budget."),
-    ngx_http_snicache_remote(remote_errors, "_total", "counter", "Remote"
-                             " operations that failed otherwise."),
-    ngx_http_snicache_remote(remote_seal_failures, "_total", "counter", "Remote"
-                             " records that failed to open."),
-    ngx_http_snicache_remote(remote_breaker_state, "", "gauge", "Circuit breaker:"
-                             " 0 closed, 1 open, 2 half-open."),
-    ngx_http_snicache_remote(remote_breaker_trips, "_total", "counter", "Times the"
-                             " circuit breaker opened."),
-    ngx_http_snicache_remote(remote_breaker_skips, "_total", "counter", "Remote"
-                             " operations skipped while the breaker was open."),
-    ngx_http_snicache_remote(remote_writes, "_total", "counter", "Records written"
-                             " to the remote store."),
-    ngx_http_snicache_remote(remote_write_drops, "_total", "counter", "Remote"
-                             " writes dropped."),
-    ngx_http_snicache_remote(remote_fetches, "_total", "counter", "Background"
-                             " fetches started for paused handshakes."),
-    ngx_http_snicache_remote(remote_fetch_drops, "_total", "counter", "Lookups"
-                             " that went on in full, too many fetches under"
-                             " way."),
-    ngx_http_snicache_shm(lock_timeouts, "_total", "counter", "Shared store lock waits"
-                          " that timed out."),
-    ngx_http_snicache_shm(lock_errors, "_total", "counter", "Shared store locks that"
-                          " could not be taken."),
-    ngx_http_snicache_shm(owner_dead, "_total", "counter", "Shared store locks taken"
-                          " over from a dead process."),
-    ngx_http_snicache_shm(repairs, "_total", "counter", "Shared store shards emptied"
-                          " after inconsistency."),
-    ngx_http_snicache_shm(corrupt, "_total", "counter", "Shared store entries dropped"
-                          " on a checksum mismatch."),
-    ngx_http_snicache_shm(mapped_bytes, "", "gauge", "Bytes of the shared store"
-                          " mapping."),
-    { NULL, 0, NULL, 0, NULL }
-};
-
-/* The built-in rules, in policy order. */
-static const char  *ngx_http_snicache_reasons[] = {
-    "vhost", "sni", "invalidated", "expired", "version", "cipher", "ems", NULL
 };
 
 
@@ -527,7 +388,7 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_snicache_read_key(cf, "snicache_ticket_key_file", &value[1],
+    if (ngx_snicache_read_key(cf, "snicache_ticket_key_file", &value[1],
                                    key)
         != NGX_OK)
     {
@@ -536,113 +397,6 @@ ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * Reads a ticket key file: 32 to 80 bytes, nginx's 48- and 80-byte ssl_session_ticket_key
- * files among them, used whole as a snicache ticket master secret. The copy lives in the
- * configuration's pool and is zeroed with it.
- */
-static ngx_int_t
-ngx_http_snicache_read_key(ngx_conf_t *cf, const char *directive,
-    ngx_str_t *path, ngx_str_t *key)
-{
-    u_char              buf[80];
-    size_t              size;
-    ssize_t             n;
-    ngx_file_t          file;
-    ngx_file_info_t     fi;
-    ngx_pool_cleanup_t *cln;
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = *path;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY,
-                            NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%s\": cannot open \"%V\"", directive, &file.name);
-        return NGX_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%s\": cannot stat \"%V\"", directive, &file.name);
-        goto failed;
-    }
-
-    size = (size_t) ngx_file_size(&fi);
-
-    if (size < 32 || size > 80) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" \"%V\" holds %uz bytes, it must hold 32 to"
-                           " 80 bytes (nginx's ticket key files hold 48 or 80)",
-                           directive, &file.name, size);
-        goto failed;
-    }
-
-    n = ngx_read_file(&file, buf, size, 0);
-
-    if (n == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%s\": cannot read \"%V\"", directive, &file.name);
-        goto failed;
-    }
-
-    if ((size_t) n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\": \"%V\" changed while being read"
-                           " (%z of %uz bytes)", directive, &file.name, n, size);
-        goto failed;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
-    if (cln == NULL) {
-        goto failed;
-    }
-
-    key->data = ngx_pnalloc(cf->pool, size);
-    if (key->data == NULL) {
-        goto failed;
-    }
-
-    ngx_memcpy(key->data, buf, size);
-    key->len = size;
-
-    cln->handler = ngx_http_snicache_key_cleanup;
-    *(ngx_str_t *) cln->data = *key;
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &file.name);
-    }
-
-    return NGX_OK;
-
-failed:
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &file.name);
-    }
-
-    return NGX_ERROR;
-}
-
-
-static void
-ngx_http_snicache_key_cleanup(void *data)
-{
-    ngx_str_t  *key = data;
-
-    ngx_explicit_memzero(key->data, key->len);
 }
 
 
@@ -674,7 +428,7 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
     ngx_http_conf_port_t           *port;
     ngx_http_conf_addr_t           *addr;
     ngx_http_core_srv_conf_t      **servers, **gservers, **cscfp;
-    ngx_http_snicache_addr_t       *gaddr;
+    ngx_snicache_addr_t       *gaddr;
     ngx_http_snicache_group_t      *group, **groups;
     ngx_http_snicache_srv_conf_t   *sconf;
     ngx_http_core_main_conf_t      *cmcf;
@@ -765,7 +519,7 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
                                       sizeof(ngx_str_t))
                        != NGX_OK
                     || ngx_array_init(&group->addrs, cf->pool, 1,
-                                      sizeof(ngx_http_snicache_addr_t))
+                                      sizeof(ngx_snicache_addr_t))
                        != NGX_OK)
                 {
                     return NGX_ERROR;
@@ -926,7 +680,7 @@ ngx_http_snicache_group_keys(ngx_conf_t *cf,
         }
 
         if (ngx_conf_full_name(cf->cycle, &path[k], 1) != NGX_OK
-            || ngx_http_snicache_read_key(cf, "ssl_session_ticket_key",
+            || ngx_snicache_read_key(cf, "ssl_session_ticket_key",
                                           &path[k], key)
                != NGX_OK)
         {
@@ -1090,8 +844,7 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     time_t                         timeout;
     SSL_CTX                       *listener, *ctx;
     uint32_t                       flags;
-    ngx_str_t                     *keys;
-    ngx_uint_t                     s, k;
+    ngx_uint_t                     s;
     snicache_result                rc;
     snicache_config               *config;
     snicache_ssl_api               api;
@@ -1131,7 +884,7 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     }
 
     if (rc == SNICACHE_RESULT_OK) {
-        rc = snicache_config_set_log(config, ngx_http_snicache_log, NULL,
+        rc = snicache_config_set_log(config, ngx_snicache_log, NULL,
                                      SNICACHE_LOG_LEVEL_INFO);
     }
 
@@ -1147,20 +900,9 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         }
     }
 
-    keys = group->ticket_keys ? group->ticket_keys->elts : NULL;
-
-    if (rc == SNICACHE_RESULT_OK && (keys || smcf->ticket_rotation)) {
-        /* NULL: a random secret per cache, drawn in the master, shared by the workers */
-        rc = snicache_config_set_ticket_keys(config, keys ? keys[0].data : NULL,
-                                             keys ? keys[0].len : 0,
-                                             (uint32_t) smcf->ticket_rotation);
-    }
-
-    for (k = 1; keys && k < group->ticket_keys->nelts; k++) {
-        if (rc == SNICACHE_RESULT_OK) {
-            rc = snicache_config_add_ticket_secret(config, keys[k].data,
-                                                   keys[k].len);
-        }
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = ngx_snicache_set_ticket_keys(config, group->ticket_keys,
+                                          smcf->ticket_rotation);
     }
 
     if (rc != SNICACHE_RESULT_OK) {
@@ -1306,16 +1048,16 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         }
 
         if (ctx == NULL
-            || SSL_CTX_get_info_callback(ctx) == ngx_http_snicache_info_callback)
+            || SSL_CTX_get_info_callback(ctx) == ngx_snicache_info_callback)
         {
             continue;
         }
 
-        if (ngx_http_snicache_next_info == NULL) {
-            ngx_http_snicache_next_info = SSL_CTX_get_info_callback(ctx);
+        if (ngx_snicache_next_info == NULL) {
+            ngx_snicache_next_info = SSL_CTX_get_info_callback(ctx);
 
         } else if (SSL_CTX_get_info_callback(ctx)
-                   != ngx_http_snicache_next_info)
+                   != ngx_snicache_next_info)
         {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                           "\"snicache\": the SSL context of the server in"
@@ -1324,7 +1066,7 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
             return NGX_ERROR;
         }
 
-        SSL_CTX_set_info_callback(ctx, ngx_http_snicache_info_callback);
+        SSL_CTX_set_info_callback(ctx, ngx_snicache_info_callback);
     }
 
     return NGX_OK;
@@ -1496,7 +1238,7 @@ ngx_http_snicache_find_group(ngx_connection_t *c)
 {
     ngx_uint_t                      g, i;
     ngx_http_connection_t          *hc;
-    ngx_http_snicache_addr_t       *addrs;
+    ngx_snicache_addr_t       *addrs;
     ngx_http_snicache_group_t     **groups, *wildcard;
     ngx_http_snicache_main_conf_t  *smcf;
 
@@ -1602,48 +1344,6 @@ ngx_http_snicache_cleanup(void *data)
 }
 
 
-static void
-ngx_http_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn, int where,
-    int ret)
-{
-    if (ngx_http_snicache_next_info) {
-        ngx_http_snicache_next_info(ssl_conn, where, ret);
-    }
-
-    if ((where & SSL_CB_ALERT) && ((ret >> 8) & 0xff) == SSL3_AL_FATAL) {
-        snicache_on_info(ssl_conn, where, ret);
-    }
-}
-
-
-/* refusals arrive at info, store errors at warn */
-
-static void
-ngx_http_snicache_log(void *userdata, snicache_log_level level,
-    const char *message, size_t len)
-{
-    ngx_uint_t  ngx_level;
-
-    switch (level) {
-    case SNICACHE_LOG_LEVEL_ERROR:
-        ngx_level = NGX_LOG_ERR;
-        break;
-    case SNICACHE_LOG_LEVEL_WARN:
-        ngx_level = NGX_LOG_WARN;
-        break;
-    case SNICACHE_LOG_LEVEL_INFO:
-        ngx_level = NGX_LOG_INFO;
-        break;
-    default:
-        ngx_level = NGX_LOG_DEBUG;
-        break;
-    }
-
-    ngx_log_error(ngx_level, ngx_cycle->log, 0, "snicache: %*s",
-                  len, (u_char *) message);
-}
-
-
 static u_char *
 ngx_http_snicache_message(snicache_result rc, u_char *buf, size_t len)
 {
@@ -1663,7 +1363,10 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
     ngx_str_t                       format;
     ngx_buf_t                      *b;
     ngx_uint_t                      g, prometheus;
+    ngx_array_t                    *views;
     ngx_chain_t                     out;
+    ngx_snicache_view_t            *view, *sview;
+    ngx_snicache_views_t           *stream;
     ngx_http_snicache_group_t     **groups;
     ngx_http_snicache_main_conf_t  *smcf;
 
@@ -1676,18 +1379,55 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* every group of listen addresses, whichever server the status location is in */
+    /*
+     * every group of listen addresses, whichever server the status location is in, and
+     * those of the stream module
+     */
 
     smcf = ngx_http_get_module_main_conf(r, ngx_http_snicache_module);
     groups = smcf->groups.elts;
+    stream = ngx_snicache_stream_views((ngx_cycle_t *) ngx_cycle);
+
+    views = ngx_array_create(r->pool, smcf->groups.nelts + 1,
+                             sizeof(ngx_snicache_view_t));
+    if (views == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     for (g = 0; g < smcf->groups.nelts; g++) {
         if (groups[g]->cache == NULL) {
-            break;
+            continue;
+        }
+
+        view = ngx_array_push(views);
+        if (view == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        view->names = &groups[g]->names;
+        view->addrs = &groups[g]->addrs;
+        view->cache = groups[g]->cache;
+        view->remote = ngx_snicache_store_is_remote(&smcf->store);
+    }
+
+    if (stream) {
+        sview = stream->views.elts;
+
+        for (g = 0; g < stream->views.nelts; g++) {
+            if (sview[g].cache == NULL) {
+                continue;
+            }
+
+            view = ngx_array_push(views);
+            if (view == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *view = sview[g];
         }
     }
 
-    if (g == 0 || g < smcf->groups.nelts) {
+    if (views->nelts == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "snicache_status: no server has \"snicache on\"");
         return NGX_HTTP_NOT_FOUND;
@@ -1698,13 +1438,18 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
                  && ngx_strncmp(format.data, "prometheus", 10) == 0;
 
     if (prometheus) {
-        rc = ngx_http_snicache_prometheus(r, smcf, &b);
+        rc = ngx_snicache_status_prometheus(r->pool, r->connection->log, views,
+                                            &b);
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
 
     } else {
-        rc = ngx_http_snicache_json(r, smcf, &b);
+        rc = ngx_snicache_status_json(r->pool, r->connection->log, views, &b);
         ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (rc != NGX_OK) {
@@ -1732,316 +1477,3 @@ ngx_http_snicache_status_handler(ngx_http_request_t *r)
 }
 
 
-/* The addresses of a group as a label value or JSON list items: "a","b" or a,b. */
-
-static u_char *
-ngx_http_snicache_addrs(u_char *p, u_char *end, ngx_http_snicache_group_t *group,
-    ngx_uint_t quoted)
-{
-    ngx_uint_t                 i;
-    ngx_http_snicache_addr_t  *addrs;
-
-    addrs = group->addrs.elts;
-
-    for (i = 0; i < group->addrs.nelts; i++) {
-        p = ngx_slprintf(p, end, quoted ? "%s\"%V\"" : "%s%V",
-                         i ? "," : "", &addrs[i].text);
-    }
-
-    return p;
-}
-
-
-static size_t
-ngx_http_snicache_addrs_len(ngx_http_snicache_group_t *group)
-{
-    size_t                     len;
-    ngx_uint_t                 i;
-    ngx_http_snicache_addr_t  *addrs;
-
-    addrs = group->addrs.elts;
-    len = 0;
-
-    for (i = 0; i < group->addrs.nelts; i++) {
-        len += addrs[i].text.len + 3;
-    }
-
-    return len;
-}
-
-
-/*
- * {"listeners":[{"listen":["127.0.0.1:443"],"cache":{...}}, ...]}: one entry per group of
- * listen addresses, its cache's snicache_cache_stats_json.
- */
-static ngx_int_t
-ngx_http_snicache_json(ngx_http_request_t *r,
-    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out)
-{
-    u_char                      msg[256];
-    size_t                      len, cap, need;
-    ngx_buf_t                  *b;
-    ngx_uint_t                  g, tries;
-    snicache_result             rc;
-    ngx_http_snicache_group_t **groups;
-
-    groups = smcf->groups.elts;
-    rc = SNICACHE_RESULT_OK;
-
-    /* the counters may grow between the calls: leave room, retry */
-
-    for (tries = 0; rc == SNICACHE_RESULT_OK && tries < 4; tries++) {
-
-        need = sizeof("{\"listeners\":[]}\n");
-
-        for (g = 0; g < smcf->groups.nelts; g++) {
-            rc = snicache_cache_stats_json(groups[g]->cache, NULL, 0, &len);
-            if (rc != SNICACHE_RESULT_OK) {
-                goto failed;
-            }
-
-            need += len + 1024 + ngx_http_snicache_addrs_len(groups[g])
-                    + sizeof(",{\"listen\":[],\"cache\":}");
-        }
-
-        b = ngx_create_temp_buf(r->pool, need);
-        if (b == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        b->last = ngx_cpymem(b->last, "{\"listeners\":[",
-                             sizeof("{\"listeners\":[") - 1);
-
-        for (g = 0; g < smcf->groups.nelts; g++) {
-            b->last = ngx_slprintf(b->last, b->end, "%s{\"listen\":[",
-                                   g ? "," : "");
-            b->last = ngx_http_snicache_addrs(b->last, b->end, groups[g], 1);
-            b->last = ngx_slprintf(b->last, b->end, "],\"cache\":");
-
-            cap = b->end - b->last;
-            rc = snicache_cache_stats_json(groups[g]->cache, (char *) b->last,
-                                           cap, &len);
-            if (rc != SNICACHE_RESULT_OK) {
-                break;
-            }
-
-            b->last += len;
-
-            if ((size_t) (b->end - b->last) < 8) {
-                rc = SNICACHE_RESULT_BUFFER_TOO_SMALL;
-                break;
-            }
-
-            *b->last++ = '}';
-        }
-
-        if (rc == SNICACHE_RESULT_OK) {
-            *b->last++ = ']';
-            *b->last++ = '}';
-            *b->last++ = '\n';
-            *out = b;
-            return NGX_OK;
-        }
-
-        if (rc == SNICACHE_RESULT_BUFFER_TOO_SMALL) {
-            rc = SNICACHE_RESULT_OK;
-        }
-    }
-
-failed:
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "snicache_status: %s",
-                  ngx_http_snicache_message(rc, msg, sizeof(msg)));
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
-/*
- * Prometheus text format 0.0.4: every family once with HELP and TYPE, then its samples for
- * every group ("listen" label: the group's addresses) and vhost. Per vhost: the snicache_stats
- * counters (refusals only by reason, not also summed), per group: the listener counters, the
- * Redis counters (redis:// stores) and the shm health counters (shm: stores).
- */
-static ngx_int_t
-ngx_http_snicache_prometheus(ngx_http_request_t *r,
-    ngx_http_snicache_main_conf_t *smcf, ngx_buf_t **out)
-{
-    u_char                        msg[256];
-    size_t                        size;
-    uint64_t                      count;
-    ngx_buf_t                    *b;
-    ngx_str_t                    *names;
-    ngx_uint_t                    g, v, k, n, *shm, any_shm;
-    u_char                       *base;
-    snicache_stats              **stats, *totals;
-    snicache_result               rc;
-    snicache_shm_health          *health;
-    ngx_http_snicache_group_t   **groups, *group;
-    ngx_http_snicache_metric_t   *metric;
-
-    groups = smcf->groups.elts;
-
-    stats = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(snicache_stats *));
-    totals = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(snicache_stats));
-    health = ngx_pcalloc(r->pool,
-                         smcf->groups.nelts * sizeof(snicache_shm_health));
-    shm = ngx_pcalloc(r->pool, smcf->groups.nelts * sizeof(ngx_uint_t));
-    if (stats == NULL || totals == NULL || health == NULL || shm == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    size = 0;
-    n = 0;
-    any_shm = 0;
-
-    for (g = 0; g < smcf->groups.nelts; g++) {
-        group = groups[g];
-        names = group->names.elts;
-
-        stats[g] = ngx_palloc(r->pool,
-                              (group->names.nelts + 1) * sizeof(snicache_stats));
-        if (stats[g] == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        for (v = 0; v < group->names.nelts; v++) {
-            rc = snicache_cache_stats(group->cache, (const char *) names[v].data,
-                                      &stats[g][v]);
-            if (rc != SNICACHE_RESULT_OK) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "snicache_status: vhost \"%V\": %s", &names[v],
-                              ngx_http_snicache_message(rc, msg, sizeof(msg)));
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            size += names[v].len + ngx_http_snicache_addrs_len(group);
-        }
-
-        rc = snicache_cache_stats(group->cache, NULL, &totals[g]);
-        if (rc != SNICACHE_RESULT_OK) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "snicache_status: %s",
-                          ngx_http_snicache_message(rc, msg, sizeof(msg)));
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        shm[g] = snicache_shm_health_get(group->cache, &health[g])
-                 == SNICACHE_RESULT_OK;
-        any_shm |= shm[g];
-
-        n += group->names.nelts;
-        size += ngx_http_snicache_addrs_len(group);
-    }
-
-    /* each sample: name, labels, a 20-digit number; HELP and TYPE lines per family */
-    size = size * 32 + (n + smcf->groups.nelts) * 64 * 160 + 64 * 256;
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (metric = ngx_http_snicache_metrics; metric->name; metric++) {
-
-        if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_SHM) {
-            if (!any_shm) {
-                continue;
-            }
-
-        } else if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_REMOTE) {
-            if (smcf->store.len < 5
-                || ngx_strncmp(smcf->store.data, "redis", 5) != 0)
-            {
-                continue;
-            }
-        }
-
-        b->last = ngx_slprintf(b->last, b->end,
-                               "# HELP snicache_%s %s\n# TYPE snicache_%s %s\n",
-                               metric->name, metric->help, metric->name,
-                               metric->type);
-
-        for (g = 0; g < smcf->groups.nelts; g++) {
-            group = groups[g];
-            names = group->names.elts;
-
-            if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_VHOST) {
-                for (v = 0; v < group->names.nelts; v++) {
-                    count = *(uint64_t *) ((u_char *) &stats[g][v]
-                                           + metric->offset);
-                    b->last = ngx_slprintf(b->last, b->end,
-                                           "snicache_%s{listen=\"", metric->name);
-                    b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
-                    b->last = ngx_slprintf(b->last, b->end,
-                                           "\",vhost=\"%V\"} %uL\n",
-                                           &names[v], count);
-                }
-
-                continue;
-            }
-
-            /* listener, remote and shm families: one sample per group */
-
-            if (metric->scope == NGX_HTTP_SNICACHE_SCOPE_SHM) {
-                if (!shm[g]) {
-                    continue;
-                }
-
-                base = (u_char *) &health[g];
-
-            } else {
-                base = (u_char *) &totals[g];
-            }
-
-            count = *(uint64_t *) (base + metric->offset);
-
-            b->last = ngx_slprintf(b->last, b->end,
-                                   "snicache_%s{listen=\"", metric->name);
-            b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
-            b->last = ngx_slprintf(b->last, b->end, "\"} %uL\n", count);
-        }
-    }
-
-    b->last = ngx_slprintf(b->last, b->end,
-                           "# HELP snicache_refusals_by_reason_total Resumptions"
-                           " refused by a policy rule, by rule.\n"
-                           "# TYPE snicache_refusals_by_reason_total counter\n");
-
-    for (g = 0; g < smcf->groups.nelts; g++) {
-        group = groups[g];
-        names = group->names.elts;
-
-        for (v = 0; v < group->names.nelts; v++) {
-            for (k = 0; ngx_http_snicache_reasons[k]; k++) {
-                rc = snicache_cache_refusals(group->cache,
-                                             (const char *) names[v].data,
-                                             ngx_http_snicache_reasons[k],
-                                             &count);
-                if (rc != SNICACHE_RESULT_OK) {
-                    continue;
-                }
-
-                b->last = ngx_slprintf(b->last, b->end,
-                                       "snicache_refusals_by_reason_total"
-                                       "{listen=\"");
-                b->last = ngx_http_snicache_addrs(b->last, b->end, group, 0);
-                b->last = ngx_slprintf(b->last, b->end,
-                                       "\",vhost=\"%V\",reason=\"%s\"} %uL\n",
-                                       &names[v], ngx_http_snicache_reasons[k],
-                                       count);
-            }
-        }
-    }
-
-    if (b->last == b->end) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "snicache_status: prometheus text truncated");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    *out = b;
-
-    return NGX_OK;
-}
