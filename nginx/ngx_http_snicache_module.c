@@ -9,9 +9,12 @@
  *   snicache_store memory:SIZE | shm:SIZE | redis://HOST:PORT;            http
  *   snicache_timeout TIME;             http, server: session lifetime (1s .. 24h)
  *   snicache_strict_sni on|off;        http: unknown SNI gets unrecognized_name
- *   snicache_ticket_key_file PATH;     http: 32 to 64 bytes, the ticket master secret
+ *   snicache_ticket_key_file PATH;     http, repeatable: 32 to 80 bytes, ticket master
+ *                                      secrets, the first seals (default: the servers'
+ *                                      ssl_session_ticket_key files, read the same way)
  *   snicache_ticket_rotation TIME;     http: how long a ticket key seals (1s .. 7d)
- *   snicache_status;                   location: stats JSON, ?format=prometheus
+ *   snicache_status;                   location: stats JSON, ?format=prometheus, of every
+ *                                      http and stream cache
  */
 
 #include <ngx_config.h>
