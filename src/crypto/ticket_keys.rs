@@ -263,7 +263,7 @@ impl TicketKeys {
         let now_epoch = self.epoch(now);
         secrets.iter().enumerate().find_map(|(i, secret)| {
             let key = self.key(vhost, vhost_name, secret, epoch, now);
-            (key.name[..] == *name).then(|| (key, i != 0 || epoch != now_epoch))
+            (key.name[..] == *name).then_some((key, i != 0 || epoch != now_epoch))
         })
     }
 }
