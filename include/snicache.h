@@ -18,11 +18,6 @@
 
 
 /*
- Decrypt-only secrets at most.
- */
-#define MAX_DECRYPT_ONLY 8
-
-/*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
  */
 #define SNICACHE_ATTACH_ALL ((((((SNICACHE_INSTALL_CLIENT_HELLO | SNICACHE_INSTALL_SESSION_CACHE) | SNICACHE_INSTALL_TICKET_KEYS) | SNICACHE_INSTALL_SERVERNAME) | SNICACHE_INSTALL_INFO) | SNICACHE_INSTALL_TICKET_CHECK) | SNICACHE_INSTALL_EARLY_DATA)

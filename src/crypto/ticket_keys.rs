@@ -26,7 +26,7 @@ const SECRET_LEN: std::ops::RangeInclusive<usize> = 32..=80;
 /// Derived keys kept per vhost; older ones are derived again when a ticket names them.
 const CACHED_KEYS: usize = 8;
 /// Decrypt-only secrets at most.
-pub const MAX_DECRYPT_ONLY: usize = 8;
+pub(crate) const MAX_DECRYPT_ONLY: usize = 8;
 
 /// One derived key: a public name and the secret halves (AES-256 and HMAC-SHA256 for OpenSSL's
 /// ticket format; the AES half alone seals BoringSSL tickets with AES-256-GCM).
