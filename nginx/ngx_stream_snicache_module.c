@@ -12,7 +12,7 @@
  * (docs/nginx.md):
  *
  *   snicache on|off;                   stream, server
- *   snicache_store memory:SIZE | shm:SIZE | redis://HOST:PORT;             stream
+ *   snicache_store memory:SIZE | shm:SIZE | redis://HOST:PORT;   stream (default shm:10m)
  *   snicache_timeout TIME;             stream, server (default: ssl_session_timeout)
  *   snicache_ticket_key_file PATH;     stream, repeatable (default: ssl_session_ticket_key)
  *   snicache_ticket_rotation TIME;     stream
@@ -195,6 +195,11 @@ ngx_stream_snicache_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_stream_snicache_main_conf_t *smcf = conf;
 
     ngx_conf_init_value(smcf->ticket_rotation, 0);
+
+    /* shared by the workers, as the http module's default */
+    if (smcf->store.data == NULL) {
+        ngx_str_set(&smcf->store, "shm:10m");
+    }
 
     return NGX_CONF_OK;
 }
