@@ -108,7 +108,7 @@ status() {
     if [ -n "${1:-}" ]; then
         status_all "$1"
     else
-        status_all | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["listeners"][0]["cache"]))'
+        status_all | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["listeners"][0]["cache"], separators=(",", ":")))'
     fi
 }
 
