@@ -295,6 +295,7 @@ fn revocation_checks(ops: usize, rounds: usize) {
                 is_default: true,
                 single_use: false,
                 allow_no_ems: false,
+                no_store: false,
             },
         )
         .expect("vhost");
