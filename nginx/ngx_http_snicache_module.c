@@ -1021,13 +1021,10 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
      * The ClientHello callback is the module's: a context may start connections on several
      * addresses of different groups (a server listening on :443 with others and on :8443
      * alone), so the group is found by the connection's address, as nginx finds its servers.
+     * Every server's context gets it too: OpenSSL runs the second ClientHello (after a
+     * HelloRetryRequest) through the context the connection was switched to, where snicache
+     * checks that the server_name did not change.
      */
-
-#ifdef OPENSSL_IS_BORINGSSL
-    SSL_CTX_set_select_certificate_cb(listener, ngx_http_snicache_select_cert);
-#else
-    SSL_CTX_set_client_hello_cb(listener, ngx_http_snicache_client_hello, NULL);
-#endif
 
     if (rc != SNICACHE_RESULT_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
@@ -1050,9 +1047,17 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
             ctx = listener;
         }
 
-        if (ctx == NULL
-            || SSL_CTX_get_info_callback(ctx) == ngx_snicache_info_callback)
-        {
+        if (ctx == NULL) {
+            continue;
+        }
+
+#ifdef OPENSSL_IS_BORINGSSL
+        SSL_CTX_set_select_certificate_cb(ctx, ngx_http_snicache_select_cert);
+#else
+        SSL_CTX_set_client_hello_cb(ctx, ngx_http_snicache_client_hello, NULL);
+#endif
+
+        if (SSL_CTX_get_info_callback(ctx) == ngx_snicache_info_callback) {
             continue;
         }
 
