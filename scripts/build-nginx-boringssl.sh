@@ -46,6 +46,7 @@ done
 # Rebuild when an input is newer than the binary.
 if [ "${1:-}" != --force ] && [ -x "$BIN" ]; then
     newer=$(find "$TARBALL" "$SELF" "$ROOT/nginx/config" "$ROOT/nginx/ngx_http_snicache_module.c" \
+        "$ROOT/nginx/ngx_snicache_common.c" "$ROOT/nginx/ngx_snicache_common.h" \
         "$ROOT/include/snicache.h" "$ROOT/include/snicache_ssl.h" "$LIBS/libssl.a" "$LIBS/libcrypto.a" \
         -newer "$BIN" 2>/dev/null | head -1)
     if [ -z "$newer" ]; then
