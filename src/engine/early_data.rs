@@ -86,6 +86,7 @@ mod tests {
             is_default: true,
             single_use: false,
             allow_no_ems: false,
+            no_store: false,
         };
         vhosts.add("a.test", 0, options).unwrap();
         let engine = Engine::new(
