@@ -4,8 +4,11 @@
 # server (OpenSSL) answers with a HelloRetryRequest, then sends a second ClientHello whose SNI
 # is another name, absent, or newly added: a fatal illegal_parameter alert (47), no request
 # served, nothing resumed, counted as listener hrr_sni_changed. The legitimate retry with the
-# same name (and the same name in other letter case, which routes the same) still resumes.
-# Tickets on (stateless) and off (stateful sessions).
+# same name (and the same name in other letter case, which routes the same) still resumes, on
+# the default vhost (a.test) and on another one (b.test: the connection switched to b.test's
+# context before the retry), with a session made under that vhost; a.test's session offered to
+# b.test does not resume there (R10), with or without a retry. Tickets on (stateless) and off
+# (stateful sessions).
 source "$(dirname "$0")/lib/common.sh"
 PY=$ROOT/target/py/bin/python
 [ -x "$PY" ] || { echo "FAIL: $PY missing (run scripts/deps.sh)"; exit 1; }
@@ -22,20 +25,39 @@ for tickets in on off; do
     out=$(hrr a.test A.TEST)
     expect_eq "same name in capitals across HelloRetryRequest: resumed and served" \
         "alert=none resumed=1 served=vhost=a.test sni=a.test resumed=1 proto=TLSv1.3 hellos_with_psk=2" "$out"
-    for pair in "a.test b.test" "a.test -" "- a.test"; do
+    # The non-default vhost: its session (made under b.test) resumes across the retry.
+    out=$(hrr b.test b.test b.test)
+    expect_eq "b.test (not the default vhost), same SNI across HelloRetryRequest: resumed and served" \
+        "alert=none resumed=1 served=vhost=b.test sni=b.test resumed=1 proto=TLSv1.3 hellos_with_psk=2" "$out"
+    out=$(hrr b.test B.TEST b.test)
+    expect_eq "b.test, same name in capitals across HelloRetryRequest: resumed and served" \
+        "alert=none resumed=1 served=vhost=b.test sni=b.test resumed=1 proto=TLSv1.3 hellos_with_psk=2" "$out"
+    # a.test's session offered under b.test: a full handshake on b.test (R10), retry or not.
+    out=$(hrr b.test b.test a.test)
+    expect_eq "a.test's session offered to b.test across HelloRetryRequest: full handshake on b.test" \
+        "alert=none resumed=0 served=vhost=b.test sni=b.test resumed=0 proto=TLSv1.3 hellos_with_psk=2" "$out"
+    for pair in "a.test b.test" "a.test -" "- a.test" "b.test a.test b.test"; do
         set -- $pair
-        out=$(hrr "$1" "$2")
-        expect_eq "SNI $1 then $2 across HelloRetryRequest: illegal_parameter, nothing served" \
+        out=$(hrr "$@")
+        expect_eq "SNI $1 then $2 across HelloRetryRequest (session of ${3:-a.test}): illegal_parameter, nothing served" \
             "alert=47 resumed=0 served=- hellos_with_psk=2" "$out"
     done
     check "server alive" server_alive
     json=$(stats_json)
-    expect_eq "/stats listener hrr_sni_changed" 3 "$(stat "$json" listener hrr_sni_changed)"
-    # Two full handshakes made the sessions, two retries resumed; the refused ones count nothing.
-    expect_eq "/stats total hits (only the two legitimate retries)" 2 "$(stat "$json" total hits)"
-    expect_eq "/stats b.test hits" 0 "$(stat "$json" vhosts b.test hits)"
-    expect_eq "server log: 3 handshakes failed" 3 "$(grep -c '^handshake failed' "$LOG")"
-    expect_eq "server log: 3 refusals logged" 3 "$(grep -c 'server_name changed across HelloRetryRequest' "$LOG")"
+    expect_eq "/stats listener hrr_sni_changed" 4 "$(stat "$json" listener hrr_sni_changed)"
+    # Full handshakes made the sessions, four retries resumed (two per vhost); the refused ones
+    # and the cross-vhost offer count no hit.
+    expect_eq "/stats total hits (only the four legitimate retries)" 4 "$(stat "$json" total hits)"
+    expect_eq "/stats a.test hits" 2 "$(stat "$json" vhosts a.test hits)"
+    expect_eq "/stats b.test hits" 2 "$(stat "$json" vhosts b.test hits)"
+    if [ "$tickets" = on ]; then
+        # a.test's ticket names a key b.test does not have.
+        n=$(stat "$json" vhosts b.test ticket_unknown_key)
+        check "/stats b.test ticket_unknown_key counted for a.test's ticket ($n)" test "$n" -ge 1
+        expect_eq "/stats a.test ticket_unknown_key" 0 "$(stat "$json" vhosts a.test ticket_unknown_key)"
+    fi
+    expect_eq "server log: 4 handshakes failed" 4 "$(grep -c '^handshake failed' "$LOG")"
+    expect_eq "server log: 4 refusals logged" 4 "$(grep -c 'server_name changed across HelloRetryRequest' "$LOG")"
     stop_server
 done
 

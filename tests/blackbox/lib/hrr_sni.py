@@ -1,9 +1,10 @@
 """A TLS 1.3 client (tlslite-ng) that changes its server_name across a HelloRetryRequest.
 
-    hrr_sni.py PORT FIRST SECOND
+    hrr_sni.py PORT FIRST SECOND [ISSUER]
 
-FIRST and SECOND are the SNI of the first and second ClientHello ("-": none). The script
-1. makes a session with a full handshake under SNI `a.test` (GET / read, so its ticket arrives);
+FIRST and SECOND are the SNI of the first and second ClientHello ("-": none); ISSUER is the
+SNI the session is made under (default `a.test`). The script
+1. makes a session with a full handshake under SNI ISSUER (GET / read, so its ticket arrives);
 2. connects again offering that session's PSK, with the first ClientHello's SNI FIRST and no
    key share (so the server answers with a HelloRetryRequest), and a second ClientHello whose
    SNI is SECOND (PSK binders recomputed over it, as a real client's would be);
@@ -24,6 +25,7 @@ from tlslite.handshakehelpers import HandshakeHelpers
 PORT = int(sys.argv[1])
 FIRST = None if sys.argv[2] == "-" else sys.argv[2]
 SECOND = None if sys.argv[3] == "-" else sys.argv[3]
+ISSUER = sys.argv[4] if len(sys.argv) > 4 else "a.test"
 
 _update_binders = HandshakeHelpers.update_binders
 calls = {"n": 0}
@@ -83,8 +85,8 @@ def connect(sni, hrr, session=None):
     return conn
 
 
-first = connect("a.test", hrr=False)
-get(first, "a.test")
+first = connect(ISSUER, hrr=False)
+get(first, ISSUER)
 session = first.session
 first.close()
 assert session.tickets, "the server sent no ticket"
@@ -96,7 +98,7 @@ alert, resumed, served = "none", 0, "-"
 try:
     conn = connect(FIRST, hrr=True, session=session)
     resumed = int(bool(conn.resumed))
-    served = get(conn, SECOND or "a.test")
+    served = get(conn, SECOND or ISSUER)
     conn.close()
 except TLSRemoteAlert as e:
     alert = str(e.description)
