@@ -59,6 +59,9 @@ pub struct Conn {
     /// The offered ticket named a key this vhost does not have (set by the key lookup, so a
     /// failed decryption is not also counted as a forgery).
     pub ticket_key_unknown: bool,
+    /// A lookup on this connection missed (counted once: OpenSSL looks the session up again
+    /// for the second ClientHello after a HelloRetryRequest).
+    missed: bool,
     /// The ClientHello was paused while the store fetches the offered session (`prefetch`);
     /// the retried ClientHello asks again.
     pub prefetching: bool,
@@ -208,6 +211,7 @@ impl Engine {
             tickets_issued_next: 0,
             outcome: Outcome::Full,
             ticket_key_unknown: false,
+            missed: false,
             prefetching: false,
             early_data_offered: false,
         })
@@ -275,10 +279,12 @@ impl Engine {
         }
     }
 
-    /// Runs the policy; counts and logs a refusal.
+    /// Runs the policy; counts and logs a refusal, once per connection for the same rule (the
+    /// second ClientHello after a HelloRetryRequest offers the same session again).
     fn judge(&self, conn: &mut Conn, session: &Meta<'_>, host: &HostFacts<'_>) -> bool {
         match self.policy.evaluate(session, &self.facts(conn, host)) {
             Ok(()) => true,
+            Err(rule) if conn.outcome == Outcome::Refused(rule as u16) => false,
             Err(rule) => {
                 conn.outcome = Outcome::Refused(rule as u16);
                 self.stats.refuse(conn.vhost, rule);
@@ -354,7 +360,7 @@ impl Engine {
         let value = match answer {
             Lookup::Hit(v) => v,
             Lookup::Miss | Lookup::Expired => {
-                self.stats.count(conn.vhost, Event::Miss);
+                self.missed(conn);
                 return Found::Full;
             }
             Lookup::Pending => {
@@ -363,7 +369,7 @@ impl Engine {
             }
             Lookup::Unavailable => {
                 self.stats.count(conn.vhost, Event::StoreError);
-                self.stats.count(conn.vhost, Event::Miss);
+                self.missed(conn);
                 return Found::Full;
             }
         };
@@ -376,6 +382,25 @@ impl Engine {
         }
         conn.resumed = Some(key);
         Found::Resume(value)
+    }
+
+    /// Counts a miss once per connection, as hits are.
+    fn missed(&self, conn: &mut Conn) {
+        if !conn.missed {
+            self.stats.count(conn.vhost, Event::Miss);
+        }
+        conn.missed = true;
+    }
+
+    /// The offered ticket names a key this vhost does not have (a full handshake): counted once
+    /// per connection, as hits are (OpenSSL decrypts the ticket again for the second ClientHello
+    /// after a HelloRetryRequest), and remembered so the failed decryption is not counted as a
+    /// forgery.
+    pub fn ticket_key_unknown(&self, conn: &mut Conn) {
+        if !conn.ticket_key_unknown {
+            self.stats.count(conn.vhost, Event::TicketUnknownKey);
+        }
+        conn.ticket_key_unknown = true;
     }
 
     /// The host library took the session `lookup` allowed: count the hit and, on a single-use

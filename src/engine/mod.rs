@@ -341,6 +341,9 @@ mod tests {
         assert!(e.lookup(&mut other, b"id1", &at(1001)).is_full());
         assert_eq!(other.outcome, Outcome::Refused(1));
         assert_eq!(e.stats.refusals(Some(1), 1), 1);
+        // Offered again by the second ClientHello after a HelloRetryRequest: counted once.
+        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_full());
+        assert_eq!(e.stats.refusals(Some(1), 1), 1);
         let mut cross = e
             .client_hello(Some(&sni_ext("a.test")), Some(true))
             .unwrap();
@@ -636,6 +639,34 @@ mod tests {
             .is_err());
         assert_eq!(e.stats.listener(ListenerEvent::MalformedSni), 1);
         assert!(Engine::renews_ticket(0x0304) && !Engine::renews_ticket(0x0303));
+    }
+
+    #[test]
+    fn misses_and_unknown_ticket_keys_count_once_per_connection() {
+        let e = engine(false);
+        // OpenSSL looks the session up (and decrypts the ticket) again for the second
+        // ClientHello after a HelloRetryRequest.
+        let mut c = e
+            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .unwrap();
+        assert!(e.lookup(&mut c, b"nothing", &at(1001)).is_full());
+        assert!(e
+            .second_client_hello(&mut c, Some(&sni_ext("a.test")))
+            .is_ok());
+        assert!(e.lookup(&mut c, b"nothing", &at(1001)).is_full());
+        assert_eq!(e.stats.event(None, Event::Miss), 1);
+        e.ticket_key_unknown(&mut c);
+        e.ticket_key_unknown(&mut c);
+        assert!(c.ticket_key_unknown);
+        assert_eq!(e.stats.event(Some(c.vhost), Event::TicketUnknownKey), 1);
+        // Another connection counts again.
+        let mut d = e
+            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .unwrap();
+        assert!(e.lookup(&mut d, b"nothing", &at(1001)).is_full());
+        e.ticket_key_unknown(&mut d);
+        assert_eq!(e.stats.event(None, Event::Miss), 2);
+        assert_eq!(e.stats.event(None, Event::TicketUnknownKey), 2);
     }
 
     #[test]

@@ -65,11 +65,7 @@ pub extern "C" fn snicache_on_ticket_key(
                 {
                     Some(found) => found,
                     None => {
-                        cache
-                            .engine
-                            .stats
-                            .count(vhost.index, Event::TicketUnknownKey);
-                        b.conn.ticket_key_unknown = true;
+                        cache.engine.ticket_key_unknown(&mut b.conn);
                         return 0;
                     }
                 }
@@ -198,7 +194,7 @@ pub extern "C" fn snicache_on_ticket_open(
             let (name, sealed) = ticket.split_at(NAME_LEN);
             let Some((key, renew)) = b.cache.tickets.decrypting(index, &vhost.name, name, now())
             else {
-                b.cache.engine.stats.count(index, Event::TicketUnknownKey);
+                b.cache.engine.ticket_key_unknown(&mut b.conn);
                 return 0;
             };
             let Some(mut plain) = crypto::open(&key.aes, &key.name, sealed) else {
