@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(StoreSpec::Memory(None)) => assert_eq!(text, "memory"),
         Ok(StoreSpec::Shm(n)) => assert_eq!(size::parse(&text["shm:".len()..]), Some(n)),
         Ok(StoreSpec::Redis(url)) => {
-            assert!(url.starts_with("redis://") && url.len() > "redis://".len());
+            let scheme = ["redis://", "rediss://", "redis+sentinel://"]
+                .into_iter()
+                .find(|s| url.starts_with(s));
+            assert!(scheme.is_some_and(|s| url.len() > s.len()), "a Redis URL: {url:?}");
         }
         Err(e) => assert!(!e.0.is_empty(), "a refusal says why"),
     }
