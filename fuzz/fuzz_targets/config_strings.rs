@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
             let scheme = ["redis://", "rediss://", "redis+sentinel://"]
                 .into_iter()
                 .find(|s| url.starts_with(s));
-            assert!(scheme.is_some_and(|s| url.len() > s.len()), "a Redis URL: {url:?}");
+            assert!(
+                scheme.is_some_and(|s| url.len() > s.len()),
+                "a Redis URL: {url:?}"
+            );
         }
         Err(e) => assert!(!e.0.is_empty(), "a refusal says why"),
     }
