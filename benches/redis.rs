@@ -42,27 +42,33 @@ fn measure(ids: std::ops::Range<u32>, mut f: impl FnMut(u32) -> bool) -> Figures
             start.elapsed()
         })
         .collect();
-    t.sort();
-    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
-    let at = |p: f64| us(t[((t.len() - 1) as f64 * p) as usize]);
-    (at(0.5), at(0.99), at(0.999), us(*t.last().unwrap()))
+    figures(&mut t)
 }
 
 /// As `measure`, with a pause (not timed) before each call, so that each one finds the
-/// breaker half-open and goes to Redis.
+/// breaker half-open and goes to Redis. Also times a 5 ms sleep right after each call, so the
+/// machine's own lateness under the same fault (Redis copying a huge value on one core, the
+/// closer tearing a connection down on another) is measured beside the lookups.
 fn measure_paced(
     ids: std::ops::Range<u32>,
     pause: Duration,
     mut f: impl FnMut(u32) -> bool,
-) -> Figures {
-    let mut t: Vec<Duration> = ids
+) -> (Figures, Figures) {
+    let (mut t, mut s): (Vec<Duration>, Vec<Duration>) = ids
         .map(|n| {
             std::thread::sleep(pause);
             let start = Instant::now();
             assert!(f(n), "unexpected lookup answer for {n}");
-            start.elapsed()
+            let took = start.elapsed();
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_millis(5));
+            (took, start.elapsed())
         })
-        .collect();
+        .unzip();
+    (figures(&mut t), figures(&mut s))
+}
+
+fn figures(t: &mut [Duration]) -> Figures {
     t.sort();
     let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
     let at = |p: f64| us(t[((t.len() - 1) as f64 * p) as usize]);
@@ -171,12 +177,13 @@ fn main() {
     assert!(status.success());
     let _ = std::fs::remove_file(std::env::temp_dir().join("snicache-bench-huge"));
     let big = store(&format!("redis://127.0.0.1:{port}?backoff_ms=10"));
-    let huge_value = measure_paced(0..faults, pause, |_| unavailable(big.get(&huge, now)));
+    let (huge_value, huge_sleep) =
+        measure_paced(0..faults, pause, |_| unavailable(big.get(&huge, now)));
     let big_stats = big.remote_stats();
     let _ = redis.kill();
     let _ = redis.wait();
     // The machine's own wakeup latency, as a baseline for the timed-out lookups: a 5 ms sleep.
-    let sleep_5ms = measure_paced(0..faults, pause, |_| {
+    let (sleep_5ms, _) = measure_paced(0..faults, pause, |_| {
         std::thread::sleep(Duration::from_millis(5));
         true
     });
@@ -197,7 +204,8 @@ fn main() {
         .status()
         .unwrap()
         .success());
-    let stalled_lookups = measure_paced(0..faults, pause, |i| unavailable(slow.get(&key(i), now)));
+    let (stalled_lookups, stalled_sleep) =
+        measure_paced(0..faults, pause, |i| unavailable(slow.get(&key(i), now)));
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     let slow_stats = slow.remote_stats();
     let _ = stalled.kill();
@@ -238,12 +246,22 @@ fn main() {
             ),
         ),
         (
+            "  a 5 ms sleep right after each of those lookups",
+            stalled_sleep,
+            "-".to_owned(),
+        ),
+        (
             "10 MB value under the key",
             huge_value,
             format!(
                 "{} refused by length, {} timed out, {} skipped",
                 big_stats.errors, big_stats.timeouts, big_stats.breaker_skips
             ),
+        ),
+        (
+            "  a 5 ms sleep right after each of those lookups",
+            huge_sleep,
+            "-".to_owned(),
         ),
         (
             "host name does not resolve (.invalid)",
