@@ -110,6 +110,10 @@ static enum ssl_select_cert_result_t ngx_http_snicache_select_cert(
 static int ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn,
     int *alert, void *arg);
 #endif
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+static int ngx_http_snicache_servername(ngx_ssl_conn_t *ssl_conn, int *ad,
+    void *arg);
+#endif
 static void ngx_http_snicache_cleanup(void *data);
 static u_char *ngx_http_snicache_message(snicache_result rc, u_char *buf,
     size_t len);
@@ -995,17 +999,19 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     cln->data = group;
 
     /*
-     * nginx keeps its servername callback (ngx_http_ssl_servername): snicache's ClientHello
-     * callback has already moved the connection to the SSL_CTX of the server block matching
-     * the SNI, and nginx's callback, which OpenSSL runs on that context afterwards, finds the
-     * same server block and does the per-server setup the request needs (the connection's
-     * server configuration, error log, buffer size, verify mode and options; its
-     * SSL_set_SSL_CTX to the context already in use changes nothing). snicache's own
-     * servername callback would do nothing here (it only routes when the ClientHello
-     * callback is absent), and installing it would lose nginx's. Both route by the SNI
-     * alone, and snicache's "sni" rule binds a session to the exact SNI it was made under,
-     * so a session never resumes in a server block other than the one it was made in, even
-     * for names only nginx routes (regular expressions, "www.example.*").
+     * nginx's servername callback (ngx_http_ssl_servername) still runs, inside the module's
+     * (ngx_http_snicache_servername): snicache's ClientHello callback has already moved the
+     * connection to the SSL_CTX of the server block matching the SNI, and nginx's callback,
+     * which OpenSSL runs on that context afterwards, finds the same server block and does the
+     * per-server setup the request needs (the connection's server configuration, error log,
+     * buffer size, verify mode and options; its SSL_set_SSL_CTX to the context already in use
+     * changes nothing). The module's callback then takes snicache's answer on the server_name
+     * acknowledgement (snicache_on_servername: routed connections are only asked), so an
+     * unknown name served by the default server gets no server_name back (RFC 6066 section 3),
+     * where nginx alone acknowledges every name. Both route by the SNI alone, and snicache's
+     * "sni" rule binds a session to the exact SNI it was made under, so a session never
+     * resumes in a server block other than the one it was made in, even for names only nginx
+     * routes (regular expressions, "www.example.*"; snicache does not acknowledge those).
      *
      * nginx's info callback (ngx_ssl_info_callback: handshake buffer size, renegotiation)
      * stays too: ours calls it, then hands fatal alerts to snicache_on_info.
@@ -1023,7 +1029,9 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
      * alone), so the group is found by the connection's address, as nginx finds its servers.
      * Every server's context gets it too: OpenSSL runs the second ClientHello (after a
      * HelloRetryRequest) through the context the connection was switched to, where snicache
-     * checks that the server_name did not change.
+     * checks that the server_name did not change. The module's servername callback goes on
+     * every context for the same reason: OpenSSL and BoringSSL call the one of the context
+     * the connection was switched to.
      */
 
     if (rc != SNICACHE_RESULT_OK) {
@@ -1055,6 +1063,11 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         SSL_CTX_set_select_certificate_cb(ctx, ngx_http_snicache_select_cert);
 #else
         SSL_CTX_set_client_hello_cb(ctx, ngx_http_snicache_client_hello, NULL);
+#endif
+
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+        SSL_CTX_set_tlsext_servername_callback(ctx,
+                                               ngx_http_snicache_servername);
 #endif
 
         if (SSL_CTX_get_info_callback(ctx) == ngx_snicache_info_callback) {
@@ -1336,6 +1349,36 @@ ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn, int *alert, void *arg)
     }
 
     return rc == 1 ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
+}
+
+#endif
+
+
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+
+/*
+ * nginx's servername callback, then snicache's answer on the acknowledgement: nginx's says OK
+ * for every name, snicache's NOACK (SSL_TLSEXT_ERR_NOACK, on OpenSSL and BoringSSL) unless
+ * the name selected its vhost. The connection is routed already, so snicache only answers.
+ */
+static int
+ngx_http_snicache_servername(ngx_ssl_conn_t *ssl_conn, int *ad, void *arg)
+{
+    int  rc, alert;
+
+    rc = ngx_http_ssl_servername(ssl_conn, ad, arg);
+
+    if (rc != SSL_TLSEXT_ERR_OK) {
+        return rc;
+    }
+
+    alert = 0;
+
+    if (snicache_on_servername(ssl_conn, &alert, NULL) == SSL_TLSEXT_ERR_NOACK) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+
+    return rc;
 }
 
 #endif

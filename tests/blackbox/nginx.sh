@@ -10,7 +10,9 @@
 #  3. A fatal alert (a forged record after a resumed handshake) invalidates the session.
 #  4. h2load: 10,000 connections (`Connection: close`) over both names: no errors, >= 95%
 #     resumed (counted from the status location's hits and the access log).
-#  5. `nginx -t` with each bad directive value names the directive and the problem.
+#  5. The server_name extension comes back for a.test and b.test, not for an unknown name served
+#     by the default server (stock nginx acknowledges it), TLS 1.2 and 1.3.
+#  6. `nginx -t` with each bad directive value names the directive and the problem.
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/nginx.sh"
 make_certs a.test b.test
@@ -191,6 +193,39 @@ for tls in 1.2 1.3; do
     expect_eq "TLS $tls, SNI b.test: served by its own block" "server=b.test reused=. sni=b.test" "$(served <<<"$out")"
 done
 check "status: unknown names counted ($(stat "$(status)" listener unknown_sni))" test "$(stat "$(status)" listener unknown_sni)" -ge 2
+stop_nginx "$D"
+
+# acked NAME|- TLS: yes when the server_name extension came back (TLS 1.2 ServerHello, TLS 1.3
+# EncryptedExtensions; s_client -tlsextdebug shows both), on a full handshake; "-": no SNI.
+acked() {
+    local out
+    if [ "$1" = - ]; then
+        out=$(timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -noservername "-tls1_${2#1.}" \
+            -tlsextdebug </dev/null 2>"$TMP/client.err")
+    else
+        out=$(ngx "$1" "-tls1_${2#1.}" -tlsextdebug)
+    fi
+    [ "$(outcome <<<"$out")" = New ] || { echo "failed"; return; }
+    if grep -q 'TLS server extension "server name"' <<<"$out"; then echo yes; else echo no; fi
+}
+echo "== server_name acknowledged only for a name that selected a server block (RFC 6066 section 3)"
+D=$TMP/ack
+conf "$D" no 1 "ssl_session_tickets off;"
+start_nginx "$D"
+for tls in 1.2 1.3; do
+    expect_eq "stock TLS $tls: unknown c.test served by the default server, yet acknowledged" yes "$(acked c.test $tls)"
+done
+stop_nginx "$D"
+conf "$D" yes 1 "snicache on; snicache_store $STORE;" "ssl_session_tickets off;"
+start_nginx "$D"
+for tls in 1.2 1.3; do
+    expect_eq "TLS $tls: a.test (the default server's own name) acknowledged" yes "$(acked a.test $tls)"
+    expect_eq "TLS $tls: b.test acknowledged" yes "$(acked b.test $tls)"
+    expect_eq "TLS $tls: unknown c.test (default server) not acknowledged" no "$(acked c.test $tls)"
+    expect_eq "TLS $tls: no SNI: not acknowledged" no "$(acked - $tls)"
+    out=$(ngx c.test "-tls1_${tls#1.}")
+    expect_eq "TLS $tls: c.test still served by the default server" "server=a.test reused=. sni=c.test" "$(served <<<"$out")"
+done
 stop_nginx "$D"
 
 echo "== nginx -t: bad directive values"
