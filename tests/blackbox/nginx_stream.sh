@@ -6,8 +6,7 @@
 #     (a.test and b.test certificates), ssl_session_cache shared: a session made under a.test
 #     resumes under b.test.
 #  2. With the module (shm store, 2 workers): a.test resumes its own session, b.test offered
-#     a.test's gets a full handshake, TLS 1.2 and 1.3, session ids and tickets; server_name is
-#     never acknowledged (no stream server has a name).
+#     a.test's gets a full handshake, TLS 1.2 and 1.3, session ids and tickets.
 #  3. The http status location lists the stream server's cache (JSON and Prometheus, parsed by
 #     prometheus_client).
 #  4. ssl_session_ticket_key: two stream servers naming the same key file resume each other's
@@ -97,11 +96,6 @@ for tickets in off on; do
         done
         expect_eq "tickets $tickets TLS $tls: b.test does not resume a.test's session" "New sni=b.test" \
             "$(try b.test "$PORT" "$s" - "$v")"
-        # Stream servers have no names: no SNI selects one, none is acknowledged (RFC 6066 §3).
-        out=$(timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername a.test "$v" -tlsextdebug \
-            </dev/null 2>"$TMP/client.err")
-        expect_eq "tickets $tickets TLS $tls: a.test served, server_name not acknowledged" "New 0" \
-            "$(outcome <<<"$out") $(grep -c 'TLS server extension "server name"' <<<"$out")"
     done
     if [ $tickets = on ]; then
         json=$(status_all)
