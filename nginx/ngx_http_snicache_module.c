@@ -25,14 +25,6 @@
 #include "ngx_snicache_common.h"
 
 
-#define NGX_HTTP_SNICACHE_MAX_TIMEOUT    86400
-#define NGX_HTTP_SNICACHE_MAX_ROTATION   (7 * 86400)
-
-/* A synthetic vhost name for a default server without a usable server_name
- * (".invalid" is reserved, RFC 2606: no client sends it as SNI). */
-#define NGX_HTTP_SNICACHE_NONAME         "default.snicache.invalid"
-
-
 /*
  * The servers reachable on one set of listen addresses, and their cache. Connections on
  * these addresses start on the default server's SSL_CTX (ngx_http_ssl_handshake uses the
@@ -61,18 +53,8 @@ typedef struct {
 } ngx_http_snicache_main_conf_t;
 
 
-typedef struct {
-    ngx_flag_t                  enable;
-    time_t                      timeout;
-    ngx_http_snicache_group_t  *group;
-} ngx_http_snicache_srv_conf_t;
-
-
 static void *ngx_http_snicache_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_snicache_init_main_conf(ngx_conf_t *cf, void *conf);
-static void *ngx_http_snicache_create_srv_conf(ngx_conf_t *cf);
-static char *ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent,
-    void *child);
 static ngx_int_t ngx_http_snicache_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_snicache_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_snicache_add_zones(ngx_conf_t *cf,
@@ -82,12 +64,8 @@ static ngx_int_t ngx_http_snicache_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_snicache_group_keys(ngx_conf_t *cf,
     ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group);
 
-static char *ngx_http_snicache_check_time(ngx_conf_t *cf, void *post,
-    void *data);
 static char *ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_snicache_ticket_key_file(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
 static char *ngx_http_snicache_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
@@ -114,19 +92,7 @@ static int ngx_http_snicache_client_hello(ngx_ssl_conn_t *ssl_conn,
 static int ngx_http_snicache_servername(ngx_ssl_conn_t *ssl_conn, int *ad,
     void *arg);
 #endif
-static void ngx_http_snicache_cleanup(void *data);
-static u_char *ngx_http_snicache_message(snicache_result rc, u_char *buf,
-    size_t len);
 static ngx_int_t ngx_http_snicache_status_handler(ngx_http_request_t *r);
-
-
-static ngx_conf_num_bounds_t  ngx_http_snicache_timeout_bounds = {
-    ngx_http_snicache_check_time, 1, NGX_HTTP_SNICACHE_MAX_TIMEOUT
-};
-
-static ngx_conf_num_bounds_t  ngx_http_snicache_rotation_bounds = {
-    ngx_http_snicache_check_time, 1, NGX_HTTP_SNICACHE_MAX_ROTATION
-};
 
 
 static ngx_command_t  ngx_http_snicache_commands[] = {
@@ -135,22 +101,22 @@ static ngx_command_t  ngx_http_snicache_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_snicache_srv_conf_t, enable),
+      offsetof(ngx_snicache_srv_conf_t, enable),
       NULL },
 
     { ngx_string("snicache_store"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_snicache_store,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_snicache_main_conf_t, store),
       NULL },
 
     { ngx_string("snicache_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_snicache_srv_conf_t, timeout),
-      &ngx_http_snicache_timeout_bounds },
+      offsetof(ngx_snicache_srv_conf_t, timeout),
+      &ngx_snicache_timeout_bounds },
 
     { ngx_string("snicache_strict_sni"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -161,9 +127,9 @@ static ngx_command_t  ngx_http_snicache_commands[] = {
 
     { ngx_string("snicache_ticket_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_snicache_ticket_key_file,
+      ngx_snicache_conf_set_key_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_snicache_main_conf_t, ticket_keys),
       NULL },
 
     { ngx_string("snicache_ticket_rotation"),
@@ -171,7 +137,7 @@ static ngx_command_t  ngx_http_snicache_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_snicache_main_conf_t, ticket_rotation),
-      &ngx_http_snicache_rotation_bounds },
+      &ngx_snicache_rotation_bounds },
 
     { ngx_string("snicache_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -191,8 +157,8 @@ static ngx_http_module_t  ngx_http_snicache_module_ctx = {
     ngx_http_snicache_create_main_conf,    /* create main configuration */
     ngx_http_snicache_init_main_conf,      /* init main configuration */
 
-    ngx_http_snicache_create_srv_conf,     /* create server configuration */
-    ngx_http_snicache_merge_srv_conf,      /* merge server configuration */
+    ngx_snicache_create_srv_conf,          /* create server configuration */
+    ngx_snicache_merge_srv_conf,           /* merge server configuration */
 
     NULL,                                  /* create location configuration */
     NULL                                   /* merge location configuration */
@@ -258,100 +224,25 @@ ngx_http_snicache_init_main_conf(ngx_conf_t *cf, void *conf)
 }
 
 
-static void *
-ngx_http_snicache_create_srv_conf(ngx_conf_t *cf)
-{
-    ngx_http_snicache_srv_conf_t  *sscf;
-
-    sscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_snicache_srv_conf_t));
-    if (sscf == NULL) {
-        return NULL;
-    }
-
-    sscf->enable = NGX_CONF_UNSET;
-    sscf->timeout = NGX_CONF_UNSET;
-
-    return sscf;
-}
-
-
-static char *
-ngx_http_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
-{
-    ngx_http_snicache_srv_conf_t *prev = parent;
-    ngx_http_snicache_srv_conf_t *conf = child;
-
-    ngx_conf_merge_value(conf->enable, prev->enable, 0);
-
-    /* unset: the server's ssl_session_timeout (see ngx_http_snicache_group_init) */
-    ngx_conf_merge_value(conf->timeout, prev->timeout, NGX_CONF_UNSET);
-
-    return NGX_CONF_OK;
-}
-
-
-/* returned strings are printed after the directive's name by nginx */
-
-static char *
-ngx_http_snicache_check_time(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_conf_num_bounds_t *bounds = post;
-    time_t *tp = data;
-
-    if (*tp >= bounds->low && *tp <= bounds->high) {
-        return NGX_CONF_OK;
-    }
-
-    return bounds->high == NGX_HTTP_SNICACHE_MAX_TIMEOUT
-           ? "must be between 1s and 24h (RFC 5246 F.1.4)"
-           : "must be between 1s and 7d";
-}
-
+/* snicache_store, and the size of a shm: store's zone */
 
 static char *
 ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_snicache_main_conf_t *smcf = conf;
 
-    off_t              bytes;
-    u_char             msg[256];
-    ngx_str_t         *value, size;
-    snicache_result    rc;
-    snicache_config   *config;
-    snicache_ssl_api   api;
+    off_t       bytes;
+    char       *rv;
+    ngx_str_t   size;
 
-    if (smcf->store.data) {
-        return "is duplicate";
+    rv = ngx_snicache_conf_set_store_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    value = cf->args->elts;
-
-    /* snicache parses the specification itself: ask it now, so nginx -t reports it */
-
-    snicache_ssl_api_init(&api);
-
-    config = NULL;
-    rc = snicache_config_new(&api, &config);
-
-    if (rc == SNICACHE_RESULT_OK) {
-        rc = snicache_config_set_store(config, (const char *) value[1].data);
-    }
-
-    snicache_config_free(config);
-
-    if (rc != SNICACHE_RESULT_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"snicache_store\" value \"%V\" refused: %s",
-                           &value[1],
-                           ngx_http_snicache_message(rc, msg, sizeof(msg)));
-        return NGX_CONF_ERROR;
-    }
-
-    smcf->store = value[1];
-
-    if (ngx_strncmp(value[1].data, "shm:", 4) == 0) {
-        size.data = value[1].data + 4;
-        size.len = value[1].len - 4;
+    if (ngx_strncmp(smcf->store.data, "shm:", 4) == 0) {
+        size.data = smcf->store.data + 4;
+        size.len = smcf->store.len - 4;
         bytes = ngx_parse_offset(&size);
 
         /* snicache accepted it: only a size nginx reads differently lands here */
@@ -363,44 +254,6 @@ ngx_http_snicache_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         smcf->store_size = (size_t) bytes;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_snicache_ticket_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_snicache_main_conf_t *smcf = conf;
-
-    ngx_str_t  *value, *key;
-
-    value = cf->args->elts;
-
-    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (smcf->ticket_keys == NULL) {
-        smcf->ticket_keys = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-        if (smcf->ticket_keys == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    key = ngx_array_push(smcf->ticket_keys);
-    if (key == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_snicache_read_key(cf, "snicache_ticket_key_file", &value[1],
-                                   key)
-        != NGX_OK)
-    {
-        smcf->ticket_keys->nelts--;
-        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -435,9 +288,8 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
     ngx_http_conf_port_t           *port;
     ngx_http_conf_addr_t           *addr;
     ngx_http_core_srv_conf_t      **servers, **gservers, **cscfp;
-    ngx_snicache_addr_t       *gaddr;
     ngx_http_snicache_group_t      *group, **groups;
-    ngx_http_snicache_srv_conf_t   *sconf;
+    ngx_snicache_srv_conf_t        *sconf;
     ngx_http_core_main_conf_t      *cmcf;
     ngx_http_snicache_main_conf_t  *smcf;
 
@@ -539,12 +391,6 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
                     }
 
                     *cscfp = servers[i];
-
-                    sconf = ngx_http_conf_get_module_srv_conf(servers[i],
-                                                      ngx_http_snicache_module);
-                    if (sconf->group == NULL) {
-                        sconf->group = group;
-                    }
                 }
 
                 groups = ngx_array_push(&smcf->groups);
@@ -555,25 +401,14 @@ ngx_http_snicache_postconfiguration(ngx_conf_t *cf)
                 *groups = group;
             }
 
-            /* the ports are in the temporary pool: copy the address */
-
-            gaddr = ngx_array_push(&group->addrs);
-            if (gaddr == NULL) {
+            if (ngx_snicache_add_addr(cf->pool, &group->addrs,
+                                      addr[a].opt.sockaddr,
+                                      addr[a].opt.socklen,
+                                      &addr[a].opt.addr_text)
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
-
-            gaddr->socklen = addr[a].opt.socklen;
-            gaddr->sockaddr = ngx_pnalloc(cf->pool, addr[a].opt.socklen);
-            gaddr->text.len = addr[a].opt.addr_text.len;
-            gaddr->text.data = ngx_pnalloc(cf->pool, gaddr->text.len);
-
-            if (gaddr->sockaddr == NULL || gaddr->text.data == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(gaddr->sockaddr, addr[a].opt.sockaddr, gaddr->socklen);
-            ngx_memcpy(gaddr->text.data, addr[a].opt.addr_text.data,
-                       gaddr->text.len);
         }
     }
 
@@ -599,7 +434,7 @@ static ngx_int_t
 ngx_http_snicache_group_keys(ngx_conf_t *cf,
     ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group)
 {
-    ngx_str_t                  *path, *fpath, *key;
+    ngx_str_t                  *path, *fpath;
     ngx_uint_t                  s, k, same;
     ngx_array_t                *paths, *first;
     ngx_http_ssl_srv_conf_t    *sslcf;
@@ -619,12 +454,14 @@ ngx_http_snicache_group_keys(ngx_conf_t *cf,
         }
 
         if (smcf->ticket_keys) {
-            if (paths) {
-                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                              "\"snicache\": \"ssl_session_ticket_key\" of the"
-                              " server in %s:%ui is ignored:"
-                              " \"snicache_ticket_key_file\" is set",
-                              servers[s]->file_name, servers[s]->line);
+            /* warns about the server's own files */
+            if (ngx_snicache_ticket_keys(cf, smcf->ticket_keys, paths,
+                                         servers[s]->file_name,
+                                         servers[s]->line,
+                                         &group->ticket_keys)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
             }
 
             continue;
@@ -663,39 +500,12 @@ ngx_http_snicache_group_keys(ngx_conf_t *cf,
         }
     }
 
-    if (smcf->ticket_keys) {
-        group->ticket_keys = smcf->ticket_keys;
+    if (smcf->ticket_keys || first == NULL) {
         return NGX_OK;
     }
 
-    if (first == NULL) {
-        return NGX_OK;
-    }
-
-    group->ticket_keys = ngx_array_create(cf->pool, first->nelts,
-                                          sizeof(ngx_str_t));
-    if (group->ticket_keys == NULL) {
-        return NGX_ERROR;
-    }
-
-    path = first->elts;
-
-    for (k = 0; k < first->nelts; k++) {
-        key = ngx_array_push(group->ticket_keys);
-        if (key == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_conf_full_name(cf->cycle, &path[k], 1) != NGX_OK
-            || ngx_snicache_read_key(cf, "ssl_session_ticket_key",
-                                          &path[k], key)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_snicache_ticket_keys(cf, NULL, first, first_server->file_name,
+                                    first_server->line, &group->ticket_keys);
 }
 
 
@@ -846,19 +656,16 @@ static ngx_int_t
 ngx_http_snicache_group_init(ngx_cycle_t *cycle,
     ngx_http_snicache_main_conf_t *smcf, ngx_http_snicache_group_t *group)
 {
-    bool                           inherited;
-    u_char                         msg[256];
-    time_t                         timeout;
-    SSL_CTX                       *listener, *ctx;
-    uint32_t                       flags;
-    ngx_uint_t                     s;
-    snicache_result                rc;
-    snicache_config               *config;
-    snicache_ssl_api               api;
-    ngx_pool_cleanup_t            *cln;
-    ngx_http_ssl_srv_conf_t       *sslcf;
-    ngx_http_core_srv_conf_t     **servers;
-    ngx_http_snicache_srv_conf_t  *sconf;
+    bool                        inherited;
+    u_char                      msg[256];
+    SSL_CTX                    *listener, *ctx;
+    uint32_t                    timeout;
+    ngx_uint_t                  s;
+    snicache_result             rc;
+    snicache_config            *config;
+    ngx_snicache_srv_conf_t    *sconf;
+    ngx_http_ssl_srv_conf_t    *sslcf;
+    ngx_http_core_srv_conf_t  **servers, *cscf;
 
     sslcf = ngx_http_conf_get_module_srv_conf(group->default_server,
                                               ngx_http_ssl_module);
@@ -872,14 +679,8 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    snicache_ssl_api_init(&api);
-
-    config = NULL;
-    rc = snicache_config_new(&api, &config);
-
-    if (rc == SNICACHE_RESULT_OK && smcf->store.data) {
-        rc = snicache_config_set_store(config, (const char *) smcf->store.data);
-    }
+    rc = ngx_snicache_config_new(&smcf->store, group->ticket_keys,
+                                 smcf->ticket_rotation, &config);
 
     if (rc == SNICACHE_RESULT_OK && group->store_mem) {
         rc = snicache_config_set_shm_memory(config, group->store_mem,
@@ -888,11 +689,6 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
 
     if (rc == SNICACHE_RESULT_OK) {
         rc = snicache_config_set_strict_sni(config, smcf->strict_sni != 0);
-    }
-
-    if (rc == SNICACHE_RESULT_OK) {
-        rc = snicache_config_set_log(config, ngx_snicache_log, NULL,
-                                     SNICACHE_LOG_LEVEL_INFO);
     }
 
     for (s = 0; rc == SNICACHE_RESULT_OK && s < group->servers.nelts; s++) {
@@ -907,14 +703,9 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
         }
     }
 
-    if (rc == SNICACHE_RESULT_OK) {
-        rc = ngx_snicache_set_ticket_keys(config, group->ticket_keys,
-                                          smcf->ticket_rotation);
-    }
-
     if (rc != SNICACHE_RESULT_OK) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "\"snicache\": %s",
-                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                      ngx_snicache_message(rc, msg, sizeof(msg)));
         goto failed;
     }
 
@@ -935,24 +726,14 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
             continue;
         }
 
-        if (sconf->timeout != NGX_CONF_UNSET) {
-            /* OpenSSL checks its own session lifetime too: make them agree */
-            timeout = sconf->timeout;
-            SSL_CTX_set_timeout(ctx, (long) timeout);
-
-        } else {
-            timeout = ngx_min(sslcf->session_timeout,
-                              NGX_HTTP_SNICACHE_MAX_TIMEOUT);
-        }
-
-        /* "ssl_session_cache off": no session ids, no stateful TLS 1.3 sessions */
-        flags = sslcf->builtin_session_cache == NGX_SSL_NO_SCACHE
-                ? SNICACHE_VHOST_NO_STORE : 0;
+        timeout = ngx_snicache_vhost_timeout(ctx, sconf->timeout,
+                                             sslcf->session_timeout);
 
         if (ngx_http_snicache_add_names(cycle, config, group, servers[s], ctx,
-                                        (uint32_t) ngx_max(timeout, 0),
+                                        timeout,
                                         servers[s] == group->default_server,
-                                        flags)
+                                        ngx_snicache_vhost_flags(
+                                            sslcf->builtin_session_cache))
             != NGX_OK)
         {
             goto failed;
@@ -969,7 +750,7 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
                       smcf->store.data ? " (snicache_store \"" : "",
                       &smcf->store,
                       smcf->store.data ? "\")" : "",
-                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                      ngx_snicache_message(rc, msg, sizeof(msg)));
         goto failed;
     }
 
@@ -988,15 +769,9 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
                       &group->zone->shm.name);
     }
 
-    cln = ngx_pool_cleanup_add(cycle->pool, 0);
-    if (cln == NULL) {
-        snicache_cache_free(group->cache);
-        group->cache = NULL;
+    if (ngx_snicache_add_cleanup(cycle->pool, &group->cache) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    cln->handler = ngx_http_snicache_cleanup;
-    cln->data = group;
 
     /*
      * nginx's servername callback (ngx_http_ssl_servername) still runs, inside the module's
@@ -1040,7 +815,7 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
                       " in %s:%ui: %s",
                       group->default_server->file_name,
                       group->default_server->line,
-                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                      ngx_snicache_message(rc, msg, sizeof(msg)));
         return NGX_ERROR;
     }
 
@@ -1050,9 +825,11 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
             sslcf = ngx_http_conf_get_module_srv_conf(servers[s],
                                                       ngx_http_ssl_module);
             ctx = sslcf->ssl.ctx;
+            cscf = servers[s];
 
         } else {
             ctx = listener;
+            cscf = group->default_server;
         }
 
         if (ctx == NULL) {
@@ -1070,24 +847,13 @@ ngx_http_snicache_group_init(ngx_cycle_t *cycle,
                                                ngx_http_snicache_servername);
 #endif
 
-        if (SSL_CTX_get_info_callback(ctx) == ngx_snicache_info_callback) {
-            continue;
-        }
-
-        if (ngx_snicache_next_info == NULL) {
-            ngx_snicache_next_info = SSL_CTX_get_info_callback(ctx);
-
-        } else if (SSL_CTX_get_info_callback(ctx)
-                   != ngx_snicache_next_info)
-        {
+        if (ngx_snicache_chain_info(ctx) != NGX_OK) {
             ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                           "\"snicache\": the SSL context of the server in"
                           " %s:%ui has an unexpected info callback",
-                          servers[s]->file_name, servers[s]->line);
+                          cscf->file_name, cscf->line);
             return NGX_ERROR;
         }
-
-        SSL_CTX_set_info_callback(ctx, ngx_snicache_info_callback);
     }
 
     return NGX_OK;
@@ -1105,7 +871,9 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
     ngx_http_snicache_group_t *group, ngx_http_core_srv_conf_t *cscf,
     SSL_CTX *ctx, uint32_t timeout, ngx_uint_t is_default, uint32_t flags)
 {
+    ngx_int_t                rc;
     ngx_str_t                name, noname;
+    const char              *skipped;
     ngx_uint_t               n, added;
     ngx_http_server_name_t  *sn;
 
@@ -1120,23 +888,20 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
             continue;
         }
 
+        /* names only nginx routes */
+        skipped = name.data[name.len - 1] == '*' ? "trailing wildcard" : NULL;
 #if (NGX_PCRE)
         if (sn[n].regex) {
-            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                          "\"snicache\": server_name \"%V\" in %s:%ui is a"
-                          " regular expression: skipped (its connections are"
-                          " kept under the default server's vhost)",
-                          &name, cscf->file_name, cscf->line);
-            continue;
+            skipped = "regular expression";
         }
 #endif
 
-        if (name.data[name.len - 1] == '*') {
+        if (skipped) {
             ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "\"snicache\": server_name \"%V\" in %s:%ui is a"
-                          " trailing wildcard: skipped (its connections are"
-                          " kept under the default server's vhost)",
-                          &name, cscf->file_name, cscf->line);
+                          " %s: skipped (its connections are kept under the"
+                          " default server's vhost)",
+                          &name, cscf->file_name, cscf->line, skipped);
             continue;
         }
 
@@ -1145,17 +910,14 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
             name.data++;
             name.len--;
 
-            switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
-                                                &name, ctx, timeout,
-                                                is_default && added == 0,
-                                                flags))
-            {
-            case NGX_OK:
-                added++;
-                break;
-            case NGX_ERROR:
+            rc = ngx_http_snicache_add_vhost(cycle, config, group, cscf, &name,
+                                             ctx, timeout,
+                                             is_default && added == 0, flags);
+            if (rc == NGX_ERROR) {
                 return NGX_ERROR;
             }
+
+            added += (rc == NGX_OK);
 
             name.data = ngx_pnalloc(cycle->pool, sn[n].name.len + 1);
             if (name.data == NULL) {
@@ -1167,21 +929,18 @@ ngx_http_snicache_add_names(ngx_cycle_t *cycle, snicache_config *config,
             name.len = sn[n].name.len + 1;
         }
 
-        switch (ngx_http_snicache_add_vhost(cycle, config, group, cscf,
-                                            &name, ctx, timeout,
-                                            is_default && added == 0,
-                                            flags))
-        {
-        case NGX_OK:
-            added++;
-            break;
-        case NGX_ERROR:
+        rc = ngx_http_snicache_add_vhost(cycle, config, group, cscf, &name,
+                                         ctx, timeout, is_default && added == 0,
+                                         flags);
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
+
+        added += (rc == NGX_OK);
     }
 
     if (is_default && added == 0) {
-        ngx_str_set(&noname, NGX_HTTP_SNICACHE_NONAME);
+        ngx_str_set(&noname, NGX_SNICACHE_NONAME);
 
         if (ngx_http_snicache_add_vhost(cycle, config, group, cscf, &noname,
                                         ctx, timeout, 1, flags)
@@ -1239,14 +998,14 @@ ngx_http_snicache_add_vhost(ngx_cycle_t *cycle, snicache_config *config,
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "\"snicache\": server_name \"%s\" in %s:%ui skipped: %s",
                       copy->data, cscf->file_name, cscf->line,
-                      ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                      ngx_snicache_message(rc, msg, sizeof(msg)));
         return NGX_DECLINED;
     }
 
     ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                   "\"snicache\": server_name \"%s\" in %s:%ui: %s",
                   copy->data, cscf->file_name, cscf->line,
-                  ngx_http_snicache_message(rc, msg, sizeof(msg)));
+                  ngx_snicache_message(rc, msg, sizeof(msg)));
 
     return NGX_ERROR;
 }
@@ -1382,29 +1141,6 @@ ngx_http_snicache_servername(ngx_ssl_conn_t *ssl_conn, int *ad, void *arg)
 }
 
 #endif
-
-
-static void
-ngx_http_snicache_cleanup(void *data)
-{
-    ngx_http_snicache_group_t  *group = data;
-
-    /* the attached SSL_CTXs hold their own references until they are freed */
-    snicache_cache_free(group->cache);
-    group->cache = NULL;
-}
-
-
-static u_char *
-ngx_http_snicache_message(snicache_result rc, u_char *buf, size_t len)
-{
-    if (snicache_result_message(rc, (char *) buf, len) == 0) {
-        ngx_snprintf(buf, len - 1, "snicache error %ui%Z", (ngx_uint_t) rc);
-        buf[len - 1] = '\0';
-    }
-
-    return buf;
-}
 
 
 static ngx_int_t

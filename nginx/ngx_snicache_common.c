@@ -24,15 +24,28 @@ typedef struct {
 } ngx_snicache_metric_t;
 
 
+static char *ngx_snicache_check_time(ngx_conf_t *cf, void *post, void *data);
 static void ngx_snicache_key_cleanup(void *data);
+static void ngx_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn,
+    int where, int ret);
+static void ngx_snicache_cleanup(void *data);
 static u_char *ngx_snicache_addrs(u_char *p, u_char *end,
     ngx_snicache_view_t *view, ngx_uint_t quoted);
 static size_t ngx_snicache_addrs_len(ngx_snicache_view_t *view);
 
 
 /* nginx's own info callback (ngx_ssl_info_callback), chained from ours. */
-void (*ngx_snicache_next_info)(const ngx_ssl_conn_t *ssl_conn,
+static void (*ngx_snicache_next_info)(const ngx_ssl_conn_t *ssl_conn,
     int where, int ret);
+
+
+ngx_conf_num_bounds_t  ngx_snicache_timeout_bounds = {
+    ngx_snicache_check_time, 1, NGX_SNICACHE_MAX_TIMEOUT
+};
+
+ngx_conf_num_bounds_t  ngx_snicache_rotation_bounds = {
+    ngx_snicache_check_time, 1, NGX_SNICACHE_MAX_ROTATION
+};
 
 #define ngx_snicache_stat(name, type, scope, help)                            \
     { #name, offsetof(snicache_stats, name), type, scope, help }
@@ -242,7 +255,189 @@ ngx_snicache_key_cleanup(void *data)
 }
 
 
-void
+void *
+ngx_snicache_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_snicache_srv_conf_t  *sscf;
+
+    sscf = ngx_pcalloc(cf->pool, sizeof(ngx_snicache_srv_conf_t));
+    if (sscf == NULL) {
+        return NULL;
+    }
+
+    sscf->enable = NGX_CONF_UNSET;
+    sscf->timeout = NGX_CONF_UNSET;
+
+    return sscf;
+}
+
+
+char *
+ngx_snicache_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_snicache_srv_conf_t *prev = parent;
+    ngx_snicache_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    /* unset: the server's ssl_session_timeout (see ngx_snicache_vhost_timeout) */
+    ngx_conf_merge_value(conf->timeout, prev->timeout, NGX_CONF_UNSET);
+
+    return NGX_CONF_OK;
+}
+
+
+/* returned strings are printed after the directive's name by nginx */
+
+static char *
+ngx_snicache_check_time(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t *bounds = post;
+    time_t *tp = data;
+
+    if (*tp >= bounds->low && *tp <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    return bounds->high == NGX_SNICACHE_MAX_TIMEOUT
+           ? "must be between 1s and 24h (RFC 5246 F.1.4)"
+           : "must be between 1s and 7d";
+}
+
+
+/* "snicache_store": an ngx_str_t at cmd->offset, checked by snicache now, so nginx -t reports it */
+
+char *
+ngx_snicache_conf_set_store_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char           msg[256];
+    ngx_str_t       *store, *value;
+    snicache_result  rc;
+    snicache_config *config;
+
+    store = (ngx_str_t *) ((char *) conf + cmd->offset);
+
+    if (store->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rc = ngx_snicache_config_new(&value[1], NULL, 0, &config);
+
+    snicache_config_free(config);
+
+    if (rc != SNICACHE_RESULT_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" value \"%V\" refused: %s",
+                           &cmd->name, &value[1],
+                           ngx_snicache_message(rc, msg, sizeof(msg)));
+        return NGX_CONF_ERROR;
+    }
+
+    *store = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* "snicache_ticket_key_file", repeatable: the keys in an ngx_array_t * at cmd->offset */
+
+char *
+ngx_snicache_conf_set_key_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t     *value, *key;
+    ngx_array_t  **keys;
+
+    keys = (ngx_array_t **) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (*keys == NULL) {
+        *keys = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (*keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    key = ngx_array_push(*keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_snicache_read_key(cf, (const char *) cmd->name.data, &value[1],
+                              key)
+        != NGX_OK)
+    {
+        (*keys)->nelts--;
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The ticket master secrets of a server (in file:line) whose ssl_session_ticket_key files are
+ * paths (NULL: none): snicache_ticket_key_file's (main_keys) when set, which win over the
+ * server's files with a warning, else the server's files read now (first seals), else none
+ * (*keys stays NULL: a random secret per cache).
+ */
+ngx_int_t
+ngx_snicache_ticket_keys(ngx_conf_t *cf, ngx_array_t *main_keys,
+    ngx_array_t *paths, u_char *file, ngx_uint_t line, ngx_array_t **keys)
+{
+    ngx_str_t   *path, *key;
+    ngx_uint_t   k;
+
+    if (main_keys) {
+        if (paths) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"snicache\": \"ssl_session_ticket_key\" of the"
+                          " server in %s:%ui is ignored:"
+                          " \"snicache_ticket_key_file\" is set",
+                          file, line);
+        }
+
+        *keys = main_keys;
+        return NGX_OK;
+    }
+
+    if (paths == NULL) {
+        return NGX_OK;
+    }
+
+    *keys = ngx_array_create(cf->pool, paths->nelts, sizeof(ngx_str_t));
+    if (*keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    path = paths->elts;
+
+    for (k = 0; k < paths->nelts; k++) {
+        key = ngx_array_push(*keys);
+        if (key == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_conf_full_name(cf->cycle, &path[k], 1) != NGX_OK
+            || ngx_snicache_read_key(cf, "ssl_session_ticket_key", &path[k],
+                                     key)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
 ngx_snicache_info_callback(const ngx_ssl_conn_t *ssl_conn, int where,
     int ret)
 {
@@ -695,4 +890,156 @@ ngx_snicache_stream_views(ngx_cycle_t *cycle)
     ctx = (void ***) cycle->conf_ctx[stream->index];
 
     return (*ctx)[snicache->ctx_index];
+}
+
+
+/* The ports are in the configuration's temporary pool: a copy of a listen address. */
+
+ngx_int_t
+ngx_snicache_add_addr(ngx_pool_t *pool, ngx_array_t *addrs,
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_str_t *text)
+{
+    ngx_snicache_addr_t  *addr;
+
+    addr = ngx_array_push(addrs);
+    if (addr == NULL) {
+        return NGX_ERROR;
+    }
+
+    addr->socklen = socklen;
+    addr->sockaddr = ngx_pnalloc(pool, socklen);
+    addr->text.len = text->len;
+    addr->text.data = ngx_pnalloc(pool, text->len);
+
+    if (addr->sockaddr == NULL || addr->text.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(addr->sockaddr, sockaddr, socklen);
+    ngx_memcpy(addr->text.data, text->data, text->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A snicache config with what every cache of both modules has: the store (store->data NULL:
+ * snicache's default), nginx's error log, the ticket secrets. On failure *config may still
+ * hold a config: snicache_config_free() it either way.
+ */
+snicache_result
+ngx_snicache_config_new(ngx_str_t *store, ngx_array_t *ticket_keys,
+    time_t rotation, snicache_config **config)
+{
+    snicache_result   rc;
+    snicache_ssl_api  api;
+
+    snicache_ssl_api_init(&api);
+
+    *config = NULL;
+    rc = snicache_config_new(&api, config);
+
+    if (rc == SNICACHE_RESULT_OK && store->data) {
+        rc = snicache_config_set_store(*config, (const char *) store->data);
+    }
+
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = snicache_config_set_log(*config, ngx_snicache_log, NULL,
+                                     SNICACHE_LOG_LEVEL_INFO);
+    }
+
+    if (rc == SNICACHE_RESULT_OK) {
+        rc = ngx_snicache_set_ticket_keys(*config, ticket_keys, rotation);
+    }
+
+    return rc;
+}
+
+
+/*
+ * A vhost's session lifetime: snicache_timeout when set (timeout), which OpenSSL's own check
+ * of the context is made to agree with, else the server's ssl_session_timeout, at most 24h.
+ */
+uint32_t
+ngx_snicache_vhost_timeout(SSL_CTX *ctx, time_t timeout, time_t session_timeout)
+{
+    if (timeout != NGX_CONF_UNSET) {
+        SSL_CTX_set_timeout(ctx, (long) timeout);
+
+    } else {
+        timeout = ngx_min(session_timeout, NGX_SNICACHE_MAX_TIMEOUT);
+    }
+
+    return (uint32_t) ngx_max(timeout, 0);
+}
+
+
+/* "ssl_session_cache off": no session ids, no stateful TLS 1.3 sessions */
+
+uint32_t
+ngx_snicache_vhost_flags(ssize_t builtin_session_cache)
+{
+    return builtin_session_cache == NGX_SSL_NO_SCACHE
+           ? SNICACHE_VHOST_NO_STORE : 0;
+}
+
+
+/*
+ * Puts the module's info callback on a context, calling the one nginx set there
+ * (ngx_ssl_info_callback: handshake buffer size, renegotiation); NGX_DECLINED when the
+ * context has another callback than nginx's on its other contexts.
+ */
+ngx_int_t
+ngx_snicache_chain_info(SSL_CTX *ctx)
+{
+    void  (*cb)(const ngx_ssl_conn_t *ssl_conn, int where, int ret);
+
+    cb = SSL_CTX_get_info_callback(ctx);
+
+    if (cb == ngx_snicache_info_callback) {
+        return NGX_OK;
+    }
+
+    if (ngx_snicache_next_info == NULL) {
+        ngx_snicache_next_info = cb;
+
+    } else if (cb != ngx_snicache_next_info) {
+        return NGX_DECLINED;
+    }
+
+    SSL_CTX_set_info_callback(ctx, ngx_snicache_info_callback);
+
+    return NGX_OK;
+}
+
+
+/* Frees *cache with the cycle's pool; frees it now if that cannot be arranged. */
+
+ngx_int_t
+ngx_snicache_add_cleanup(ngx_pool_t *pool, const snicache_cache **cache)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        snicache_cache_free(*cache);
+        *cache = NULL;
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_snicache_cleanup;
+    cln->data = cache;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_snicache_cleanup(void *data)
+{
+    const snicache_cache  **cache = data;
+
+    /* the attached SSL_CTXs hold their own references until they are freed */
+    snicache_cache_free(*cache);
+    *cache = NULL;
 }
