@@ -4,7 +4,6 @@
 
 pub mod memory;
 pub mod redis;
-pub mod resp;
 pub mod revocations;
 #[cfg(target_os = "linux")]
 pub mod shm;

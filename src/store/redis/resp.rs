@@ -5,7 +5,7 @@
 //! refused from its length header, before its body is read. Writes never raise SIGPIPE (the
 //! library lives in hosts that do not ignore it).
 //!
-//! Name resolution is not done here: callers pass socket addresses (see `redis.rs`). TLS
+//! Name resolution is not done here: callers pass socket addresses (see `pool.rs`). TLS
 //! (`rediss://`) is rustls over the same non-blocking socket, with the same deadlines.
 
 use std::io::{self, Read as _, Write as _};
