@@ -92,7 +92,7 @@ static int put_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id, s
     return i < SLOTS ? 0 : 1;
 }
 
-static void remove_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id, size_t id_len)
+static int remove_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id, size_t id_len)
 {
     struct slot *s;
     (void)ud;
@@ -101,6 +101,7 @@ static void remove_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *i
     if ((s = find(vhost, vlen, id, id_len)) != NULL)
         s->used = 0;
     pthread_mutex_unlock(&store.lock);
+    return s != NULL;
 }
 
 int main(void)

@@ -716,13 +716,15 @@ typedef int (*snicache_store_put_cb)(void *userdata,
                                      uint64_t expires_at);
 
 /*
- Removes what is stored under (`vhost`, `id`).
+ Removes what is stored under (`vhost`, `id`). Return 1 when something was removed, 0 when
+ nothing was stored there: single-use sessions, early data accepted at most once and the
+ counters rely on it (a removal answered 1 to two callers lets both resume).
  */
-typedef void (*snicache_store_remove_cb)(void *userdata,
-                                         const char *vhost,
-                                         size_t vhost_len,
-                                         const uint8_t *id,
-                                         size_t id_len);
+typedef int (*snicache_store_remove_cb)(void *userdata,
+                                        const char *vhost,
+                                        size_t vhost_len,
+                                        const uint8_t *id,
+                                        size_t id_len);
 
 /*
  Tells the host that a connection it paused may go on: the session lookup that paused it
@@ -933,24 +935,6 @@ void snicache_on_remove_session(void *ctx, void *sess);
  it was issued are invalidated (RFC 5246 §7.2.2), in TLS 1.3 too.
  */
 void snicache_on_info(const void *ssl, int where_, int ret);
-
-/*
- The ticket-generate callback (OpenSSL `SSL_CTX_set_session_ticket_cb`): seals this
- connection's vhost, SNI and session facts into the ticket's app data. Returns 1.
- */
-int snicache_on_ticket_generate(void *ssl, void *arg);
-
-/*
- The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
- library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
- authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
- with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
- `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
- expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
- A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
- `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
- */
-int snicache_on_ticket_decrypt(void *ssl, void *sess, int decrypted, void *arg);
 
 /*
  Describes the decisions snicache made for `ssl` into `*out`. Returns
@@ -1236,6 +1220,24 @@ int snicache_on_ticket_key(void *ssl,
                            void *cipher_ctx,
                            void *mac_ctx,
                            int enc);
+
+/*
+ The ticket-generate callback (OpenSSL `SSL_CTX_set_session_ticket_cb`): seals this
+ connection's vhost, SNI and session facts into the ticket's app data. Returns 1.
+ */
+int snicache_on_ticket_generate(void *ssl, void *arg);
+
+/*
+ The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
+ library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
+ authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
+ with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
+ `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
+ expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
+ A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
+ `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
+ */
+int snicache_on_ticket_decrypt(void *ssl, void *sess, int decrypted, void *arg);
 
 /*
  BoringSSL's ticket AEAD `max_overhead`.

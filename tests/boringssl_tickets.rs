@@ -532,10 +532,10 @@ unsafe extern "C" fn store_remove(
     vhost_len: usize,
     id: *const u8,
     id_len: usize,
-) {
+) -> c_int {
     let s = &*(ud as *const HostStore);
     let key = (bytes(vhost, vhost_len), bytes(id, id_len));
-    s.map.lock().unwrap().remove(&key);
+    c_int::from(s.map.lock().unwrap().remove(&key).is_some())
 }
 
 /// Session ids (TLS 1.2) through a host store; the store outlives the cache (leaked).

@@ -228,7 +228,8 @@ unsafe extern "C" fn store_remove(
     _: usize,
     _: *const u8,
     _: usize,
-) {
+) -> c_int {
+    0
 }
 
 /// Reads the fuzzer's bytes as a stream of choices; past the end everything is zero.

@@ -8,9 +8,13 @@
 
 use sha2::{Digest, Sha256};
 
+use super::handshake::Conn;
 use super::stats::Event;
 use super::Engine;
 use crate::store::{Key, Value};
+
+/// The TLS 1.3 protocol version number: only TLS 1.3 has early data.
+const TLS1_3: u16 = 0x0304;
 
 /// The store key of a ticket's single-use entry: a domain-separated digest of its identity
 /// (the bytes that identify one ticket: its sealed session on BoringSSL, its resumption secret
@@ -23,6 +27,27 @@ fn entry_key(vhost: u32, identity: &[u8]) -> Key {
 }
 
 impl Engine {
+    /// A ticket with the identity `identity` was issued on this connection, which negotiated
+    /// `version`: with early data on, in TLS 1.3, its single-use entry goes into the store.
+    pub fn early_data_ticket_issued(&self, conn: &Conn, version: u16, identity: &[u8], now: u64) {
+        if self.early_data && version == TLS1_3 {
+            self.early_data_issue(conn.vhost, identity, now);
+        }
+    }
+
+    /// Whether the early data of this connection, resuming under the ticket `identity`, is
+    /// accepted: without `early_data` (the host's business then) always; with it, only by the
+    /// connection whose take removed the ticket's entry (`early_data_take`).
+    pub fn early_data_allowed(&self, conn: &Conn, identity: &[u8]) -> bool {
+        !self.early_data || self.early_data_take(conn.vhost, identity)
+    }
+
+    /// As `early_data_allowed` on a host that decides while opening the ticket (BoringSSL):
+    /// true when the ClientHello offered early data that is refused (a replay).
+    pub fn early_data_replayed(&self, conn: &Conn, identity: &[u8]) -> bool {
+        self.early_data && conn.early_data_offered && !self.early_data_take(conn.vhost, identity)
+    }
+
     /// A ticket that allows early data was issued under `vhost` at `now`: its single-use entry
     /// lives as long as the vhost's sessions.
     pub fn early_data_issue(&self, vhost: u32, identity: &[u8], now: u64) {

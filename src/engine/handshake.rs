@@ -1,24 +1,19 @@
 //! One connection's decisions: routing its ClientHello, looking up the session it offers,
-//! storing the sessions it is issued, checking tickets, and invalidating after a fatal alert.
-//! Pure Rust: the C surface gathers the facts from the host and acts on the answers.
+//! storing the sessions it is issued, and invalidating after a fatal alert. Tickets are in
+//! `tickets.rs`; how each attempt ends, and what it counts, in `decision.rs`. Pure Rust: the C
+//! surface gathers the facts from the host and acts on the answers.
 
 use std::any::Any;
 use std::sync::Arc;
 use std::task::Waker;
 
+use super::decision::{Decision, Reason, Resume};
 use super::policy::{Facts, MAX_LIFETIME};
 use super::stats::{Event, ListenerEvent};
-use super::vhosts::{parse_server_name, RouteError, MAX_NAME};
+use super::vhosts::{RouteError, ServerName, MAX_NAME};
 use super::{Engine, Level};
-use crate::record::{self, Meta, TICKET_ID_LEN};
+use crate::record::{self, Meta};
 use crate::store::{Key, Lookup, Value};
-
-/// Length of a revocation key's id: `REVOCATION_TAG` then the ticket's random identity. No
-/// session id the engine stores is this long with this tag (OpenSSL and BoringSSL make 32-byte
-/// ids; a host's own store gets any id, but a collision needs a 2^-128 chance).
-const REVOCATION_ID_LEN: usize = REVOCATION_TAG.len() + TICKET_ID_LEN;
-/// `rv2`: the id is the identity itself (`rv1` was a SHA-256 digest of it).
-const REVOCATION_TAG: &[u8; 4] = b"\xffrv2";
 
 /// A ticket this connection used or was issued: its revocation key and when it expires.
 pub type TicketRef = (Key, u64);
@@ -37,7 +32,8 @@ const ISSUED: usize = 4;
 /// The TLS 1.3 protocol version number.
 const TLS1_3: u16 = 0x0304;
 
-/// Per-connection state, kept in the `SSL` object's ex_data.
+/// Per-connection state, kept in the `SSL` object's ex_data. Only the engine writes what was
+/// decided (`Engine::commit`).
 pub struct Conn {
     pub vhost: u32,
     sni: [u8; MAX_NAME],
@@ -48,23 +44,25 @@ pub struct Conn {
     /// The ClientHello offered extended master secret; `None` when not seen.
     pub client_ems: Option<bool>,
     /// The stored session this connection resumed.
-    pub resumed: Option<Key>,
+    pub(super) resumed: Option<Key>,
     issued: [Option<Key>; ISSUED],
     issued_next: usize,
     /// The stateless ticket this connection resumed with, when it carries an identity.
-    pub ticket_used: Option<TicketRef>,
+    pub(super) ticket_used: Option<TicketRef>,
     tickets_issued: [Option<TicketRef>; ISSUED],
     tickets_issued_next: usize,
-    pub outcome: Outcome,
+    pub(super) outcome: Outcome,
     /// The offered ticket named a key this vhost does not have (set by the key lookup, so a
     /// failed decryption is not also counted as a forgery).
-    pub ticket_key_unknown: bool,
+    pub(super) ticket_key_unknown: bool,
+    /// The offered ticket's key only decrypts now: a resumption with it renews the ticket.
+    pub(super) ticket_renew: bool,
     /// A lookup on this connection missed (counted once: OpenSSL looks the session up again
     /// for the second ClientHello after a HelloRetryRequest).
-    missed: bool,
+    pub(super) missed: bool,
     /// The ClientHello was paused while the store fetches the offered session (`prefetch`);
     /// the retried ClientHello asks again.
-    pub prefetching: bool,
+    prefetching: bool,
     /// The ClientHello offered early data (the `early_data` extension).
     pub early_data_offered: bool,
 }
@@ -87,25 +85,19 @@ impl Conn {
         self.issued_next += 1;
     }
 
-    fn ticket_issued(&mut self, ticket: TicketRef) {
+    /// How the connection's resumption attempt ended, as far as decided.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The ClientHello is paused while the store fetches the offered session.
+    pub fn prefetching(&self) -> bool {
+        self.prefetching
+    }
+
+    pub(super) fn ticket_issued(&mut self, ticket: TicketRef) {
         self.tickets_issued[self.tickets_issued_next % ISSUED] = Some(ticket);
         self.tickets_issued_next += 1;
-    }
-}
-
-/// The answer to a session lookup.
-pub enum Found {
-    Resume(Value),
-    Full,
-    Pending,
-}
-
-impl Found {
-    pub fn is_resume(&self) -> bool {
-        matches!(self, Found::Resume(_))
-    }
-    pub fn is_full(&self) -> bool {
-        matches!(self, Found::Full)
     }
 }
 
@@ -164,23 +156,19 @@ pub struct NewSession<'a> {
 }
 
 impl Engine {
-    /// Validates the SNI (`server_name_ext` is the raw extension body, `None` when absent) and
-    /// picks the vhost.
+    /// Validates the SNI and picks the vhost.
     pub fn client_hello(
         &self,
-        server_name_ext: Option<&[u8]>,
+        server_name: ServerName<'_>,
         client_ems: Option<bool>,
     ) -> Result<Conn, RouteError> {
         let mut sni = [0u8; MAX_NAME];
-        let sni_len = match server_name_ext {
-            None => 0,
-            Some(ext) => parse_server_name(ext, &mut sni).inspect_err(|_| {
-                self.stats.count_listener(ListenerEvent::MalformedSni);
-                self.log(Level::Info, || {
-                    "malformed server_name refused with illegal_parameter".into()
-                });
-            })?,
-        };
+        let sni_len = server_name.parse(&mut sni).inspect_err(|_| {
+            self.stats.count_listener(ListenerEvent::MalformedSni);
+            self.log(Level::Info, || {
+                "malformed server_name refused with illegal_parameter".into()
+            });
+        })?;
         let name = std::str::from_utf8(&sni[..sni_len])
             .ok()
             .filter(|s| !s.is_empty());
@@ -211,48 +199,34 @@ impl Engine {
             tickets_issued_next: 0,
             outcome: Outcome::Full,
             ticket_key_unknown: false,
+            ticket_renew: false,
             missed: false,
             prefetching: false,
             early_data_offered: false,
         })
     }
 
-    /// The second ClientHello of a connection, after a HelloRetryRequest (`server_name_ext` as
-    /// for `client_hello`). RFC 8446 §4.1.2 lets it change only key shares, the cookie, early
-    /// data and the PSK binders and ages: a server_name that differs from the first one's
-    /// (another name, or one added or removed; names compare case-insensitively, as they
-    /// route) is refused, and so is a malformed one. Routing and resumption stay those of the
-    /// first ClientHello. `Err` means a fatal illegal_parameter alert; the outcome is reset so
-    /// nothing on this connection counts as resumed, and the session the first ClientHello
-    /// offered stays marked as used, so the alert invalidates it like any other (R1).
+    /// The second ClientHello of a connection, after a HelloRetryRequest. RFC 8446 §4.1.2 lets
+    /// it change only key shares, the cookie, early data and the PSK binders and ages: a
+    /// server_name that differs from the first one's (another name, or one added or removed;
+    /// names compare case-insensitively, as they route) is refused, and so is a malformed one.
+    /// Routing and resumption stay those of the first ClientHello. `Err` means a fatal
+    /// illegal_parameter alert (`Reason::HrrSniChanged`, committed here: nothing on this
+    /// connection counts as resumed), and the session the first ClientHello offered stays
+    /// marked as used, so the alert invalidates it like any other (R1).
     pub fn second_client_hello(
         &self,
         conn: &mut Conn,
-        server_name_ext: Option<&[u8]>,
+        server_name: ServerName<'_>,
     ) -> Result<(), RouteError> {
         let mut sni = [0u8; MAX_NAME];
-        let sni_len = match server_name_ext {
-            None => 0,
-            Some(ext) => parse_server_name(ext, &mut sni).inspect_err(|_| {
-                self.stats.count_listener(ListenerEvent::MalformedSni);
-            })?,
-        };
+        let sni_len = server_name.parse(&mut sni).inspect_err(|_| {
+            self.stats.count_listener(ListenerEvent::MalformedSni);
+        })?;
         if sni[..sni_len] == conn.sni[..usize::from(conn.sni_len)] {
             return Ok(());
         }
-        self.stats.count_listener(ListenerEvent::HrrSniChanged);
-        // The first ClientHello's session was counted as a hit; this connection resumes nothing.
-        if conn.outcome == Outcome::Resumed {
-            self.stats.uncount(conn.vhost, Event::Hit);
-        }
-        conn.outcome = Outcome::Full;
-        self.log(Level::Info, || {
-            format!(
-                "server_name changed across HelloRetryRequest ({:?} then {:?}) refused with illegal_parameter",
-                conn.sni(),
-                std::str::from_utf8(&sni[..sni_len]).ok().filter(|s| !s.is_empty())
-            )
-        });
+        self.commit(conn, Decision::Full(Reason::HrrSniChanged));
         Err(RouteError::Malformed)
     }
 
@@ -264,7 +238,7 @@ impl Engine {
         version >= TLS1_3
     }
 
-    fn lifetime(&self, vhost: u32) -> u32 {
+    pub(super) fn lifetime(&self, vhost: u32) -> u32 {
         self.vhosts.get(vhost).options.timeout.min(MAX_LIFETIME)
     }
 
@@ -279,79 +253,34 @@ impl Engine {
         }
     }
 
-    /// Runs the policy; counts and logs a refusal, once per connection for the same rule (the
-    /// second ClientHello after a HelloRetryRequest offers the same session again).
-    fn judge(&self, conn: &mut Conn, session: &Meta<'_>, host: &HostFacts<'_>) -> bool {
-        match self.policy.evaluate(session, &self.facts(conn, host)) {
-            Ok(()) => true,
-            Err(rule) if conn.outcome == Outcome::Refused(rule as u16) => false,
-            Err(rule) => {
-                conn.outcome = Outcome::Refused(rule as u16);
-                self.stats.refuse(conn.vhost, rule);
-                self.log(Level::Info, || {
-                    format!(
-                        "vhost {} sni {:?}: resumption refused ({}); full handshake",
-                        self.vhosts.get(conn.vhost).name,
-                        conn.sni(),
-                        self.policy.name(rule)
-                    )
-                });
-                false
-            }
-        }
-    }
-
-    /// Looks up the session id the client offered. `Resume` carries the stored value the policy
-    /// allows (call `resumed` once the host accepted it); `Full` means a full handshake (miss,
-    /// refusal, store failure or bad input, each counted); `Pending` means the store is still
-    /// fetching and the lookup should be repeated when the host drives the handshake again.
-    pub fn lookup(&self, conn: &mut Conn, id: &[u8], host: &HostFacts<'_>) -> Found {
-        self.lookup_with(conn, id, host, None)
-    }
-
-    /// As `lookup`, for a host that can pause the handshake: a store fetching in the background
-    /// answers `Pending` at once and wakes `waker` when the answer is there.
-    pub fn lookup_async(
+    /// Runs the policy: the first rule that refuses is the reason.
+    pub(super) fn judge(
         &self,
-        conn: &mut Conn,
-        id: &[u8],
+        conn: &Conn,
+        session: &Meta<'_>,
         host: &HostFacts<'_>,
-        waker: &Waker,
-    ) -> Found {
-        self.lookup_with(conn, id, host, Some(waker))
+    ) -> Result<(), Reason> {
+        self.policy
+            .evaluate(session, &self.facts(conn, host))
+            .map_err(|rule| Reason::Rule(rule as u16))
     }
 
-    /// Starts fetching the session `id` a ClientHello offers, for hosts whose session lookup
-    /// cannot pause but whose ClientHello callback can (OpenSSL). True while the store is still
-    /// fetching: pause the ClientHello and ask again once `waker` is woken. The lookup itself
-    /// comes later (`lookup`) and finds the answer waiting.
-    pub fn prefetch(&self, conn: &Conn, id: &[u8], now: u64, waker: &Waker) -> bool {
-        if self.vhosts.get(conn.vhost).options.no_store {
-            return false;
-        }
-        let Some(key) = Key::new(conn.vhost, id) else {
-            return false;
-        };
-        let pending = matches!(self.store.get_async(&key, now, waker), Lookup::Pending);
-        if pending {
-            self.stats.count(conn.vhost, Event::Pending);
-        }
-        pending
-    }
-
-    fn lookup_with(
+    /// Looks up the session id the client offered and decides (commit the decision once the
+    /// host acted on it). With `waker`, for a host that can pause the handshake, a store
+    /// fetching in the background answers `Pending` at once and wakes it when the answer is
+    /// there; the lookup is then repeated when the host drives the handshake again.
+    pub fn lookup(
         &self,
-        conn: &mut Conn,
+        conn: &Conn,
         id: &[u8],
         host: &HostFacts<'_>,
         waker: Option<&Waker>,
-    ) -> Found {
+    ) -> Decision {
         if self.vhosts.get(conn.vhost).options.no_store {
-            return Found::Full;
+            return Decision::Full(Reason::NoStore);
         }
         let Some(key) = Key::new(conn.vhost, id) else {
-            self.stats.count(conn.vhost, Event::BadId);
-            return Found::Full;
+            return Decision::Full(Reason::BadId);
         };
         let answer = match waker {
             Some(w) => self.store.get_async(&key, host.now, w),
@@ -359,79 +288,40 @@ impl Engine {
         };
         let value = match answer {
             Lookup::Hit(v) => v,
-            Lookup::Miss | Lookup::Expired => {
-                self.missed(conn);
-                return Found::Full;
-            }
-            Lookup::Pending => {
-                self.stats.count(conn.vhost, Event::Pending);
-                return Found::Pending;
-            }
-            Lookup::Unavailable => {
-                self.stats.count(conn.vhost, Event::StoreError);
-                self.missed(conn);
-                return Found::Full;
-            }
+            Lookup::Miss => return Decision::Full(Reason::Miss),
+            Lookup::Expired => return Decision::Full(Reason::ExpiredInStore),
+            Lookup::Pending => return Decision::Pending,
+            Lookup::Unavailable => return Decision::Full(Reason::StoreError),
         };
         let Ok(rec) = record::decode(&value.bytes) else {
-            self.corrupt(conn.vhost, &key);
-            return Found::Full;
+            return Decision::Full(Reason::Corrupt(key));
         };
-        if !self.judge(conn, &rec.meta, host) {
-            return Found::Full;
+        if let Err(reason) = self.judge(conn, &rec.meta, host) {
+            return Decision::Full(reason);
         }
-        conn.resumed = Some(key);
-        Found::Resume(value)
+        // The session is the record's tail.
+        let session_at = value.bytes.len() - rec.session.len();
+        Decision::Resume(Resume::stored(key, value, session_at))
     }
 
-    /// Counts a miss once per connection, as hits are.
-    fn missed(&self, conn: &mut Conn) {
-        if !conn.missed {
-            self.stats.count(conn.vhost, Event::Miss);
+    /// Starts fetching the session `id` a ClientHello offers (`None`: nothing worth fetching),
+    /// for hosts whose session lookup cannot pause but whose ClientHello callback can
+    /// (OpenSSL). True while the store is still fetching (`pending`, and `Conn::prefetching`):
+    /// pause the ClientHello and ask again once `waker` is woken. The lookup itself comes later
+    /// (`lookup`) and finds the answer waiting.
+    pub fn prefetch(&self, conn: &mut Conn, id: Option<&[u8]>, now: u64, waker: &Waker) -> bool {
+        let key = id
+            .filter(|_| !self.vhosts.get(conn.vhost).options.no_store)
+            .and_then(|id| Key::new(conn.vhost, id));
+        conn.prefetching =
+            key.is_some_and(|k| matches!(self.store.get_async(&k, now, waker), Lookup::Pending));
+        if conn.prefetching {
+            self.stats.count(conn.vhost, Event::Pending);
         }
-        conn.missed = true;
+        conn.prefetching
     }
 
-    /// The offered ticket names a key this vhost does not have (a full handshake): counted once
-    /// per connection, as hits are (OpenSSL decrypts the ticket again for the second ClientHello
-    /// after a HelloRetryRequest), and remembered so the failed decryption is not counted as a
-    /// forgery.
-    pub fn ticket_key_unknown(&self, conn: &mut Conn) {
-        if !conn.ticket_key_unknown {
-            self.stats.count(conn.vhost, Event::TicketUnknownKey);
-        }
-        conn.ticket_key_unknown = true;
-    }
-
-    /// The host library took the session `lookup` allowed: count the hit and, on a single-use
-    /// vhost, remove the session so it never resumes again.
-    pub fn resumed(&self, conn: &mut Conn) {
-        // Once per connection: the library may look the session up again for the second
-        // ClientHello after a HelloRetryRequest.
-        if conn.outcome != Outcome::Resumed {
-            self.stats.count(conn.vhost, Event::Hit);
-        }
-        conn.outcome = Outcome::Resumed;
-        if let Some(key) = conn.resumed {
-            if self.vhosts.get(conn.vhost).options.single_use && self.store.remove(&key) {
-                self.stats.count(conn.vhost, Event::SingleUse);
-            }
-        }
-    }
-
-    /// A stored record (or the session inside it) could not be decoded: drop it, count it.
-    pub fn corrupt(&self, vhost: u32, key: &Key) {
-        self.store.remove(key);
-        self.stats.count(vhost, Event::Corrupt);
-        self.warn_limited(&self.corrupt_warnings, || {
-            format!(
-                "vhost {}: corrupt stored session dropped",
-                self.vhosts.get(vhost).name
-            )
-        });
-    }
-
-    fn meta<'a>(&'a self, conn: &'a Conn, s: &NewSession<'a>) -> Meta<'a> {
+    pub(super) fn meta<'a>(&'a self, conn: &'a Conn, s: &NewSession<'a>) -> Meta<'a> {
         Meta {
             vhost: &self.vhosts.get(conn.vhost).name,
             sni: conn.sni(),
@@ -485,77 +375,6 @@ impl Engine {
                 false
             }
         }
-    }
-
-    /// The record to seal into a stateless ticket issued on this connection (OpenSSL app data,
-    /// BoringSSL's sealed prefix): the session's facts and a fresh random identity, remembered
-    /// on the connection so a fatal alert on it revokes the ticket.
-    pub fn ticket_appdata(&self, conn: &mut Conn, s: &NewSession<'_>) -> Vec<u8> {
-        let mut id = [0u8; TICKET_ID_LEN];
-        crate::crypto::random(&mut id);
-        let meta = self.meta(conn, s);
-        let expires = meta.expires_at();
-        let Ok(bytes) = record::encode_ticket(&meta, &id, &[]) else {
-            return Vec::new();
-        };
-        let key = self.revocation_key(conn.vhost, &id);
-        conn.ticket_issued((key, expires));
-        bytes
-    }
-
-    /// The store key of a ticket's revocation entry: the vhost and the ticket's sealed identity.
-    /// The identity is 16 random bytes drawn for that ticket alone, never any of its secrets:
-    /// who reads the store learns nothing that opens or forges a ticket, nor which ticket on the
-    /// wire it belongs to (the identity travels sealed). No digest is needed, so the check a
-    /// decrypted ticket gets is a copy and a lookup (`benches/store.rs`), and every server of a
-    /// fleet derives the same key; the vhost is the store's scope (its name in Redis).
-    pub fn revocation_key(&self, vhost: u32, ticket_id: &[u8; TICKET_ID_LEN]) -> Key {
-        let mut id = [0u8; REVOCATION_ID_LEN];
-        id[..REVOCATION_TAG.len()].copy_from_slice(REVOCATION_TAG);
-        id[REVOCATION_TAG.len()..].copy_from_slice(ticket_id);
-        Key::new(vhost, &id).expect("a 20-byte id")
-    }
-
-    /// Whether a ticket with this identity was revoked on this vhost (see `Store::revoked`).
-    pub fn ticket_revoked(&self, vhost: u32, ticket_id: &[u8; TICKET_ID_LEN], now: u64) -> bool {
-        self.store
-            .revoked(&self.revocation_key(vhost, ticket_id), now)
-    }
-
-    /// Decides whether a decrypted stateless ticket carrying `appdata` may resume here.
-    pub fn check_ticket(
-        &self,
-        conn: &mut Conn,
-        appdata: Option<&[u8]>,
-        host: &HostFacts<'_>,
-    ) -> bool {
-        let Some(rec) = appdata.and_then(|a| record::decode(a).ok()) else {
-            self.stats.count(conn.vhost, Event::Corrupt);
-            self.log(Level::Info, || {
-                "ticket without snicache data refused; full handshake".into()
-            });
-            return false;
-        };
-        // A revoked ticket is refused by the `invalidated` rule, as a stored tombstone is.
-        let mut meta = rec.meta;
-        let ticket = rec.ticket_id.map(|id| {
-            let key = self.revocation_key(conn.vhost, &id);
-            (key, meta.expires_at())
-        });
-        if let Some((key, _)) = &ticket {
-            meta.invalidated |= self.store.revoked(key, host.now);
-        }
-        if !self.judge(conn, &meta, host) {
-            return false;
-        }
-        conn.ticket_used = ticket;
-        // Once per connection: OpenSSL opens the ticket again for the second ClientHello after
-        // a HelloRetryRequest.
-        if conn.outcome != Outcome::Resumed {
-            self.stats.count(conn.vhost, Event::Hit);
-        }
-        conn.outcome = Outcome::Resumed;
-        true
     }
 
     /// A fatal alert ended the connection (RFC 5246 §7.2.2): the session it resumed and those it

@@ -1,10 +1,13 @@
 //! The engine: virtual hosts, the resumption policy, per-connection decisions and stats, over a
 //! store. Safe Rust, no SSL objects: the C surface feeds it facts read through the host table.
+//! Every way a resumption attempt ends, and what it counts, is in `decision.rs`.
 
+pub mod decision;
 pub mod early_data;
 pub mod handshake;
 pub mod policy;
 pub mod stats;
+pub mod tickets;
 pub mod vhosts;
 
 use std::fmt::Write as _;
@@ -258,7 +261,9 @@ pub fn session_id_context(name: &str, cert_der: &[u8], verify_mode: i32) -> [u8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::handshake::{Found, HostFacts, NewSession, Outcome};
+    use crate::engine::decision::{Decision, Reason};
+    use crate::engine::handshake::{Conn, HostFacts, NewSession, Outcome};
+    use crate::engine::vhosts::ServerName;
     use crate::engine::vhosts::{RouteError, VHostOptions};
     use crate::store::memory::MemoryStore;
 
@@ -288,6 +293,10 @@ mod tests {
             false,
             None,
         )
+    }
+
+    fn sn(ext: Option<&[u8]>) -> ServerName<'_> {
+        ext.map_or(ServerName::Absent, ServerName::Extension)
     }
 
     fn sni_ext(name: &str) -> Vec<u8> {
@@ -321,50 +330,70 @@ mod tests {
         }
     }
 
+    /// Looks `id` up and commits the decision as a host library that takes every session it is
+    /// handed: true when the connection resumed.
+    fn resumes(e: &Engine, c: &mut Conn, id: &[u8], now: u64) -> bool {
+        let d = e.lookup(c, id, &at(now), None);
+        let resume = d.is_resume();
+        e.commit(c, d);
+        resume
+    }
+
+    /// As `resumes`, for a decrypted ticket carrying `appdata`.
+    fn ticket_resumes(e: &Engine, c: &mut Conn, appdata: Option<&[u8]>, now: u64) -> bool {
+        let d = e.check_ticket(c, appdata, &at(now));
+        let resume = d.is_resume();
+        e.commit(c, d);
+        resume
+    }
+
     #[test]
     fn same_name_resumes_other_name_is_refused_and_counted() {
         let e = engine(false);
         let mut c = e
-            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("x.b.test"))), Some(true))
             .unwrap();
         assert_eq!(c.vhost, 1);
         assert!(e.store_session(&mut c, new_session(b"id1")));
         let mut again = e
-            .client_hello(Some(&sni_ext("X.B.TEST")), Some(true))
+            .client_hello(sn(Some(&sni_ext("X.B.TEST"))), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut again, b"id1", &at(1001)).is_resume());
-        e.resumed(&mut again);
+        assert!(resumes(&e, &mut again, b"id1", 1001));
         assert_eq!(again.outcome, Outcome::Resumed);
         let mut other = e
-            .client_hello(Some(&sni_ext("y.b.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("y.b.test"))), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_full());
+        assert!(!resumes(&e, &mut other, b"id1", 1001));
         assert_eq!(other.outcome, Outcome::Refused(1));
         assert_eq!(e.stats.refusals(Some(1), 1), 1);
         // Offered again by the second ClientHello after a HelloRetryRequest: counted once.
-        assert!(e.lookup(&mut other, b"id1", &at(1001)).is_full());
+        assert!(!resumes(&e, &mut other, b"id1", 1001));
         assert_eq!(e.stats.refusals(Some(1), 1), 1);
         let mut cross = e
-            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("a.test"))), Some(true))
             .unwrap();
         assert!(
-            e.lookup(&mut cross, b"id1", &at(1001)).is_full(),
+            !resumes(&e, &mut cross, b"id1", 1001),
             "another vhost never sees the key"
         );
         assert_eq!(e.snapshot(None).hits, 1);
     }
 
+    /// Stores session `id1` on one connection; a new connection to resume it on.
+    fn stored_id1(e: &Engine) -> Conn {
+        let mut c = e.client_hello(sn(None), Some(true)).unwrap();
+        e.store_session(&mut c, new_session(b"id1"));
+        e.client_hello(sn(None), Some(true)).unwrap()
+    }
+
     #[test]
     fn fatal_alert_leaves_a_tombstone() {
         let e = engine(false);
-        let mut c = e.client_hello(None, Some(true)).unwrap();
-        e.store_session(&mut c, new_session(b"id1"));
-        let mut r = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_resume());
-        e.resumed(&mut r);
+        let mut r = stored_id1(&e);
+        assert!(resumes(&e, &mut r, b"id1", 1001));
         e.invalidate(&mut r, 1002);
-        let mut again = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut again, b"id1", &at(1003)).is_full());
+        let mut again = e.client_hello(sn(None), Some(true)).unwrap();
+        assert!(!resumes(&e, &mut again, b"id1", 1003));
         assert_eq!(
             e.stats
                 .refusals(None, e.policy.position("invalidated").unwrap()),
@@ -375,25 +404,46 @@ mod tests {
     #[test]
     fn single_use_sessions_resume_once() {
         let e = engine(true);
-        let mut c = e.client_hello(None, Some(true)).unwrap();
-        e.store_session(&mut c, new_session(b"id1"));
-        let mut r = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r, b"id1", &at(1001)).is_resume());
-        e.resumed(&mut r);
-        let mut r2 = e.client_hello(None, Some(true)).unwrap();
-        assert!(e.lookup(&mut r2, b"id1", &at(1001)).is_full());
+        let mut r = stored_id1(&e);
+        assert!(resumes(&e, &mut r, b"id1", 1001));
+        let mut r2 = e.client_hello(sn(None), Some(true)).unwrap();
+        assert!(!resumes(&e, &mut r2, b"id1", 1001));
+        assert_eq!(e.stats.event(None, Event::SingleUse), 1);
+    }
+
+    #[test]
+    fn a_session_the_host_could_not_take_is_no_hit() {
+        let e = engine(false);
+        let mut r = stored_id1(&e);
+        let Decision::Resume(resume) = e.lookup(&r, b"id1", &at(1001), None) else {
+            panic!("the policy allows the session");
+        };
+        assert_eq!(
+            resume.session(),
+            b"DER",
+            "the record decoded once, session at its tail"
+        );
+        e.commit(&mut r, resume.undecodable());
+        let s = e.snapshot(None);
+        assert_eq!((s.hits, s.corrupt, s.usage.entries), (0, 1, 0), "{s:?}");
+        assert_eq!(r.outcome(), Outcome::Full);
+        // A ticket without snicache's record counts as corrupt too, and as no hit.
+        assert!(!ticket_resumes(&e, &mut r, None, 1001));
+        assert_eq!(e.snapshot(None).corrupt, 2);
+        assert_eq!(e.snapshot(None).hits, 0);
     }
 
     #[test]
     fn bad_input_is_counted_not_fatal() {
         let e = engine(false);
         assert_eq!(
-            e.client_hello(Some(b"\x00\x05\x00\x00\x02a\0"), None).err(),
+            e.client_hello(sn(Some(b"\x00\x05\x00\x00\x02a\0")), None)
+                .err(),
             Some(RouteError::Malformed)
         );
-        let mut c = e.client_hello(None, None).unwrap();
-        assert!(e.lookup(&mut c, &[1u8; 33], &at(0)).is_full());
-        assert!(e.lookup(&mut c, &[], &at(0)).is_full());
+        let mut c = e.client_hello(sn(None), None).unwrap();
+        assert!(!resumes(&e, &mut c, &[1u8; 33], 0));
+        assert!(!resumes(&e, &mut c, &[], 0));
         assert_eq!(e.snapshot(None).bad_ids, 2);
         e.store
             .put(
@@ -402,7 +452,7 @@ mod tests {
                 u64::MAX,
             )
             .unwrap();
-        assert!(e.lookup(&mut c, b"junk", &at(0)).is_full());
+        assert!(!resumes(&e, &mut c, b"junk", 0));
         assert_eq!(e.snapshot(None).corrupt, 1);
         assert_eq!(e.store.usage(None).entries, 0, "corrupt record dropped");
     }
@@ -458,17 +508,14 @@ mod tests {
             ready: ready.clone(),
         };
         let e = Engine::new(v, Policy::default(), Box::new(store), false, None);
-        let mut c = e.client_hello(None, Some(true)).unwrap();
-        e.store_session(&mut c, new_session(b"id1"));
-        let mut r = e.client_hello(None, Some(true)).unwrap();
-        assert!(matches!(
-            e.lookup(&mut r, b"id1", &at(1001)),
-            Found::Pending
-        ));
+        let mut r = stored_id1(&e);
+        let d = e.lookup(&r, b"id1", &at(1001), None);
+        assert!(matches!(d, Decision::Pending));
+        e.commit(&mut r, d);
         assert_eq!(e.stats.event(None, stats::Event::Pending), 1);
         ready.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(
-            e.lookup(&mut r, b"id1", &at(1001)).is_resume(),
+            resumes(&e, &mut r, b"id1", 1001),
             "the retry finds the session"
         );
     }
@@ -529,22 +576,22 @@ mod tests {
     fn tickets_carry_their_vhost_and_sni() {
         let e = engine(false);
         let mut c = e
-            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("x.b.test"))), Some(true))
             .unwrap();
         let data = e.ticket_appdata(&mut c, &new_session(b""));
         let mut same = e
-            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("x.b.test"))), Some(true))
             .unwrap();
-        assert!(e.check_ticket(&mut same, Some(&data), &at(1001)));
+        assert!(ticket_resumes(&e, &mut same, Some(&data), 1001));
         let mut other = e
-            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("a.test"))), Some(true))
             .unwrap();
-        assert!(!e.check_ticket(&mut other, Some(&data), &at(1001)));
+        assert!(!ticket_resumes(&e, &mut other, Some(&data), 1001));
         assert_eq!(other.outcome, Outcome::Refused(0));
         let mut none = e
-            .client_hello(Some(&sni_ext("x.b.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("x.b.test"))), Some(true))
             .unwrap();
-        assert!(!e.check_ticket(&mut none, None, &at(1001)));
+        assert!(!ticket_resumes(&e, &mut none, None, 1001));
     }
 
     #[test]
@@ -553,7 +600,7 @@ mod tests {
         let e = engine(false);
         let invalidated = e.policy.position("invalidated").unwrap();
         let hello = || {
-            e.client_hello(Some(&sni_ext("a.test")), Some(true))
+            e.client_hello(sn(Some(&sni_ext("a.test"))), Some(true))
                 .unwrap()
         };
         // Two tickets issued on one connection; a third on another.
@@ -564,21 +611,21 @@ mod tests {
         assert_ne!(t1, t2, "every ticket has its own identity");
         // t1 resumes, then its connection ends with a fatal alert.
         let mut used = hello();
-        assert!(e.check_ticket(&mut used, Some(&t1), &at(1001)));
+        assert!(ticket_resumes(&e, &mut used, Some(&t1), 1001));
         e.invalidate(&mut used, 1002);
         assert_eq!(e.snapshot(None).invalidations, 1);
         let mut again = hello();
-        assert!(!e.check_ticket(&mut again, Some(&t1), &at(1003)));
+        assert!(!ticket_resumes(&e, &mut again, Some(&t1), 1003));
         assert_eq!(again.outcome, Outcome::Refused(invalidated as u16));
         assert_eq!(e.stats.refusals(None, invalidated), 1);
         // t2 is untouched; a fatal alert on the connection that issued it revokes it.
-        assert!(e.check_ticket(&mut hello(), Some(&t2), &at(1003)));
+        assert!(ticket_resumes(&e, &mut hello(), Some(&t2), 1003));
         e.invalidate(&mut other, 1004);
-        assert!(!e.check_ticket(&mut hello(), Some(&t2), &at(1005)));
+        assert!(!ticket_resumes(&e, &mut hello(), Some(&t2), 1005));
         assert_eq!(e.stats.refusals(None, invalidated), 2);
         // The revocation ends with the ticket's lifetime (created 1000 + 300 s): then `expired`.
         let mut late = hello();
-        assert!(!e.check_ticket(&mut late, Some(&t1), &at(1300)));
+        assert!(!ticket_resumes(&e, &mut late, Some(&t1), 1300));
         assert_eq!(
             late.outcome,
             Outcome::Refused(e.policy.position("expired").unwrap() as u16)
@@ -587,7 +634,7 @@ mod tests {
         let mut meta = crate::record::decode(&t2).unwrap().meta;
         meta.created = 1000;
         let old = crate::record::encode(&meta, &[]).unwrap();
-        assert!(e.check_ticket(&mut hello(), Some(&old), &at(1003)));
+        assert!(ticket_resumes(&e, &mut hello(), Some(&old), 1003));
     }
 
     #[test]
@@ -595,7 +642,7 @@ mod tests {
         let e = engine(false);
         let ack = |sni: Option<&str>| {
             let ext = sni.map(sni_ext);
-            e.client_hello(ext.as_deref(), None)
+            e.client_hello(sn(ext.as_deref()), None)
                 .unwrap()
                 .acknowledges_sni()
         };
@@ -610,32 +657,34 @@ mod tests {
     fn second_client_hello_must_keep_the_server_name() {
         let e = engine(false);
         let a = sni_ext("a.test");
-        let hello = |sni: Option<&[u8]>| e.client_hello(sni, Some(true)).unwrap();
+        let hello = |sni: Option<&[u8]>| e.client_hello(sn(sni), Some(true)).unwrap();
         // The same name, in any letter case, goes on.
         let mut c = hello(Some(&a));
-        assert_eq!(e.second_client_hello(&mut c, Some(&a)), Ok(()));
+        assert_eq!(e.second_client_hello(&mut c, sn(Some(&a))), Ok(()));
         assert_eq!(
-            e.second_client_hello(&mut c, Some(&sni_ext("A.TEST"))),
+            e.second_client_hello(&mut c, sn(Some(&sni_ext("A.TEST")))),
             Ok(())
         );
         let mut none = hello(None);
-        assert_eq!(e.second_client_hello(&mut none, None), Ok(()));
+        assert_eq!(e.second_client_hello(&mut none, sn(None)), Ok(()));
         // Changed, removed, added, malformed: refused; a hit of the first hello is taken back.
         let data = e.ticket_appdata(&mut c, &new_session(b""));
-        assert!(e.check_ticket(&mut c, Some(&data), &at(1001)));
+        assert!(ticket_resumes(&e, &mut c, Some(&data), 1001));
         assert_eq!(e.stats.event(None, Event::Hit), 1);
-        assert!(e.check_ticket(&mut c, Some(&data), &at(1001)), "again");
+        assert!(ticket_resumes(&e, &mut c, Some(&data), 1001), "again");
         assert_eq!(e.stats.event(None, Event::Hit), 1, "one hit per connection");
         assert!(e
-            .second_client_hello(&mut c, Some(&sni_ext("b.test")))
+            .second_client_hello(&mut c, sn(Some(&sni_ext("b.test"))))
             .is_err());
         assert_eq!(c.outcome, Outcome::Full);
         assert_eq!(e.stats.event(None, Event::Hit), 0);
-        assert!(e.second_client_hello(&mut hello(Some(&a)), None).is_err());
-        assert!(e.second_client_hello(&mut none, Some(&a)).is_err());
+        assert!(e
+            .second_client_hello(&mut hello(Some(&a)), sn(None))
+            .is_err());
+        assert!(e.second_client_hello(&mut none, sn(Some(&a))).is_err());
         assert_eq!(e.stats.listener(ListenerEvent::HrrSniChanged), 3);
         assert!(e
-            .second_client_hello(&mut hello(Some(&a)), Some(b"\x00\x01"))
+            .second_client_hello(&mut hello(Some(&a)), sn(Some(b"\x00\x01")))
             .is_err());
         assert_eq!(e.stats.listener(ListenerEvent::MalformedSni), 1);
         assert!(Engine::renews_ticket(0x0304) && !Engine::renews_ticket(0x0303));
@@ -647,24 +696,24 @@ mod tests {
         // OpenSSL looks the session up (and decrypts the ticket) again for the second
         // ClientHello after a HelloRetryRequest.
         let mut c = e
-            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("a.test"))), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut c, b"nothing", &at(1001)).is_full());
+        assert!(!resumes(&e, &mut c, b"nothing", 1001));
         assert!(e
-            .second_client_hello(&mut c, Some(&sni_ext("a.test")))
+            .second_client_hello(&mut c, sn(Some(&sni_ext("a.test"))))
             .is_ok());
-        assert!(e.lookup(&mut c, b"nothing", &at(1001)).is_full());
+        assert!(!resumes(&e, &mut c, b"nothing", 1001));
         assert_eq!(e.stats.event(None, Event::Miss), 1);
-        e.ticket_key_unknown(&mut c);
-        e.ticket_key_unknown(&mut c);
+        e.commit(&mut c, Decision::Full(Reason::TicketUnknownKey));
+        e.commit(&mut c, Decision::Full(Reason::TicketUnknownKey));
         assert!(c.ticket_key_unknown);
         assert_eq!(e.stats.event(Some(c.vhost), Event::TicketUnknownKey), 1);
         // Another connection counts again.
         let mut d = e
-            .client_hello(Some(&sni_ext("a.test")), Some(true))
+            .client_hello(sn(Some(&sni_ext("a.test"))), Some(true))
             .unwrap();
-        assert!(e.lookup(&mut d, b"nothing", &at(1001)).is_full());
-        e.ticket_key_unknown(&mut d);
+        assert!(!resumes(&e, &mut d, b"nothing", 1001));
+        e.commit(&mut d, Decision::Full(Reason::TicketUnknownKey));
         assert_eq!(e.stats.event(None, Event::Miss), 2);
         assert_eq!(e.stats.event(None, Event::TicketUnknownKey), 2);
     }

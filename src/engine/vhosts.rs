@@ -160,6 +160,28 @@ pub fn valid_host(name: &[u8]) -> bool {
         })
 }
 
+/// A ClientHello's server name, as the host library shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerName<'a> {
+    /// No server_name extension.
+    Absent,
+    /// The raw extension body (the ClientHello callback reads it so).
+    Extension(&'a [u8]),
+    /// The host name the library already took out of the extension (`SSL_get_servername`).
+    HostName(&'a [u8]),
+}
+
+impl ServerName<'_> {
+    /// The validated, lower-cased host name into `out`; its length (0 when absent).
+    pub fn parse(self, out: &mut [u8; MAX_NAME]) -> Result<usize, RouteError> {
+        match self {
+            ServerName::Absent => Ok(0),
+            ServerName::Extension(ext) => parse_server_name(ext, out),
+            ServerName::HostName(name) => host_name(name, out),
+        }
+    }
+}
+
 /// Extracts the host name from the raw `server_name` extension body (RFC 6066 §3) into `out`,
 /// lower-cased; returns its length. Anything malformed is an error.
 pub fn parse_server_name(ext: &[u8], out: &mut [u8; MAX_NAME]) -> Result<usize, RouteError> {
@@ -175,8 +197,16 @@ pub fn parse_server_name(ext: &[u8], out: &mut [u8; MAX_NAME]) -> Result<usize, 
     let name_len = u16::from_be_bytes([list[1], list[2]]) as usize;
     let name = &list[3..];
     // One host_name entry; RFC 6066 forbids a second entry of the same type.
-    if name.len() != name_len || !valid_host(name) {
+    if name.len() != name_len {
         return bad;
+    }
+    host_name(name, out)
+}
+
+/// A host name checked (`valid_host`) and copied lower-cased into `out`; its length.
+fn host_name(name: &[u8], out: &mut [u8; MAX_NAME]) -> Result<usize, RouteError> {
+    if !valid_host(name) {
+        return Err(RouteError::Malformed);
     }
     for (o, b) in out.iter_mut().zip(name) {
         *o = b.to_ascii_lowercase();
@@ -298,5 +328,21 @@ mod tests {
             parse_server_name(&[0], &mut out),
             Err(RouteError::Malformed)
         );
+    }
+
+    #[test]
+    fn a_host_name_taken_out_by_the_library_is_checked_as_the_extension_is() {
+        let mut out = [0u8; MAX_NAME];
+        let name = ServerName::HostName(b"WWW.Example.COM");
+        assert_eq!(name.parse(&mut out), Ok(15));
+        assert_eq!(&out[..15], b"www.example.com");
+        assert_eq!(ServerName::Absent.parse(&mut out), Ok(0));
+        for bad in [&b""[..], b"a\0b", &[b'a'; 256], b"a.test."] {
+            assert_eq!(
+                ServerName::HostName(bad).parse(&mut out),
+                Err(RouteError::Malformed),
+                "{bad:?}"
+            );
+        }
     }
 }

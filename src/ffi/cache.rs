@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::config::snicache_config;
 use super::error::fail;
+use super::ownership;
 use super::{arg, arg_str, guard, out, snicache_result};
 use crate::crypto::ticket_keys::TicketKeys;
 use crate::engine::policy::Policy;
@@ -67,14 +68,7 @@ impl snicache_cache {
 #[no_mangle]
 pub extern "C" fn snicache_hook_release_cache(ptr: *mut c_void) {
     // SAFETY: per the contract, ptr comes from snicache's own ctx ex_data slot.
-    super::boundary((), || unsafe { release_ctx_ref(ptr) })
-}
-
-unsafe fn release_ctx_ref(ptr: *mut c_void) {
-    if !ptr.is_null() {
-        // SAFETY: ex_data of our ctx index only ever holds Arc::into_raw of a cache.
-        drop(unsafe { Arc::from_raw(ptr as *const snicache_cache) });
-    }
+    super::boundary((), || unsafe { ownership::ctx_release(ptr) })
 }
 
 /// Makes a cache from `config` (which is only read; free it whenever you like).
@@ -96,7 +90,7 @@ pub extern "C" fn snicache_cache_new(
     out_cache: *mut *const snicache_cache,
 ) -> snicache_result {
     guard(|| {
-        let config = arg(config, "config")?;
+        let config = arg(&config, "config")?;
         if out_cache.is_null() {
             return Err(fail(snicache_result::NullParameter, "out"));
         }
@@ -218,7 +212,7 @@ pub extern "C" fn snicache_cache_new(
         engine.early_data = config.early_data;
         out(
             out_cache,
-            Arc::into_raw(Arc::new(snicache_cache {
+            ownership::arc_into_ptr(snicache_cache {
                 engine,
                 host,
                 sid_ctx,
@@ -227,7 +221,7 @@ pub extern "C" fn snicache_cache_new(
                 #[cfg(target_os = "linux")]
                 shm,
                 ready: config.ready,
-            })),
+            }),
             "out",
         )
     })
@@ -253,38 +247,26 @@ unsafe fn ctx_cert(host: &HostApi, ctx: *mut c_void) -> Vec<u8> {
 #[no_mangle]
 pub extern "C" fn snicache_cache_free(cache: *const snicache_cache) {
     super::boundary((), || {
-        if !cache.is_null() {
-            // SAFETY: made by snicache_cache_new; the caller gives up its reference.
-            drop(unsafe { Arc::from_raw(cache) });
-        }
+        // SAFETY: made by snicache_cache_new; the caller gives up its reference.
+        unsafe { ownership::arc_release(cache) }
     })
 }
 
 /// Stores a reference to `cache` in `ctx`'s ex_data, replacing (and releasing) another cache's.
+///
+/// # Safety
+/// `ctx` is a live `SSL_CTX`; `cache` a live cache whose reference the caller holds.
 unsafe fn hold(
     cache: *const snicache_cache,
     host: &HostApi,
     ctx: *mut c_void,
 ) -> Result<(), snicache_result> {
-    // SAFETY: ctx is a live SSL_CTX (caller's contract); the slot holds our Arcs only.
-    unsafe {
-        let old =
-            host_call!(host, ctx_get_ex_data(ctx, host.ctx_ex_index)) as *const snicache_cache;
-        if old == cache {
-            return Ok(());
-        }
-        Arc::increment_strong_count(cache);
-        if host_call!(
-            host,
-            ctx_set_ex_data(ctx, host.ctx_ex_index, cache as *mut c_void)
-        ) != 1
-        {
-            Arc::decrement_strong_count(cache);
-            return Err(fail(snicache_result::HostCallFailed, "SSL_CTX_set_ex_data"));
-        }
-        release_ctx_ref(old as *mut c_void);
+    // SAFETY: per the contract.
+    if unsafe { ownership::ctx_hold(host, ctx, cache) } {
+        Ok(())
+    } else {
+        Err(fail(snicache_result::HostCallFailed, "SSL_CTX_set_ex_data"))
     }
-    Ok(())
 }
 
 /// Attaches the cache to a listener's `SSL_CTX *` (the context connections start on) and to
@@ -304,7 +286,7 @@ pub extern "C" fn snicache_cache_attach(
     flags: u32,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
+        let c = arg(&cache, "cache")?;
         if ssl_ctx.is_null() {
             return Err(fail(snicache_result::NullParameter, "ssl_ctx"));
         }
@@ -439,7 +421,7 @@ fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, 
     if vhost.is_null() {
         return Ok(None);
     }
-    let name = arg_str(vhost, "vhost")?;
+    let name = arg_str(&vhost, "vhost")?;
     c.engine
         .vhosts
         .by_name(name)
@@ -456,7 +438,7 @@ pub extern "C" fn snicache_cache_stats(
     out_stats: *mut snicache_stats,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
+        let c = arg(&cache, "cache")?;
         let v = vhost_index(c, vhost)?;
         let s = c.engine.snapshot(v);
         let stats = snicache_stats {
@@ -515,9 +497,9 @@ pub extern "C" fn snicache_cache_refusals(
     out_count: *mut u64,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
+        let c = arg(&cache, "cache")?;
         let v = vhost_index(c, vhost)?;
-        let reason = arg_str(reason, "reason")?;
+        let reason = arg_str(&reason, "reason")?;
         let rule = c
             .engine
             .policy
@@ -539,7 +521,7 @@ pub extern "C" fn snicache_cache_stats_json(
     out_len: *mut usize,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
+        let c = arg(&cache, "cache")?;
         if out_len.is_null() {
             return Err(fail(snicache_result::NullParameter, "out_len"));
         }

@@ -1,6 +1,9 @@
 //! The raw callbacks. `snicache_cache_attach` installs them through the header's trampolines;
 //! hosts that chain their own callbacks call them directly. None of them panics into C: each
-//! answers a documented default (a full handshake) when anything goes wrong.
+//! answers a documented default (a full handshake) when anything goes wrong. They read facts
+//! through the host table, hand them to the engine, and carry its decisions back to the host
+//! library (`engine::decision`); they neither decide nor count. The ticket callbacks are in
+//! `tickets.rs`.
 
 use std::os::raw::{c_char, c_int, c_uint, c_void};
 use std::sync::Arc;
@@ -8,12 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::boundary;
 use super::cache::snicache_cache;
-use crate::engine::handshake::{offered_session_id, Conn, Found, HostFacts, NewSession, Outcome};
-use crate::engine::vhosts::{RouteError, MAX_NAME};
-use crate::engine::{Engine, Level};
+use super::ownership::{self, bytes, with_conn};
+use crate::engine::decision::Decision;
+use crate::engine::handshake::{offered_session_id, Conn, HostFacts, NewSession, Outcome};
+use crate::engine::vhosts::{RouteError, ServerName};
+use crate::engine::Level;
 use crate::host::ssl_api::{self, host_call, HostApi, SNICACHE_SSL_LIBRARY_OPENSSL};
 use crate::host::HostSession;
-use crate::record;
 
 /// `SSL_AD_ILLEGAL_PARAMETER`.
 const ALERT_ILLEGAL_PARAMETER: c_int = 47;
@@ -54,14 +58,8 @@ pub(crate) struct ConnBox {
 /// `snicache_ssl.h` registers, with the pointer stored in snicache's index (NULL is accepted).
 #[no_mangle]
 pub extern "C" fn snicache_hook_free_conn(ptr: *mut c_void) {
-    boundary((), || free_conn(ptr))
-}
-
-fn free_conn(ptr: *mut c_void) {
-    if !ptr.is_null() {
-        // SAFETY: our SSL ex_data index only ever holds Box::into_raw of a ConnBox.
-        drop(unsafe { Box::from_raw(ptr as *mut ConnBox) });
-    }
+    // SAFETY: per the contract, the pointer snicache's slot held, freed with its SSL.
+    boundary((), || unsafe { ownership::conn_free(ptr) })
 }
 
 pub(crate) fn now() -> u64 {
@@ -70,95 +68,102 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The connection state in `ssl`'s ex_data.
-///
-/// # Safety
-/// `ssl` is a live `SSL` of the host library, used by this thread only during the callback.
-unsafe fn conn_of<'a>(host: &HostApi, ssl: *const c_void) -> Option<&'a mut ConnBox> {
-    if ssl.is_null() {
-        return None;
-    }
-    // SAFETY: per the contract; the slot holds a ConnBox or NULL.
-    unsafe { (host_call!(host, ssl_get_ex_data(ssl, host.ssl_ex_index)) as *mut ConnBox).as_mut() }
-}
-
-/// The host table and the connection state of `ssl`, when snicache routed it.
-///
-/// # Safety
-/// As for `conn_of`.
-pub(crate) unsafe fn conn_and_host<'a>(
-    ssl: *const c_void,
-) -> Option<(&'static HostApi, &'a mut ConnBox)> {
-    let host = ssl_api::get()?;
-    // SAFETY: per the contract.
-    unsafe { conn_of(host, ssl) }.map(|b| (host, b))
-}
-
 /// The cache for a connection that has no state yet: `arg` when given, else the one attached
 /// to the connection's current context.
+///
+/// # Safety
+/// `ssl` is a live `SSL`; `arg` NULL or a live cache pointer (the one `snicache_cache_attach`
+/// installed, held by the context).
 unsafe fn cache_for(
     host: &HostApi,
     ssl: *mut c_void,
     arg: *mut c_void,
 ) -> Option<Arc<snicache_cache>> {
-    let p = if arg.is_null() {
-        // SAFETY: ssl is live; the ctx slot holds an Arc'd cache or NULL.
-        unsafe {
-            host_call!(
-                host,
-                ctx_get_ex_data(host_call!(host, ssl_get_ctx(ssl)), host.ctx_ex_index)
-            )
-        }
-    } else {
-        arg
-    } as *const snicache_cache;
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: p is a live cache (attach keeps a reference in the ctx); take one more.
+    // SAFETY: per the contract.
     unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+        if arg.is_null() {
+            ownership::ctx_cache(host, host_call!(host, ssl_get_ctx(ssl)))
+        } else {
+            ownership::arc_clone(arg.cast_const().cast::<snicache_cache>())
+        }
     }
 }
 
-/// Reads a ClientHello extension through the table.
-unsafe fn client_hello_ext<'a>(
-    host: &HostApi,
+/// A ClientHello being processed: the `SSL` and the library's view of the message, live for
+/// the callback that was given them. What it reads is borrowed from it.
+struct ClientHello<'h> {
+    host: &'h HostApi,
     ssl: *mut c_void,
     hello: *const c_void,
-    ext: c_uint,
-) -> Option<&'a [u8]> {
-    let mut data: *const u8 = std::ptr::null();
-    let mut len = 0usize;
-    // SAFETY: ssl/hello are live for the ClientHello callback; data borrows the ClientHello.
-    unsafe {
-        if host_call!(host, client_hello_ext(ssl, hello, ext, &mut data, &mut len)) != 1 {
-            return None;
+}
+
+impl ClientHello<'_> {
+    /// The raw bytes of extension `ext`, when present.
+    fn ext(&self, ext: c_uint) -> Option<&[u8]> {
+        let mut data: *const u8 = std::ptr::null();
+        let mut len = 0usize;
+        // SAFETY: ssl and hello are live for the callback (`ClientHello` is made only there);
+        // `data` borrows the ClientHello, which outlives `self`.
+        unsafe {
+            if host_call!(
+                self.host,
+                client_hello_ext(self.ssl, self.hello, ext, &mut data, &mut len)
+            ) != 1
+            {
+                return None;
+            }
+            Some(if data.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(data, len)
+            })
         }
-        Some(if data.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts(data, len)
-        })
+    }
+
+    /// The server_name extension as the engine reads it.
+    fn server_name(&self) -> ServerName<'_> {
+        self.ext(EXT_SERVER_NAME)
+            .map_or(ServerName::Absent, ServerName::Extension)
+    }
+
+    /// The legacy session id.
+    fn session_id(&self) -> &[u8] {
+        let mut id: *const u8 = std::ptr::null();
+        // SAFETY: as in `ext`; the id borrows the ClientHello.
+        unsafe {
+            let n = host_call!(
+                self.host,
+                client_hello_session_id(self.ssl, self.hello, &mut id)
+            );
+            if id.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(id, n)
+            }
+        }
     }
 }
 
 /// Routes a connection and stores its state; `Err` is the fatal alert to send.
+///
+/// # Safety
+/// `ssl` is live for the callback.
 unsafe fn start(
     host: &HostApi,
     ssl: *mut c_void,
     cache: Arc<snicache_cache>,
-    sni: Option<&[u8]>,
+    sni: ServerName<'_>,
     client_ems: Option<bool>,
+    early_data_offered: bool,
 ) -> Result<(), c_int> {
-    let conn = cache
+    let mut conn = cache
         .engine
         .client_hello(sni, client_ems)
         .map_err(|e| match e {
             RouteError::Malformed => ALERT_ILLEGAL_PARAMETER,
             RouteError::Unknown => ALERT_UNRECOGNIZED_NAME,
         })?;
+    conn.early_data_offered = early_data_offered;
     let target = cache.engine.vhosts.get(conn.vhost).ctx as *mut c_void;
     // SAFETY: ssl is live; target is the vhost's live SSL_CTX.
     unsafe {
@@ -171,13 +176,7 @@ unsafe fn start(
                 .log(Level::Error, || "SSL_set_SSL_CTX failed".into());
             return Err(ALERT_INTERNAL_ERROR);
         }
-        let boxed = Box::into_raw(Box::new(ConnBox { cache, conn }));
-        if host_call!(
-            host,
-            ssl_set_ex_data(ssl, host.ssl_ex_index, boxed as *mut c_void)
-        ) != 1
-        {
-            free_conn(boxed as *mut c_void);
+        if !ownership::conn_attach(host, ssl, ConnBox { cache, conn }) {
             return Err(ALERT_INTERNAL_ERROR);
         }
     }
@@ -203,13 +202,6 @@ pub extern "C" fn snicache_on_client_hello(
     alert: *mut c_int,
     arg: *mut c_void,
 ) -> c_int {
-    let fail_with = |a: c_int| {
-        if !alert.is_null() {
-            // SAFETY: the library passes a writable alert slot.
-            unsafe { *alert = a };
-        }
-        0
-    };
     // `*alert` is written only when the ClientHello is refused (or a panic was caught).
     let decision = boundary(Err(ALERT_INTERNAL_ERROR), || {
         let Some(host) = ssl_api::get() else {
@@ -218,60 +210,58 @@ pub extern "C" fn snicache_on_client_hello(
         if ssl.is_null() {
             return Ok(false);
         }
+        let ch = ClientHello { host, ssl, hello };
         // SAFETY: called by the host library with a live ssl (and hello) for this callback.
         unsafe {
-            if let Some(b) = conn_of(host, ssl) {
-                // A paused ClientHello asks again; a second ClientHello after HelloRetryRequest
-                // keeps the first decision, if it names the same server.
-                if b.conn.prefetching {
-                    return Ok(prefetch(host, ssl, hello, b));
+            // A paused ClientHello asks again; a second ClientHello after HelloRetryRequest
+            // keeps the first decision, if it names the same server.
+            let routed = with_conn(ssl, |_, b| {
+                if b.conn.prefetching() {
+                    Ok(prefetch(&ch, b))
+                } else {
+                    again(&ch, b).map(|()| false)
                 }
-                again(host, ssl, hello, b)?;
-                return Ok(false);
+            });
+            if let Some(answer) = routed {
+                return answer;
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
                 return Ok(false);
             };
-            let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
-            let ems = client_hello_ext(host, ssl, hello, EXT_EMS).is_some();
-            let early = client_hello_ext(host, ssl, hello, EXT_EARLY_DATA).is_some();
-            start(host, ssl, cache, sni, Some(ems))?;
-            if let Some(b) = conn_of(host, ssl) {
-                b.conn.early_data_offered = early;
-            }
-            Ok(conn_of(host, ssl).is_some_and(|b| prefetch(host, ssl, hello, b)))
+            let ems = ch.ext(EXT_EMS).is_some();
+            let early = ch.ext(EXT_EARLY_DATA).is_some();
+            start(host, ssl, cache, ch.server_name(), Some(ems), early)?;
+            Ok(with_conn(ssl, |_, b| prefetch(&ch, b)).unwrap_or(false))
         }
     });
     match decision {
         Ok(false) => 1,
         Ok(true) => SNICACHE_CLIENT_HELLO_RETRY,
-        Err(a) => fail_with(a),
+        Err(a) => fail_with_alert(alert, a),
     }
+}
+
+/// Writes a refused ClientHello's alert into the library's slot; the callback's 0.
+fn fail_with_alert(alert: *mut c_int, a: c_int) -> c_int {
+    if !alert.is_null() {
+        // SAFETY: the library passes a writable alert slot.
+        unsafe { *alert = a };
+    }
+    0
 }
 
 /// A further ClientHello on a connection already routed: in TLS 1.3 the second one, after a
 /// HelloRetryRequest, whose server_name must be the first one's (the engine decides). TLS 1.2
 /// renegotiation keeps the first decision, as before. `Err` is the alert to send.
-///
-/// # Safety
-/// `ssl` (and `hello`) are live for the ClientHello callback.
-unsafe fn again(
-    host: &HostApi,
-    ssl: *mut c_void,
-    hello: *const c_void,
-    b: &mut ConnBox,
-) -> Result<(), c_int> {
-    // SAFETY: per the contract.
-    unsafe {
-        if host_call!(host, ssl_version(ssl)) != TLS1_3_VERSION {
-            return Ok(());
-        }
-        let sni = client_hello_ext(host, ssl, hello, EXT_SERVER_NAME);
-        b.cache
-            .engine
-            .second_client_hello(&mut b.conn, sni)
-            .map_err(|_| ALERT_ILLEGAL_PARAMETER)
+fn again(ch: &ClientHello<'_>, b: &mut ConnBox) -> Result<(), c_int> {
+    // SAFETY: ssl is live for the ClientHello callback.
+    if unsafe { host_call!(ch.host, ssl_version(ch.ssl)) } != TLS1_3_VERSION {
+        return Ok(());
     }
+    b.cache
+        .engine
+        .second_client_hello(&mut b.conn, ch.server_name())
+        .map_err(|_| ALERT_ILLEGAL_PARAMETER)
 }
 
 /// A ClientHello seen where the host library shows every handshake message but no callback
@@ -293,68 +283,43 @@ pub extern "C" fn snicache_on_client_hello_again(
     alert: *mut c_int,
 ) -> c_int {
     let decision = boundary(Err(ALERT_INTERNAL_ERROR), || {
-        let Some(host) = ssl_api::get() else {
-            return Ok(());
-        };
-        if ssl.is_null() {
-            return Ok(());
-        }
         // SAFETY: called by the host library with a live ssl and hello for this message.
-        unsafe {
-            match conn_of(host, ssl) {
-                Some(b) if !b.conn.prefetching => again(host, ssl, hello, b),
-                _ => Ok(()),
-            }
-        }
+        let checked = unsafe {
+            with_conn(ssl, |host, b| {
+                if b.conn.prefetching() {
+                    return Ok(());
+                }
+                again(&ClientHello { host, ssl, hello }, b)
+            })
+        };
+        checked.unwrap_or(Ok(()))
     });
     match decision {
         Ok(()) => 1,
-        Err(a) => {
-            if !alert.is_null() {
-                // SAFETY: the host passes a writable alert slot.
-                unsafe { *alert = a };
-            }
-            0
-        }
+        Err(a) => fail_with_alert(alert, a),
     }
 }
 
 /// OpenSSL with asynchronous lookups: its session lookup cannot pause, so the session the
 /// ClientHello offers is fetched here, where the handshake can. True to pause the ClientHello.
-///
-/// # Safety
-/// `ssl` (and `hello`) are live for the ClientHello callback.
-unsafe fn prefetch(
-    host: &HostApi,
-    ssl: *mut c_void,
-    hello: *const c_void,
-    b: &mut ConnBox,
-) -> bool {
-    if host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL {
+fn prefetch(ch: &ClientHello<'_>, b: &mut ConnBox) -> bool {
+    if ch.host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL {
         return false; // BoringSSL pauses in the session lookup itself
     }
-    let Some(waker) = b.cache.waker(ssl) else {
+    let Some(waker) = b.cache.waker(ch.ssl) else {
         return false;
     };
-    let mut legacy: *const u8 = std::ptr::null();
-    // SAFETY: per the contract; the id borrows the ClientHello.
-    let (psk, versions, ticket_used, legacy) = unsafe {
-        let n = host_call!(host, client_hello_session_id(ssl, hello, &mut legacy));
-        (
-            client_hello_ext(host, ssl, hello, EXT_PRE_SHARED_KEY),
-            client_hello_ext(host, ssl, hello, EXT_SUPPORTED_VERSIONS),
-            client_hello_ext(host, ssl, hello, EXT_SESSION_TICKET).is_some_and(|t| !t.is_empty())
-                && host_call!(host, ssl_tickets_enabled(ssl)) == 1,
-            if legacy.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(legacy, n)
-            },
-        )
-    };
-    b.conn.prefetching = offered_session_id(psk, versions, ticket_used, legacy)
-        .is_some_and(|id| b.cache.engine.prefetch(&b.conn, id, now(), &waker));
-    b.conn.prefetching
+    let ticket_used = ch.ext(EXT_SESSION_TICKET).is_some_and(|t| !t.is_empty())
+        // SAFETY: ssl is live for the ClientHello callback.
+        && unsafe { host_call!(ch.host, ssl_tickets_enabled(ch.ssl)) } == 1;
+    let id = offered_session_id(
+        ch.ext(EXT_PRE_SHARED_KEY),
+        ch.ext(EXT_SUPPORTED_VERSIONS),
+        ticket_used,
+        ch.session_id(),
+    );
+    let ConnBox { cache, conn } = b;
+    cache.engine.prefetch(conn, id, now(), &waker)
 }
 
 /// The servername callback. With the ClientHello callback installed it only answers whether
@@ -372,35 +337,28 @@ pub extern "C" fn snicache_on_servername(
 ) -> c_int {
     boundary(0, || {
         let Some(host) = ssl_api::get() else { return 0 };
+        if ssl.is_null() {
+            return 0;
+        }
         // SAFETY: called by the host library with a live ssl.
         unsafe {
-            if ssl.is_null() {
-                return 0;
-            }
-            if let Some(b) = conn_of(host, ssl) {
-                return ack(&b.conn);
+            if let Some(answer) = with_conn(ssl, |_, b| ack(&b.conn)) {
+                return answer;
             }
             let Some(cache) = cache_for(host, ssl, arg) else {
                 return 0;
             };
+            // The name the library took out of the extension, as the engine checks it.
             let name = host_call!(host, ssl_servername(ssl));
-            let mut ext = [0u8; MAX_NAME + 5];
             let sni = if name.is_null() {
-                None
+                ServerName::Absent
             } else {
-                let bytes = std::ffi::CStr::from_ptr(name).to_bytes();
-                let n = bytes.len().min(MAX_NAME + 1);
-                ext[..2].copy_from_slice(&((n + 3) as u16).to_be_bytes());
-                ext[3..5].copy_from_slice(&(n as u16).to_be_bytes());
-                ext[5..5 + n.min(MAX_NAME)].copy_from_slice(&bytes[..n.min(MAX_NAME)]);
-                Some(&ext[..5 + n.min(MAX_NAME)])
+                ServerName::HostName(std::ffi::CStr::from_ptr(name).to_bytes())
             };
-            match start(host, ssl, cache, sni, None) {
-                Ok(()) => conn_of(host, ssl).map_or(0, |b| ack(&b.conn)),
+            match start(host, ssl, cache, sni, None, false) {
+                Ok(()) => with_conn(ssl, |_, b| ack(&b.conn)).unwrap_or(0),
                 Err(a) => {
-                    if !alert.is_null() {
-                        *alert = a;
-                    }
+                    fail_with_alert(alert, a);
                     2
                 }
             }
@@ -418,6 +376,9 @@ fn ack(conn: &Conn) -> c_int {
 }
 
 /// What the host library says about the connection, for the policy.
+///
+/// # Safety
+/// `ssl` is live during the callback.
 pub(crate) unsafe fn host_facts<'a>(
     host: &'a HostApi,
     ssl: *mut c_void,
@@ -425,19 +386,32 @@ pub(crate) unsafe fn host_facts<'a>(
 ) -> HostFacts<'a> {
     HostFacts {
         now: now(),
-        // SAFETY: ssl is live during the callback.
+        // SAFETY: per the contract.
         version: unsafe { host_call!(host, ssl_version(ssl)) } as u16,
         cipher_enabled: enabled,
     }
 }
 
-/// The context whose cipher list governs a vhost: its own, or the connection's.
-pub(crate) unsafe fn policy_ctx(host: &HostApi, ssl: *mut c_void, b: &ConnBox) -> usize {
-    match b.cache.engine.vhosts.get(b.conn.vhost).ctx {
-        // SAFETY: ssl is live.
-        0 => unsafe { host_call!(host, ssl_get_ctx(ssl)) as usize },
-        ctx => ctx,
-    }
+/// Runs `f` with the facts of the connection `ssl` for the policy: the time, the version and
+/// which cipher suites the vhost's context (its own, or the connection's) enables.
+///
+/// # Safety
+/// `ssl` is live during the callback.
+pub(crate) unsafe fn with_host_facts<R>(
+    host: &HostApi,
+    ssl: *mut c_void,
+    b: &ConnBox,
+    f: impl FnOnce(&HostFacts<'_>) -> R,
+) -> R {
+    let ctx = match b.cache.engine.vhosts.get(b.conn.vhost).ctx {
+        // SAFETY: per the contract.
+        0 => unsafe { host_call!(host, ssl_get_ctx(ssl)) }.cast_const(),
+        ctx => ctx as *const c_void,
+    };
+    // SAFETY: the vhost's context outlives the cache, the connection's the callback.
+    let enabled = |c: u16| unsafe { host_call!(host, ctx_cipher_enabled(ctx, c)) } == 1;
+    // SAFETY: per the contract.
+    f(&unsafe { host_facts(host, ssl, &enabled) })
 }
 
 /// The session lookup callback (`SSL_CTX_sess_set_get_cb`). Returns a session for OpenSSL to
@@ -456,68 +430,58 @@ pub extern "C" fn snicache_on_get_session(
     copy: *mut c_int,
 ) -> *mut c_void {
     boundary(std::ptr::null_mut(), || {
-        let Some(host) = ssl_api::get() else {
-            return std::ptr::null_mut();
-        };
         // SAFETY: called by the host library with a live ssl and `id_len` bytes at `id`.
         unsafe {
-            let Some(b) = conn_of(host, ssl) else {
-                return std::ptr::null_mut();
-            };
-            let id = if id.is_null() || id_len <= 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(id, id_len as usize)
-            };
-            let ctx = policy_ctx(host, ssl, b) as *const c_void;
-            let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
-            let facts = host_facts(host, ssl, &enabled);
-            let ConnBox { cache, conn } = b;
-            let waker = (host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL)
-                .then(|| cache.waker(ssl))
-                .flatten();
-            let found = match &waker {
-                Some(w) => cache.engine.lookup_async(conn, id, &facts, w),
-                None => cache.engine.lookup(conn, id, &facts),
-            };
-            let value = match found {
-                Found::Resume(v) => v,
-                Found::Full => return std::ptr::null_mut(),
-                // BoringSSL pauses the handshake (SSL_ERROR_PENDING_SESSION) and calls again when
-                // the host drives it; OpenSSL cannot pause here and gets NULL: a full handshake.
-                Found::Pending => return host_call!(host, pending_session()),
-            };
-            let kept = value
-                .local
-                .as_ref()
-                .and_then(|l| l.downcast_ref::<HostSession>())
-                .and_then(HostSession::share);
-            let session = match kept {
-                Some(s) => s,
-                None => {
-                    let der = record::decode(&value.bytes)
-                        .map(|r| r.session)
-                        .unwrap_or(&[]);
+            with_conn(ssl, |host, b| {
+                let id = bytes(&id, usize::try_from(id_len).unwrap_or(0));
+                let waker = (host.raw.library != SNICACHE_SSL_LIBRARY_OPENSSL)
+                    .then(|| b.cache.waker(ssl))
+                    .flatten();
+                let decision = with_host_facts(host, ssl, b, |facts| {
+                    b.cache.engine.lookup(&b.conn, id, facts, waker.as_ref())
+                });
+                let ConnBox { cache, conn } = b;
+                let resume = match decision {
+                    Decision::Resume(r) => r,
+                    // BoringSSL pauses the handshake (SSL_ERROR_PENDING_SESSION) and calls
+                    // again when the host drives it; OpenSSL cannot pause here and gets NULL:
+                    // a full handshake.
+                    Decision::Pending => {
+                        cache.engine.commit(conn, Decision::Pending);
+                        return host_call!(host, pending_session());
+                    }
+                    full => {
+                        cache.engine.commit(conn, full);
+                        return std::ptr::null_mut();
+                    }
+                };
+                let kept = resume
+                    .local()
+                    .and_then(|l| l.downcast_ref::<HostSession>())
+                    .and_then(HostSession::share);
+                let session = kept.unwrap_or_else(|| {
+                    let der = resume.session();
                     host_call!(host, session_from_der(der.as_ptr(), der.len()))
+                });
+                if session.is_null() {
+                    cache.engine.commit(conn, resume.undecodable());
+                    return std::ptr::null_mut();
                 }
-            };
-            if session.is_null() {
-                if let Some(key) = conn.resumed.take() {
-                    cache.engine.corrupt(conn.vhost, &key);
+                cache.engine.commit(conn, Decision::Resume(resume));
+                if !copy.is_null() {
+                    *copy = 0;
                 }
-                conn.outcome = Outcome::Full;
-                return std::ptr::null_mut();
-            }
-            cache.engine.resumed(conn);
-            if !copy.is_null() {
-                *copy = 0;
-            }
-            session
+                session
+            })
+            .unwrap_or(std::ptr::null_mut())
         }
     })
 }
 
 /// Reads the facts of a host session.
+///
+/// # Safety
+/// `ssl` and `sess` are live during the callback.
 unsafe fn describe<'a>(
     host: &HostApi,
     ssl: *mut c_void,
@@ -525,11 +489,12 @@ unsafe fn describe<'a>(
     sess: *mut c_void,
     id: &'a [u8],
     der: &'a [u8],
-    alpn: &'a mut (*const u8, usize),
+    alpn: &'a mut *const u8,
 ) -> NewSession<'a> {
-    // SAFETY: ssl and sess are live during the callback.
+    let mut alpn_len = 0usize;
+    // SAFETY: per the contract; the ALPN bytes live with the session, which outlives the call.
     unsafe {
-        host_call!(host, session_alpn(sess, &mut alpn.0, &mut alpn.1));
+        host_call!(host, session_alpn(sess, alpn, &mut alpn_len));
         let ems = match host_call!(host, ssl_extms(ssl)) {
             -1 => conn.client_ems == Some(true),
             n => n == 1,
@@ -540,11 +505,7 @@ unsafe fn describe<'a>(
             version: host_call!(host, session_version(sess)) as u16,
             cipher: host_call!(host, session_cipher(sess)),
             ems,
-            alpn: if alpn.0.is_null() {
-                &[]
-            } else {
-                std::slice::from_raw_parts(alpn.0, alpn.1)
-            },
+            alpn: bytes(alpn, alpn_len),
             der,
             local: None,
         }
@@ -562,7 +523,7 @@ pub(crate) unsafe fn ticket_record(
     b: &mut ConnBox,
     sess: *mut c_void,
 ) -> Vec<u8> {
-    let mut alpn = (std::ptr::null(), 0);
+    let mut alpn = std::ptr::null();
     let ConnBox { cache, conn } = b;
     // SAFETY: per the contract.
     let s = unsafe { describe(host, ssl, conn, sess, &[], &[], &mut alpn) };
@@ -575,61 +536,56 @@ pub(crate) unsafe fn ticket_record(
 #[no_mangle]
 pub extern "C" fn snicache_on_new_session(ssl: *mut c_void, sess: *mut c_void) -> c_int {
     boundary(0, || {
-        let Some(host) = ssl_api::get() else { return 0 };
         if sess.is_null() {
             return 0;
         }
         // SAFETY: called by the host library with live ssl and sess.
         unsafe {
-            let Some(b) = conn_of(host, ssl) else {
-                return 0;
-            };
-            if host_call!(host, ssl_version(ssl)) >= 0x0304
-                && host_call!(host, ssl_tickets_enabled(ssl)) == 1
-            {
-                return 0;
-            }
-            let mut id_len: c_uint = 0;
-            let id_ptr = host_call!(host, session_id(sess, &mut id_len));
-            let id = if id_ptr.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(id_ptr, id_len as usize)
-            };
-            // A stack buffer fits nearly every session (one without a client certificate is a
-            // few hundred bytes) and spares the separate length query; a larger one (-1) is
-            // measured, then encoded.
-            let mut small = [0u8; 2048];
-            let mut large = Vec::new();
-            let n = host_call!(host, session_to_der(sess, small.as_mut_ptr(), small.len()));
-            let der: &[u8] = if n > 0 && n as usize <= small.len() {
-                &small[..n as usize]
-            } else {
-                let n = host_call!(host, session_to_der(sess, std::ptr::null_mut(), 0));
-                if n <= 0 {
-                    return 0;
+            with_conn(ssl, |host, b| {
+                if host_call!(host, ssl_version(ssl)) >= TLS1_3_VERSION
+                    && host_call!(host, ssl_tickets_enabled(ssl)) == 1
+                {
+                    return;
                 }
-                large.resize(n as usize, 0);
-                if host_call!(host, session_to_der(sess, large.as_mut_ptr(), large.len())) != n {
-                    return 0;
+                let mut id_len: c_uint = 0;
+                let id_ptr = host_call!(host, session_id(sess, &mut id_len));
+                let id = bytes(&id_ptr, id_len as usize);
+                // A stack buffer fits nearly every session (one without a client certificate is
+                // a few hundred bytes) and spares the separate length query; a larger one (-1)
+                // is measured, then encoded.
+                let mut small = [0u8; 2048];
+                let mut large = Vec::new();
+                let n = host_call!(host, session_to_der(sess, small.as_mut_ptr(), small.len()));
+                let der: &[u8] = if n > 0 && n as usize <= small.len() {
+                    &small[..n as usize]
+                } else {
+                    let n = host_call!(host, session_to_der(sess, std::ptr::null_mut(), 0));
+                    if n <= 0 {
+                        return;
+                    }
+                    large.resize(n as usize, 0);
+                    if host_call!(host, session_to_der(sess, large.as_mut_ptr(), large.len())) != n
+                    {
+                        return;
+                    }
+                    &large
+                };
+                let mut alpn = std::ptr::null();
+                let mut s = describe(host, ssl, &b.conn, sess, id, der, &mut alpn);
+                // The host's session object is kept only by stores that keep in-process objects.
+                if b.cache.engine.store.keeps_local() {
+                    s.local = HostSession::retain(host, sess).map(|h| {
+                        (
+                            Arc::new(h) as Arc<dyn std::any::Any + Send + Sync>,
+                            HOST_SESSION_COST + der.len(),
+                        )
+                    });
                 }
-                &large
-            };
-            let mut alpn = (std::ptr::null(), 0);
-            let mut s = describe(host, ssl, &b.conn, sess, id, der, &mut alpn);
-            // The host's session object is kept only by stores that keep in-process objects.
-            if b.cache.engine.store.keeps_local() {
-                s.local = HostSession::retain(host, sess).map(|h| {
-                    (
-                        Arc::new(h) as Arc<dyn std::any::Any + Send + Sync>,
-                        HOST_SESSION_COST + der.len(),
-                    )
-                });
-            }
-            let ConnBox { cache, conn } = b;
-            cache.engine.store_session(conn, s);
-            0
+                let ConnBox { cache, conn } = b;
+                cache.engine.store_session(conn, s);
+            });
         }
+        0
     })
 }
 
@@ -645,22 +601,18 @@ pub extern "C" fn snicache_on_remove_session(ctx: *mut c_void, sess: *mut c_void
         }
         // SAFETY: called by the host library with live ctx and sess.
         unsafe {
-            let cache =
-                host_call!(host, ctx_get_ex_data(ctx, host.ctx_ex_index)) as *const snicache_cache;
-            let Some(cache) = cache.as_ref() else { return };
+            let Some(cache) = ownership::ctx_cache(host, ctx) else {
+                return;
+            };
             let mut sid_len: c_uint = 0;
             let sid = host_call!(host, session_id_context(sess, &mut sid_len));
-            if sid.is_null() {
-                return;
-            }
             let mut id_len: c_uint = 0;
             let id = host_call!(host, session_id(sess, &mut id_len));
-            if id.is_null() {
+            if sid.is_null() || id.is_null() {
                 return;
             }
-            let id = std::slice::from_raw_parts(id, id_len as usize);
-            for vhost in cache.vhosts_by_sid_ctx(std::slice::from_raw_parts(sid, sid_len as usize))
-            {
+            let id = bytes(&id, id_len as usize);
+            for vhost in cache.vhosts_by_sid_ctx(bytes(&sid, sid_len as usize)) {
                 cache.engine.remove(vhost, id);
             }
         }
@@ -676,97 +628,9 @@ pub extern "C" fn snicache_on_info(ssl: *const c_void, where_: c_int, ret: c_int
         if where_ & CB_ALERT == 0 || (ret >> 8) & 0xff != AL_FATAL {
             return;
         }
-        let Some(host) = ssl_api::get() else { return };
         // SAFETY: called by the host library with a live ssl on its own thread.
         unsafe {
-            if let Some(b) = conn_of(host, ssl) {
-                let ConnBox { cache, conn } = b;
-                cache.engine.invalidate(conn, now());
-            }
-        }
-    })
-}
-
-/// The ticket-generate callback (OpenSSL `SSL_CTX_set_session_ticket_cb`): seals this
-/// connection's vhost, SNI and session facts into the ticket's app data. Returns 1.
-#[no_mangle]
-pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void) -> c_int {
-    let _ = arg;
-    boundary(1, || {
-        let Some(host) = ssl_api::get() else { return 1 };
-        // SAFETY: called by the host library with a live ssl whose session is being ticketed.
-        unsafe {
-            let Some(b) = conn_of(host, ssl) else {
-                return 1;
-            };
-            // With tickets off, TLS 1.3 "tickets" are stateful session ids: the stored record
-            // holds the facts, nothing is sealed into them.
-            if host_call!(host, ssl_tickets_enabled(ssl)) != 1 {
-                return 1;
-            }
-            let sess = host_call!(host, ssl_session(ssl));
-            if sess.is_null() {
-                return 1;
-            }
-            let data = ticket_record(host, ssl, b, sess);
-            host_call!(host, session_set_appdata(sess, data.as_ptr(), data.len()));
-            1
-        }
-    })
-}
-
-/// The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
-/// library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
-/// authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
-/// with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
-/// `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
-/// expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
-/// A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
-/// `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
-#[no_mangle]
-pub extern "C" fn snicache_on_ticket_decrypt(
-    ssl: *mut c_void,
-    sess: *mut c_void,
-    decrypted: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    let _ = arg;
-    boundary(0, || {
-        let Some(host) = ssl_api::get() else { return 0 };
-        if ssl.is_null() || (decrypted == 1 && sess.is_null()) {
-            return 0;
-        }
-        // SAFETY: called by the host library with live ssl and decrypted session.
-        unsafe {
-            let Some(b) = conn_of(host, ssl) else {
-                return c_int::from(decrypted == 1);
-            };
-            if decrypted != 1 || sess.is_null() {
-                if decrypted == -1 && !b.conn.ticket_key_unknown {
-                    b.cache
-                        .engine
-                        .stats
-                        .count(b.conn.vhost, crate::engine::stats::Event::TicketForged);
-                }
-                return 0;
-            }
-            let mut data: *const u8 = std::ptr::null();
-            let mut len = 0usize;
-            let appdata = (host_call!(host, session_get_appdata(sess, &mut data, &mut len)) == 1
-                && !data.is_null())
-            .then(|| std::slice::from_raw_parts(data, len));
-            let ctx = policy_ctx(host, ssl, b) as *const c_void;
-            let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
-            let facts = host_facts(host, ssl, &enabled);
-            let ConnBox { cache, conn } = b;
-            if !cache.engine.check_ticket(conn, appdata, &facts) {
-                return 0;
-            }
-            if Engine::renews_ticket(facts.version) {
-                2
-            } else {
-                1
-            }
+            with_conn(ssl, |_, b| b.cache.engine.invalidate(&mut b.conn, now()));
         }
     })
 }
@@ -809,38 +673,43 @@ pub extern "C" fn snicache_conn_info_get(
                 "ssl",
             ));
         }
-        let host = ssl_api::get().ok_or_else(|| {
-            super::error::fail(
+        if ssl_api::get().is_none() {
+            return Err(super::error::fail(
                 super::snicache_result::InvalidParameter,
                 "no config was ever made",
-            )
-        })?;
+            ));
+        }
         // SAFETY: the caller passes a live SSL used by this thread.
-        let b = unsafe { conn_of(host, ssl) }.ok_or_else(|| {
+        let info = unsafe { with_conn(ssl, |_, b| conn_info(b)) }.ok_or_else(|| {
             super::error::fail(
                 super::snicache_result::InvalidParameter,
                 "no snicache state on this connection",
             )
         })?;
-        let vhost = &b.cache.engine.vhosts.get(b.conn.vhost).name;
-        let sni = b.conn.sni();
-        let (outcome, reason) = match b.conn.outcome {
-            Outcome::Full => (SNICACHE_OUTCOME_FULL, None),
-            Outcome::Resumed => (SNICACHE_OUTCOME_RESUMED, None),
-            Outcome::Refused(rule) => (
-                SNICACHE_OUTCOME_REFUSED,
-                Some(b.cache.engine.policy.name(rule as usize)),
-            ),
-        };
-        let info = snicache_conn_info {
-            vhost: vhost.as_ptr() as *const c_char,
-            vhost_len: vhost.len(),
-            sni: sni.map_or(std::ptr::null(), |s| s.as_ptr() as *const c_char),
-            sni_len: sni.map_or(0, str::len),
-            outcome,
-            reason: reason.map_or(std::ptr::null(), |s| s.as_ptr() as *const c_char),
-            reason_len: reason.map_or(0, str::len),
-        };
         super::out(out_info, info, "out")
     })
+}
+
+/// What the engine decided for a connection, for C. The strings point into the cache (which
+/// the connection holds) and into the connection's state.
+fn conn_info(b: &ConnBox) -> snicache_conn_info {
+    let vhost = &b.cache.engine.vhosts.get(b.conn.vhost).name;
+    let sni = b.conn.sni();
+    let (outcome, reason) = match b.conn.outcome() {
+        Outcome::Full => (SNICACHE_OUTCOME_FULL, None),
+        Outcome::Resumed => (SNICACHE_OUTCOME_RESUMED, None),
+        Outcome::Refused(rule) => (
+            SNICACHE_OUTCOME_REFUSED,
+            Some(b.cache.engine.policy.name(rule as usize)),
+        ),
+    };
+    snicache_conn_info {
+        vhost: vhost.as_ptr() as *const c_char,
+        vhost_len: vhost.len(),
+        sni: sni.map_or(std::ptr::null(), |s| s.as_ptr() as *const c_char),
+        sni_len: sni.map_or(0, str::len),
+        outcome,
+        reason: reason.map_or(std::ptr::null(), |s| s.as_ptr() as *const c_char),
+        reason_len: reason.map_or(0, str::len),
+    }
 }

@@ -9,6 +9,7 @@ use super::hooks::{
     snicache_log_cb, snicache_ready_cb, snicache_rule_cb, snicache_store_get_cb,
     snicache_store_put_cb, snicache_store_remove_cb, CLog, CReady, CRule, CStoreCallbacks,
 };
+use super::ownership;
 use super::{arg_mut, arg_str, guard, out, snicache_result};
 use crate::engine::policy::{Rule, MAX_LIFETIME};
 use crate::engine::vhosts::{NameError, VHostOptions, VHosts};
@@ -104,7 +105,7 @@ pub extern "C" fn snicache_config_new(
     out_config: *mut *mut snicache_config,
 ) -> snicache_result {
     guard(|| {
-        let api = super::arg(api, "api")?;
+        let api = super::arg(&api, "api")?;
         if out_config.is_null() {
             return Err(fail(snicache_result::NullParameter, "out"));
         }
@@ -121,7 +122,7 @@ pub extern "C" fn snicache_config_new(
             ssl_api::ApiError::Incomplete => fail(snicache_result::SslApiIncomplete, ""),
             ssl_api::ApiError::ExIndex => fail(snicache_result::SslExIndex, ""),
         })?;
-        let config = Box::new(snicache_config {
+        let config = ownership::box_into_ptr(snicache_config {
             host,
             max_bytes: SNICACHE_DEFAULT_MAX_BYTES,
             max_entries: u64::MAX,
@@ -140,7 +141,7 @@ pub extern "C" fn snicache_config_new(
             ready: None,
             shm_memory: None,
         });
-        out(out_config, Box::into_raw(config), "out")
+        out(out_config, config, "out")
     })
 }
 
@@ -148,10 +149,8 @@ pub extern "C" fn snicache_config_new(
 #[no_mangle]
 pub extern "C" fn snicache_config_free(config: *mut snicache_config) {
     super::boundary((), || {
-        if !config.is_null() {
-            // SAFETY: made by snicache_config_new and, per the contract, not used after this.
-            drop(unsafe { Box::from_raw(config) });
-        }
+        // SAFETY: made by snicache_config_new and, per the contract, not used after this.
+        unsafe { ownership::box_free(config) }
     })
 }
 
@@ -163,8 +162,8 @@ pub extern "C" fn snicache_config_set_size(
     size: *const c_char,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
-        let text = arg_str(size, "size")?;
+        let config = arg_mut(&config, "config")?;
+        let text = arg_str(&size, "size")?;
         let bytes = crate::size::parse(text)
             .ok_or_else(|| fail(snicache_result::InvalidSize, format!("{text:?}")))?;
         if bytes < 16 * 1024 {
@@ -185,7 +184,7 @@ pub extern "C" fn snicache_config_set_max_entries(
     max_entries: u64,
 ) -> snicache_result {
     guard(|| {
-        arg_mut(config, "config")?.max_entries = if max_entries == 0 {
+        arg_mut(&config, "config")?.max_entries = if max_entries == 0 {
             u64::MAX
         } else {
             max_entries
@@ -202,7 +201,7 @@ pub extern "C" fn snicache_config_set_timeout(
     seconds: u32,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         if seconds == 0 || seconds > MAX_LIFETIME {
             return Err(fail(
                 snicache_result::InvalidParameter,
@@ -223,7 +222,7 @@ pub extern "C" fn snicache_config_set_strict_sni(
     strict: bool,
 ) -> snicache_result {
     guard(|| {
-        arg_mut(config, "config")?.strict_sni = strict;
+        arg_mut(&config, "config")?.strict_sni = strict;
         Ok(())
     })
 }
@@ -241,7 +240,7 @@ pub extern "C" fn snicache_config_set_early_data(
     enabled: bool,
 ) -> snicache_result {
     guard(|| {
-        arg_mut(config, "config")?.early_data = enabled;
+        arg_mut(&config, "config")?.early_data = enabled;
         Ok(())
     })
 }
@@ -258,7 +257,7 @@ pub extern "C" fn snicache_config_set_log(
     max_level: u32,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         let max = match max_level {
             1 => Level::Error,
             2 => Level::Warn,
@@ -292,8 +291,8 @@ pub extern "C" fn snicache_config_add_vhost(
     flags: u32,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
-        let name = arg_str(name, "name")?;
+        let config = arg_mut(&config, "config")?;
+        let name = arg_str(&name, "name")?;
         if flags
             & !(SNICACHE_VHOST_DEFAULT
                 | SNICACHE_VHOST_SINGLE_USE
@@ -337,8 +336,8 @@ pub extern "C" fn snicache_config_add_rule(
     userdata: *mut c_void,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
-        let name = arg_str(name, "name")?;
+        let config = arg_mut(&config, "config")?;
+        let name = arg_str(&name, "name")?;
         let cb = cb.ok_or_else(|| fail(snicache_result::NullParameter, "cb"))?;
         let valid = (1..=64).contains(&name.len())
             && name
@@ -374,7 +373,7 @@ pub extern "C" fn snicache_config_set_ticket_keys(
     rotation_seconds: u32,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         if rotation_seconds > 7 * 24 * 3600 {
             return Err(fail(
                 snicache_result::InvalidParameter,
@@ -391,7 +390,7 @@ pub extern "C" fn snicache_config_set_ticket_keys(
                 ));
             }
             // SAFETY: the caller gives `len` readable bytes at `secret`.
-            Some(unsafe { std::slice::from_raw_parts(secret, len) }.to_vec())
+            Some(unsafe { ownership::bytes(&secret, len) }.to_vec())
         };
         if let Some(old) = &mut config.ticket_secret {
             crate::crypto::zeroize(old);
@@ -415,7 +414,7 @@ pub extern "C" fn snicache_config_add_ticket_secret(
     len: usize,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         if secret.is_null() {
             return Err(fail(snicache_result::NullParameter, "secret"));
         }
@@ -432,7 +431,7 @@ pub extern "C" fn snicache_config_add_ticket_secret(
             ));
         }
         // SAFETY: the caller gives `len` readable bytes at `secret`.
-        let bytes = unsafe { std::slice::from_raw_parts(secret, len) }.to_vec();
+        let bytes = unsafe { ownership::bytes(&secret, len) }.to_vec();
         config.ticket_decrypt_only.push(bytes);
         Ok(())
     })
@@ -453,7 +452,7 @@ pub extern "C" fn snicache_config_set_store_callbacks(
     userdata: *mut c_void,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         let (Some(get), Some(put), Some(remove)) = (get, put, remove) else {
             return Err(fail(snicache_result::NullParameter, "store callbacks"));
         };
@@ -497,7 +496,7 @@ pub extern "C" fn snicache_config_set_async_lookup(
     userdata: *mut c_void,
 ) -> snicache_result {
     guard(|| {
-        arg_mut(config, "config")?.ready = ready.map(|cb| CReady { cb, userdata });
+        arg_mut(&config, "config")?.ready = ready.map(|cb| CReady { cb, userdata });
         Ok(())
     })
 }
@@ -516,8 +515,8 @@ pub extern "C" fn snicache_config_set_store(
     spec: *const c_char,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
-        let text = arg_str(spec, "spec")?;
+        let config = arg_mut(&config, "config")?;
+        let text = arg_str(&spec, "spec")?;
         let parsed =
             StoreSpec::parse(text).map_err(|e| fail(snicache_result::InvalidParameter, e.0))?;
         if let StoreSpec::Memory(Some(bytes)) = parsed {

@@ -7,20 +7,9 @@
 use std::os::raw::{c_int, c_void};
 
 use super::boundary;
-use super::callbacks::{conn_and_host, now};
+use super::callbacks::now;
+use super::ownership::{bytes, with_conn};
 use crate::host::ssl_api::host_call;
-
-/// `SSL_version` of TLS 1.3.
-const TLS1_3: c_int = 0x0304;
-
-unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller passes `len` readable bytes at `p`.
-        unsafe { std::slice::from_raw_parts(p, len) }
-    }
-}
 
 /// OpenSSL issues a ticket (the ticket-generate callback, TLS 1.3 stateless and stateful alike)
 /// whose session has the resumption secret `identity`: with early data on, its single-use entry
@@ -30,16 +19,15 @@ pub extern "C" fn snicache_on_ticket_issued(ssl: *mut c_void, identity: *const u
     boundary((), || {
         // SAFETY: called by the host with a live ssl and `len` bytes at `identity`.
         unsafe {
-            let Some((host, b)) = conn_and_host(ssl) else {
-                return;
-            };
-            if !b.cache.engine.early_data || host_call!(host, ssl_version(ssl)) != TLS1_3 {
-                return;
-            }
-            let index = b.cache.engine.vhosts.get(b.conn.vhost).index;
-            b.cache
-                .engine
-                .early_data_issue(index, bytes(identity, len), now());
+            with_conn(ssl, |host, b| {
+                let version = host_call!(host, ssl_version(ssl)) as u16;
+                b.cache.engine.early_data_ticket_issued(
+                    &b.conn,
+                    version,
+                    bytes(&identity, len),
+                    now(),
+                );
+            });
         }
     })
 }
@@ -57,15 +45,13 @@ pub extern "C" fn snicache_on_allow_early_data(
 ) -> c_int {
     boundary(0, || {
         // SAFETY: called by the host with a live ssl and `len` bytes at `identity`.
-        unsafe {
-            let Some((_, b)) = conn_and_host(ssl) else {
-                return 0;
-            };
-            if !b.cache.engine.early_data {
-                return 1;
-            }
-            let index = b.cache.engine.vhosts.get(b.conn.vhost).index;
-            c_int::from(b.cache.engine.early_data_take(index, bytes(identity, len)))
-        }
+        let allowed = unsafe {
+            with_conn(ssl, |_, b| {
+                b.cache
+                    .engine
+                    .early_data_allowed(&b.conn, bytes(&identity, len))
+            })
+        };
+        allowed.map_or(0, c_int::from)
     })
 }

@@ -258,7 +258,9 @@ pub type snicache_store_put_cb = Option<
     ) -> c_int,
 >;
 
-/// Removes what is stored under (`vhost`, `id`).
+/// Removes what is stored under (`vhost`, `id`). Return 1 when something was removed, 0 when
+/// nothing was stored there: single-use sessions, early data accepted at most once and the
+/// counters rely on it (a removal answered 1 to two callers lets both resume).
 pub type snicache_store_remove_cb = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -266,7 +268,7 @@ pub type snicache_store_remove_cb = Option<
         vhost_len: usize,
         id: *const u8,
         id_len: usize,
-    ),
+    ) -> c_int,
 >;
 
 /// A store whose operations are the host's callbacks.
@@ -292,7 +294,7 @@ pub(crate) struct CStoreCallbacks {
         usize,
         u64,
     ) -> c_int,
-    pub remove: unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const u8, usize),
+    pub remove: unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const u8, usize) -> c_int,
     pub userdata: *mut c_void,
 }
 
@@ -381,8 +383,7 @@ impl Store for CStore {
         let (v, vl) = self.name(key);
         let id = key.id();
         // SAFETY: the host's callback with buffers valid for the call.
-        unsafe { (self.cbs.remove)(self.cbs.userdata, v, vl, id.as_ptr(), id.len()) };
-        true
+        unsafe { (self.cbs.remove)(self.cbs.userdata, v, vl, id.as_ptr(), id.len()) == 1 }
     }
 
     fn usage(&self, _vhost: Option<u32>) -> Usage {

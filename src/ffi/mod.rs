@@ -11,16 +11,17 @@ pub mod config;
 pub mod early_data;
 pub mod error;
 pub mod hooks;
+pub(crate) mod ownership;
 pub mod redis;
 #[cfg(target_os = "linux")]
 pub mod shm;
 pub mod tickets;
 
-use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use error::snicache_result;
+pub(crate) use ownership::{arg, arg_mut, arg_str};
 
 /// Runs `f`, turning a panic into `default`: no unwinding crosses into C.
 pub(crate) fn boundary<T>(default: T, f: impl FnOnce() -> T) -> T {
@@ -34,32 +35,6 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), snicache_result>) -> snicache
         Ok(Err(code)) => code,
         Err(_) => snicache_result::Panic,
     }
-}
-
-/// A borrowed, non-NULL pointer argument.
-pub(crate) fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T, snicache_result> {
-    // SAFETY: the exported function's contract says non-NULL pointers are valid for the call.
-    unsafe { p.as_ref() }.ok_or_else(|| error::fail(snicache_result::NullParameter, name))
-}
-
-/// A borrowed, non-NULL, mutable pointer argument.
-pub(crate) fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T, snicache_result> {
-    // SAFETY: as in `arg`, and the contract says the object is not used concurrently.
-    unsafe { p.as_mut() }.ok_or_else(|| error::fail(snicache_result::NullParameter, name))
-}
-
-/// A NUL-terminated string argument that must be UTF-8.
-pub(crate) fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, snicache_result> {
-    if p.is_null() {
-        return Err(error::fail(snicache_result::NullParameter, name));
-    }
-    // SAFETY: non-NULL and, per the contract, NUL-terminated and live for the call.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| {
-        error::fail(
-            snicache_result::InvalidParameter,
-            format!("{name} is not UTF-8"),
-        )
-    })
 }
 
 /// Writes an output pointer; outputs are written only on success.

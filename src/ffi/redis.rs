@@ -12,7 +12,7 @@ use crate::engine::Level;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{Notify, RedisSpec, RedisStore, SealKeys};
 
-fn key_bytes<'a>(key: *const u8, len: usize) -> Result<&'a [u8], snicache_result> {
+fn key_bytes(key: &*const u8, len: usize) -> Result<&[u8], snicache_result> {
     if key.is_null() {
         return Err(fail(snicache_result::NullParameter, "key"));
     }
@@ -23,7 +23,7 @@ fn key_bytes<'a>(key: *const u8, len: usize) -> Result<&'a [u8], snicache_result
         ));
     }
     // SAFETY: the caller gives `len` readable bytes at `key`.
-    Ok(unsafe { std::slice::from_raw_parts(key, len) })
+    Ok(unsafe { super::ownership::bytes(key, len) })
 }
 
 /// Sets the secret (32 to 64 bytes, copied) from which the key sealing session records in a
@@ -40,8 +40,8 @@ pub extern "C" fn snicache_config_set_seal_key(
     len: usize,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
-        let bytes = key_bytes(key, len)?.to_vec();
+        let config = arg_mut(&config, "config")?;
+        let bytes = key_bytes(&key, len)?.to_vec();
         if let Some(old) = &mut config.seal_key {
             crate::crypto::zeroize(old);
         }
@@ -61,8 +61,8 @@ pub extern "C" fn snicache_cache_set_seal_key(
     len: usize,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
-        let bytes = key_bytes(key, len)?;
+        let c = arg(&cache, "cache")?;
+        let bytes = key_bytes(&key, len)?;
         let seal = c.seal.as_ref().ok_or_else(|| {
             fail(
                 snicache_result::InvalidParameter,

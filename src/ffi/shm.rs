@@ -82,7 +82,7 @@ pub extern "C" fn snicache_config_set_shm_memory(
     len: usize,
 ) -> snicache_result {
     guard(|| {
-        let config = arg_mut(config, "config")?;
+        let config = arg_mut(&config, "config")?;
         if base.is_null() {
             return Err(fail(snicache_result::NullParameter, "base"));
         }
@@ -104,7 +104,7 @@ pub extern "C" fn snicache_shm_inherited(
     out_inherited: *mut bool,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(cache)?;
+        let s = shm(&cache)?;
         out(out_inherited, s.inherited(), "out_inherited")
     })
 }
@@ -128,8 +128,8 @@ pub(crate) fn append_health_json(json: &mut String, s: &ShmStore) {
     }
 }
 
-fn shm(cache: *const snicache_cache) -> Result<&'static ShmStore, snicache_result> {
-    let c: &'static snicache_cache = arg(cache, "cache")?;
+fn shm(cache: &*const snicache_cache) -> Result<&ShmStore, snicache_result> {
+    let c = arg(cache, "cache")?;
     c.shm.as_deref().ok_or_else(|| {
         fail(
             snicache_result::InvalidParameter,
@@ -146,7 +146,7 @@ pub extern "C" fn snicache_shm_health_get(
     out_health: *mut snicache_shm_health,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(cache)?;
+        let s = shm(&cache)?;
         let h = s.health();
         out(
             out_health,
@@ -176,7 +176,7 @@ pub extern "C" fn snicache_debug_shm_mapping(
     out_len: *mut usize,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(cache)?;
+        let s = shm(&cache)?;
         if out_len.is_null() {
             return Err(fail(snicache_result::NullParameter, "out_len"));
         }

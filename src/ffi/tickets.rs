@@ -1,26 +1,25 @@
-//! Stateless tickets with per-vhost keys (`crypto::ticket_keys`): OpenSSL's ticket key callback
-//! and BoringSSL's ticket AEAD method, installed by `snicache_cache_attach`, plus run-time
-//! rotation of the master secret. A ticket sealed for one vhost never opens on another (R10);
-//! keys rotate with a decrypt-only window (R8).
+//! Stateless tickets, every ticket callback of both libraries: OpenSSL's ticket key callback
+//! and its ticket generate/decrypt check, BoringSSL's ticket AEAD method, installed by
+//! `snicache_cache_attach`, plus run-time rotation of the master secret. Keys are per vhost
+//! (`crypto::ticket_keys`): a ticket sealed for one vhost never opens on another (R10); keys
+//! rotate with a decrypt-only window (R8). The engine opens, checks and counts
+//! (`engine::tickets`, `engine::decision`); these translate.
 
 use std::os::raw::{c_int, c_void};
 
 use super::boundary;
 use super::cache::snicache_cache;
-use super::callbacks::{conn_and_host, host_facts, now, policy_ctx};
+use super::callbacks::{now, ticket_record, with_host_facts, ConnBox};
 use super::error::fail;
+use super::ownership::{bytes, bytes_mut, with_conn};
 use super::{arg, guard, snicache_result};
+use crate::crypto;
 use crate::crypto::ticket_keys::NAME_LEN;
-use crate::crypto::{self, NONCE_LEN, TAG_LEN};
-use crate::engine::stats::Event;
+use crate::engine::decision::{Decision, Reason};
+use crate::engine::tickets::SEAL_OVERHEAD;
 use crate::engine::Engine;
 use crate::host::ssl_api::host_call;
 
-/// `SSL_version` of TLS 1.3.
-const TLS1_3: c_int = 0x0304;
-
-/// Bytes a BoringSSL ticket grows by when sealed: key name, nonce, tag.
-const OVERHEAD: usize = NAME_LEN + NONCE_LEN + TAG_LEN;
 /// AES-256-CBC IV length for OpenSSL's ticket format.
 const IV_LEN: usize = 16;
 
@@ -43,55 +42,131 @@ pub extern "C" fn snicache_on_ticket_key(
         if key_name.is_null() || iv.is_null() {
             return -1;
         }
+        let mut iv = iv;
+        let mut key_name = key_name;
         // SAFETY: called by OpenSSL with a live ssl, a 16-byte key name and an IV buffer of
         // EVP_MAX_IV_LENGTH (16) bytes.
         unsafe {
-            let Some((host, b)) = conn_and_host(ssl) else {
-                return if enc == 1 { -1 } else { 0 };
-            };
-            let cache = &b.cache;
-            let vhost = cache.engine.vhosts.get(b.conn.vhost);
-            let now = now();
-            let (key, renew) = if enc == 1 {
-                let key = cache.tickets.encrypting(vhost.index, &vhost.name, now);
-                std::ptr::copy_nonoverlapping(key.name.as_ptr(), key_name, NAME_LEN);
-                crypto::random(std::slice::from_raw_parts_mut(iv, IV_LEN));
-                (key, false)
-            } else {
-                let name = std::slice::from_raw_parts(key_name, NAME_LEN);
-                match cache
-                    .tickets
-                    .decrypting(vhost.index, &vhost.name, name, now)
-                {
-                    Some(found) => found,
-                    None => {
-                        cache.engine.ticket_key_unknown(&mut b.conn);
-                        return 0;
+            with_conn(ssl, |host, b| {
+                let now = now();
+                let ConnBox { cache, conn } = b;
+                let (key, renew) = if enc == 1 {
+                    let vhost = cache.engine.vhosts.get(conn.vhost);
+                    let key = cache.tickets.encrypting(vhost.index, &vhost.name, now);
+                    bytes_mut(&mut key_name, NAME_LEN).copy_from_slice(&key.name);
+                    crypto::random(bytes_mut(&mut iv, IV_LEN));
+                    (key, false)
+                } else {
+                    let name_ptr = key_name.cast_const();
+                    let name = bytes(&name_ptr, NAME_LEN);
+                    match cache.engine.ticket_key(conn, &cache.tickets, name, now) {
+                        Some(found) => found,
+                        None => return 0,
                     }
+                };
+                if host_call!(
+                    host,
+                    ticket_key_init(
+                        cipher_ctx,
+                        mac_ctx,
+                        key.aes.as_ptr(),
+                        key.hmac.as_ptr(),
+                        iv,
+                        enc
+                    )
+                ) != 1
+                {
+                    return -1;
                 }
-            };
-            if host_call!(
-                host,
-                ticket_key_init(
-                    cipher_ctx,
-                    mac_ctx,
-                    key.aes.as_ptr(),
-                    key.hmac.as_ptr(),
-                    iv,
-                    enc
-                )
-            ) != 1
-            {
-                return -1;
-            }
-            if renew {
-                cache.engine.stats.count(vhost.index, Event::TicketRenewed);
-                return 2;
-            }
-            if enc != 1 && Engine::renews_ticket(host_call!(host, ssl_version(ssl)) as u16) {
-                return 2;
-            }
-            1
+                let tls13 = Engine::renews_ticket(host_call!(host, ssl_version(ssl)) as u16);
+                if renew || (enc != 1 && tls13) {
+                    2
+                } else {
+                    1
+                }
+            })
+            .unwrap_or(if enc == 1 { -1 } else { 0 })
+        }
+    })
+}
+
+/// The ticket-generate callback (OpenSSL `SSL_CTX_set_session_ticket_cb`): seals this
+/// connection's vhost, SNI and session facts into the ticket's app data. Returns 1.
+#[no_mangle]
+pub extern "C" fn snicache_on_ticket_generate(ssl: *mut c_void, arg: *mut c_void) -> c_int {
+    let _ = arg;
+    boundary(1, || {
+        // SAFETY: called by the host library with a live ssl whose session is being ticketed.
+        unsafe {
+            with_conn(ssl, |host, b| {
+                // With tickets off, TLS 1.3 "tickets" are stateful session ids: the stored
+                // record holds the facts, nothing is sealed into them.
+                if host_call!(host, ssl_tickets_enabled(ssl)) != 1 {
+                    return;
+                }
+                let sess = host_call!(host, ssl_session(ssl));
+                if sess.is_null() {
+                    return;
+                }
+                let data = ticket_record(host, ssl, b, sess);
+                host_call!(host, session_set_appdata(sess, data.as_ptr(), data.len()));
+            });
+        }
+        1
+    })
+}
+
+/// The ticket-decrypt check (OpenSSL `SSL_CTX_set_session_ticket_cb`), called for a ticket the
+/// library decrypted (`decrypted` 1), did not get (0: none offered) or could not decrypt or
+/// authenticate (-1: counted as a forged ticket unless its key was unknown). Returns 1 to resume
+/// with the ticket's session, 2 to resume and issue a new ticket (every TLS 1.3 resumption:
+/// `SSL_TICKET_RETURN_USE_RENEW`), 0 for a full handshake: a ticket of another vhost or SNI,
+/// expired, with a cipher no longer enabled, without snicache's app data, or not decrypted.
+/// A TLS 1.2 ticket is renewed only when the library reports it so (decrypt-only key:
+/// `SSL_TICKET_SUCCESS_RENEW`), which the caller maps from its own status.
+#[no_mangle]
+pub extern "C" fn snicache_on_ticket_decrypt(
+    ssl: *mut c_void,
+    sess: *mut c_void,
+    decrypted: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    let _ = arg;
+    boundary(0, || {
+        if ssl.is_null() || (decrypted == 1 && sess.is_null()) {
+            return 0;
+        }
+        // SAFETY: called by the host library with live ssl and decrypted session.
+        unsafe {
+            with_conn(ssl, |host, b| {
+                let decision = match decrypted {
+                    1 => {
+                        let mut data: *const u8 = std::ptr::null();
+                        let mut len = 0usize;
+                        let found =
+                            host_call!(host, session_get_appdata(sess, &mut data, &mut len)) == 1
+                                && !data.is_null();
+                        let appdata = found.then(|| bytes(&data, len));
+                        with_host_facts(host, ssl, b, |facts| {
+                            b.cache.engine.check_ticket(&b.conn, appdata, facts)
+                        })
+                    }
+                    -1 => Decision::Full(Reason::TicketForged),
+                    _ => return 0,
+                };
+                let answer = match &decision {
+                    Decision::Resume(_)
+                        if Engine::renews_ticket(host_call!(host, ssl_version(ssl)) as u16) =>
+                    {
+                        2
+                    }
+                    Decision::Resume(_) => 1,
+                    _ => 0,
+                };
+                b.cache.engine.commit(&mut b.conn, decision);
+                answer
+            })
+            .unwrap_or(c_int::from(decrypted == 1))
         }
     })
 }
@@ -100,7 +175,7 @@ pub extern "C" fn snicache_on_ticket_key(
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_overhead(ssl: *mut c_void) -> usize {
     let _ = ssl;
-    OVERHEAD + crate::record::MAX_APPDATA
+    SEAL_OVERHEAD + crate::record::MAX_APPDATA
 }
 
 /// BoringSSL's ticket AEAD `seal`: prefixes snicache's record of vhost, SNI and session facts
@@ -119,40 +194,32 @@ pub extern "C" fn snicache_on_ticket_seal(
         if out.is_null() || out_len.is_null() || (in_.is_null() && in_len > 0) {
             return 0;
         }
-        // SAFETY: called by BoringSSL with live buffers of the given lengths.
+        let mut out = out;
+        // SAFETY: called by BoringSSL with a live ssl and buffers of the given lengths.
         unsafe {
-            let Some((host, b)) = conn_and_host(ssl) else {
-                return 0;
-            };
-            let session = host_call!(host, ssl_session(ssl));
-            let mut plain = if session.is_null() {
-                return 0;
-            } else {
-                super::callbacks::ticket_record(host, ssl, b, session)
-            };
-            let session_bytes = if in_len == 0 {
-                &[]
-            } else {
-                std::slice::from_raw_parts(in_, in_len)
-            };
-            plain.extend_from_slice(session_bytes);
-            let vhost = b.cache.engine.vhosts.get(b.conn.vhost);
-            if b.cache.engine.early_data && host_call!(host, ssl_version(ssl)) == TLS1_3 {
+            with_conn(ssl, |host, b| {
+                let session = host_call!(host, ssl_session(ssl));
+                if session.is_null() {
+                    return 0;
+                }
+                let mut plain = ticket_record(host, ssl, b, session);
+                let session_bytes = bytes(&in_, in_len);
+                plain.extend_from_slice(session_bytes);
+                let ConnBox { cache, conn } = b;
                 // The ticket's identity: the session it carries (its own resumption secret).
-                b.cache
+                let version = host_call!(host, ssl_version(ssl)) as u16;
+                cache
                     .engine
-                    .early_data_issue(vhost.index, session_bytes, now());
-            }
-            let key = b.cache.tickets.encrypting(vhost.index, &vhost.name, now());
-            let sealed = crypto::seal(&key.aes, &key.name, &plain);
-            crypto::zeroize(&mut plain);
-            if NAME_LEN + sealed.len() > max_out {
-                return 0;
-            }
-            std::ptr::copy_nonoverlapping(key.name.as_ptr(), out, NAME_LEN);
-            std::ptr::copy_nonoverlapping(sealed.as_ptr(), out.add(NAME_LEN), sealed.len());
-            *out_len = NAME_LEN + sealed.len();
-            1
+                    .early_data_ticket_issued(conn, version, session_bytes, now());
+                let ticket = cache.engine.seal_ticket(conn, &cache.tickets, plain, now());
+                if ticket.len() > max_out {
+                    return 0;
+                }
+                bytes_mut(&mut out, ticket.len()).copy_from_slice(&ticket);
+                *out_len = ticket.len();
+                1
+            })
+            .unwrap_or(0)
         }
     })
 }
@@ -179,58 +246,40 @@ pub extern "C" fn snicache_on_ticket_open(
         if out.is_null() || out_len.is_null() || in_.is_null() {
             return -1;
         }
-        // SAFETY: called by BoringSSL with live buffers of the given lengths.
+        let mut out = out;
+        // SAFETY: called by BoringSSL with a live ssl and buffers of the given lengths.
         unsafe {
-            let Some((host, b)) = conn_and_host(ssl) else {
-                return 0;
-            };
-            let ticket = std::slice::from_raw_parts(in_, in_len);
-            let vhost = b.cache.engine.vhosts.get(b.conn.vhost);
-            let index = vhost.index;
-            if ticket.len() < OVERHEAD {
-                b.cache.engine.stats.count(index, Event::TicketForged);
-                return 0;
-            }
-            let (name, sealed) = ticket.split_at(NAME_LEN);
-            let Some((key, renew)) = b.cache.tickets.decrypting(index, &vhost.name, name, now())
-            else {
-                b.cache.engine.ticket_key_unknown(&mut b.conn);
-                return 0;
-            };
-            let Some(mut plain) = crypto::open(&key.aes, &key.name, sealed) else {
-                b.cache.engine.stats.count(index, Event::TicketForged);
-                return 0;
-            };
-            let Some(split) = crate::record::split_appdata(&plain) else {
-                crypto::zeroize(&mut plain);
-                b.cache.engine.stats.count(index, Event::TicketForged);
-                return 0;
-            };
-            let ctx = policy_ctx(host, ssl, b) as *const c_void;
-            let enabled = |c: u16| host_call!(host, ctx_cipher_enabled(ctx, c)) == 1;
-            let facts = host_facts(host, ssl, &enabled);
-            let allowed = b
-                .cache
-                .engine
-                .check_ticket(&mut b.conn, Some(&plain[..split]), &facts);
-            let session = &plain[split..];
-            let fits = session.len() <= max_out;
-            let mut answer = c_int::from(allowed && fits);
-            if allowed && fits {
-                std::ptr::copy_nonoverlapping(session.as_ptr(), out, session.len());
+            with_conn(ssl, |host, b| {
+                let ticket = bytes(&in_, in_len);
+                let decision = with_host_facts(host, ssl, b, |facts| {
+                    b.cache
+                        .engine
+                        .open_ticket(&b.conn, &b.cache.tickets, ticket, facts)
+                });
+                let ConnBox { cache, conn } = b;
+                let resume = match decision {
+                    Decision::Resume(r) => r,
+                    full => {
+                        cache.engine.commit(conn, full);
+                        return 0;
+                    }
+                };
+                let session = resume.session();
+                if session.len() > max_out {
+                    cache.engine.commit(conn, resume.too_large());
+                    return 0;
+                }
+                bytes_mut(&mut out, session.len()).copy_from_slice(session);
                 *out_len = session.len();
-                if renew {
-                    b.cache.engine.stats.count(index, Event::TicketRenewed);
+                let replayed = cache.engine.early_data_replayed(conn, session);
+                cache.engine.commit(conn, Decision::Resume(resume));
+                if replayed {
+                    SNICACHE_TICKET_OPEN_NO_EARLY_DATA
+                } else {
+                    1
                 }
-                if b.cache.engine.early_data
-                    && b.conn.early_data_offered
-                    && !b.cache.engine.early_data_take(index, session)
-                {
-                    answer = SNICACHE_TICKET_OPEN_NO_EARLY_DATA;
-                }
-            }
-            crypto::zeroize(&mut plain);
-            answer
+            })
+            .unwrap_or(0)
         }
     })
 }
@@ -247,13 +296,13 @@ pub extern "C" fn snicache_cache_rotate_ticket_secret(
     len: usize,
 ) -> snicache_result {
     guard(|| {
-        let c = arg(cache, "cache")?;
+        let c = arg(&cache, "cache")?;
         if secret.is_null() {
             return Err(fail(snicache_result::NullParameter, "secret"));
         }
         // SAFETY: the caller gives `len` readable bytes at `secret`.
-        let bytes = unsafe { std::slice::from_raw_parts(secret, len) };
-        c.tickets.rotate_secret(bytes, now()).map_err(|_| {
+        let secret = unsafe { bytes(&secret, len) };
+        c.tickets.rotate_secret(secret, now()).map_err(|_| {
             fail(
                 snicache_result::InvalidParameter,
                 format!("ticket secret of {len} bytes (32 to 80 needed)"),
@@ -261,7 +310,7 @@ pub extern "C" fn snicache_cache_rotate_ticket_secret(
         })?;
         // A remote store's seal key derived from the ticket secret follows it.
         if let Some(seal) = c.seal.as_ref().filter(|s| s.from_ticket_secret) {
-            seal.rotate(bytes);
+            seal.rotate(secret);
         }
         Ok(())
     })

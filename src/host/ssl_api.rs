@@ -244,13 +244,13 @@ pub unsafe fn install(api: &snicache_ssl_api) -> Result<&'static HostApi, ApiErr
         return Err(ApiError::Incomplete);
     }
     HOST.get_or_try_init(|| {
-        // SAFETY: the table is complete and the caller vouches for its functions.
-        let (ssl_idx, ctx_idx) = unsafe {
-            (
-                (api.ssl_ex_index_new.unwrap())(),
-                (api.ctx_ex_index_new.unwrap())(),
-            )
+        let (Some(ssl_index_new), Some(ctx_index_new)) =
+            (api.ssl_ex_index_new, api.ctx_ex_index_new)
+        else {
+            return Err(ApiError::Incomplete);
         };
+        // SAFETY: the caller vouches for the table's functions.
+        let (ssl_idx, ctx_idx) = unsafe { (ssl_index_new(), ctx_index_new()) };
         if ssl_idx < 0 || ctx_idx < 0 {
             return Err(ApiError::ExIndex);
         }
@@ -267,10 +267,36 @@ pub fn get() -> Option<&'static HostApi> {
     HOST.get()
 }
 
-/// Calls one table entry, which `install` checked is set.
+/// What a table entry would answer were it unset, which `install` rules out: 0, NULL or
+/// nothing, which every caller already takes as the call's failure. So a call never panics.
+pub trait Unset {
+    const UNSET: Self;
+}
+
+macro_rules! unset_zero {
+    ($($t:ty),*) => { $(impl Unset for $t { const UNSET: Self = 0; })* };
+}
+unset_zero!(i32, i64, u16, u64, usize);
+
+impl Unset for () {
+    const UNSET: Self = ();
+}
+
+impl<T> Unset for *mut T {
+    const UNSET: Self = std::ptr::null_mut();
+}
+
+impl<T> Unset for *const T {
+    const UNSET: Self = std::ptr::null();
+}
+
+/// Calls one table entry (`install` checked every entry is set).
 macro_rules! host_call {
     ($api:expr, $f:ident ( $($arg:expr),* )) => {
-        ($api.raw.$f.expect(concat!("checked at install: ", stringify!($f))))($($arg),*)
+        match $api.raw.$f {
+            Some(f) => f($($arg),*),
+            None => $crate::host::ssl_api::Unset::UNSET,
+        }
     };
 }
 pub(crate) use host_call;
