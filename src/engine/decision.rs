@@ -3,7 +3,9 @@
 //! library (decodes the session, copies the ticket's session out) and gives it back to
 //! `Engine::commit`, which alone counts, logs and records the connection's outcome. So a
 //! resumption is counted as a hit only once the host library has taken the session, and the
-//! answer to "why was this session not resumed?" is one `Reason` below.
+//! answer to "why was this session not resumed?" is one `Reason` below. (A ClientHello refused
+//! before any resumption, for a malformed or unknown server name, is routing:
+//! `Engine::client_hello` in `handshake.rs`.)
 
 use std::any::Any;
 
