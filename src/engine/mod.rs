@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, Usage};
+use crate::store::{Store, StoreHealth, Usage};
 use policy::Policy;
 use stats::{Event, ListenerEvent, Stats};
 use vhosts::VHosts;
@@ -149,17 +149,17 @@ impl Engine {
             pending: e(Event::Pending),
             early_data_accepted: e(Event::EarlyDataAccepted),
             early_data_replayed: e(Event::EarlyDataReplayed),
-            remote: vhost
-                .is_none()
-                .then(|| self.store.remote())
-                .flatten()
-                .unwrap_or_default(),
+            store: match vhost {
+                None => self.store.health(),
+                Some(_) => StoreHealth::default(),
+            },
             refusals: self.stats.all_refusals(vhost),
             usage: self.store.usage(vhost),
         }
     }
 
-    /// All stats as JSON: totals, listener counters, then each vhost with refusals by reason.
+    /// All stats as JSON: totals, listener counters, each vhost with refusals by reason, then
+    /// the store's health section when it keeps one (`"remote"`, `"shm"`).
     pub fn stats_json(&self) -> String {
         let mut out = String::from("{");
         let section = |out: &mut String, vhost: Option<u32>| {
@@ -199,13 +199,14 @@ impl Engine {
             out.push('}');
         }
         out.push('}');
-        if let Some(r) = self.store.remote() {
-            let _ = write!(
-                out,
-                ",\"remote\":{{\"hits\":{},\"misses\":{},\"timeouts\":{},\"errors\":{},\"seal_failures\":{},\"breaker_state\":{},\"breaker_trips\":{},\"breaker_skips\":{},\"writes\":{},\"write_drops\":{},\"fetches\":{},\"fetch_drops\":{}}}",
-                r.hits, r.misses, r.timeouts, r.errors, r.seal_failures, r.breaker_state,
-                r.breaker_trips, r.breaker_skips, r.writes, r.write_drops, r.fetches, r.fetch_drops
-            );
+        let health = self.store.health();
+        if !health.section.is_empty() {
+            let _ = write!(out, ",\"{}\":{{", health.section);
+            for (i, (name, value)) in health.counters.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                let _ = write!(out, "{sep}\"{name}\":{value}");
+            }
+            out.push('}');
         }
         out.push('}');
         out
@@ -223,7 +224,7 @@ fn json_escape(s: &str) -> String {
 }
 
 /// Counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub hits: u64,
     pub misses: u64,
@@ -240,8 +241,8 @@ pub struct Snapshot {
     pub early_data_accepted: u64,
     /// Early data refused: the ticket's entry was already taken (a replay) or never stored.
     pub early_data_replayed: u64,
-    /// The store's remote tier (totals only; zero for one vhost or without a remote tier).
-    pub remote: crate::store::redis::RemoteStats,
+    /// The store's health and counters (totals only; empty for one vhost).
+    pub store: StoreHealth,
     pub refusals: u64,
     pub usage: Usage,
 }

@@ -39,9 +39,6 @@ pub struct snicache_cache {
     pub(crate) tickets: TicketKeys,
     /// The remote store's seal keys, for rotation (`redis://` stores only).
     pub(crate) seal: Option<Arc<crate::store::redis::SealKeys>>,
-    /// The shared-memory store, when the store is `shm:` (also held by the engine).
-    #[cfg(target_os = "linux")]
-    pub(crate) shm: Option<Arc<crate::store::shm::ShmStore>>,
     /// The host's ready callback, when lookups may pause the handshake.
     pub(crate) ready: Option<super::hooks::CReady>,
 }
@@ -154,7 +151,7 @@ pub extern "C" fn snicache_cache_new(
             )
         })?;
         #[cfg(target_os = "linux")]
-        let mut shm = None;
+        let mut shm_cells = None;
         let mut seal = None;
         let store: Box<dyn crate::store::Store> = match &config.host_store {
             Some(cbs) => Box::new(super::hooks::CStore {
@@ -169,13 +166,13 @@ pub extern "C" fn snicache_cache_new(
                 )),
                 #[cfg(target_os = "linux")]
                 StoreSpec::Shm(bytes) => {
-                    let s = Arc::new(super::shm::new_store(
+                    let s = super::shm::new_store(
                         *bytes,
                         config.shm_memory,
                         vhosts.len(),
                         policy.len(),
-                    )?);
-                    shm = Some(s.clone());
+                    )?;
+                    shm_cells = Some(s.counters());
                     Box::new(s)
                 }
                 #[cfg(not(target_os = "linux"))]
@@ -196,8 +193,8 @@ pub extern "C" fn snicache_cache_new(
         let stats = Stats::new(vhosts.len(), rules);
         // With a shm store the engine counts in the mapping too, so stats add up across workers.
         #[cfg(target_os = "linux")]
-        let stats = match &shm {
-            Some(s) => Stats::with_cells(vhosts.len(), rules, Box::new(s.counters()))
+        let stats = match shm_cells {
+            Some(cells) => Stats::with_cells(vhosts.len(), rules, Box::new(cells))
                 .expect("the mapping reserves Stats::cells_needed"),
             None => stats,
         };
@@ -218,8 +215,6 @@ pub extern "C" fn snicache_cache_new(
                 sid_ctx,
                 tickets,
                 seal,
-                #[cfg(target_os = "linux")]
-                shm,
                 ready: config.ready,
             }),
             "out",
@@ -458,18 +453,18 @@ pub extern "C" fn snicache_cache_stats(
             ticket_forged: s.ticket_forged,
             ticket_renewed: s.ticket_renewed,
             pending: s.pending,
-            remote_hits: s.remote.hits,
-            remote_misses: s.remote.misses,
-            remote_timeouts: s.remote.timeouts,
-            remote_errors: s.remote.errors,
-            remote_seal_failures: s.remote.seal_failures,
-            remote_breaker_state: s.remote.breaker_state,
-            remote_breaker_trips: s.remote.breaker_trips,
-            remote_breaker_skips: s.remote.breaker_skips,
-            remote_writes: s.remote.writes,
-            remote_write_drops: s.remote.write_drops,
-            remote_fetches: s.remote.fetches,
-            remote_fetch_drops: s.remote.fetch_drops,
+            remote_hits: s.store.get("remote", "hits"),
+            remote_misses: s.store.get("remote", "misses"),
+            remote_timeouts: s.store.get("remote", "timeouts"),
+            remote_errors: s.store.get("remote", "errors"),
+            remote_seal_failures: s.store.get("remote", "seal_failures"),
+            remote_breaker_state: s.store.get("remote", "breaker_state"),
+            remote_breaker_trips: s.store.get("remote", "breaker_trips"),
+            remote_breaker_skips: s.store.get("remote", "breaker_skips"),
+            remote_writes: s.store.get("remote", "writes"),
+            remote_write_drops: s.store.get("remote", "write_drops"),
+            remote_fetches: s.store.get("remote", "fetches"),
+            remote_fetch_drops: s.store.get("remote", "fetch_drops"),
             early_data_accepted: s.early_data_accepted,
             early_data_replayed: s.early_data_replayed,
             unknown_sni: if v.is_none() {
@@ -525,12 +520,7 @@ pub extern "C" fn snicache_cache_stats_json(
         if out_len.is_null() {
             return Err(fail(snicache_result::NullParameter, "out_len"));
         }
-        #[allow(unused_mut)]
-        let mut json = c.engine.stats_json();
-        #[cfg(target_os = "linux")]
-        if let Some(s) = &c.shm {
-            super::shm::append_health_json(&mut json, s);
-        }
+        let json = c.engine.stats_json();
         if !buf.is_null() {
             if json.len() >= cap {
                 return Err(fail(

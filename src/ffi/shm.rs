@@ -104,38 +104,25 @@ pub extern "C" fn snicache_shm_inherited(
     out_inherited: *mut bool,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(&cache)?;
+        let s = shm(arg(&cache, "cache")?)?;
         out(out_inherited, s.inherited(), "out_inherited")
     })
 }
 
-/// Adds `"shm":{...}` (the health counters) to the stats JSON object in `json`.
-pub(crate) fn append_health_json(json: &mut String, s: &ShmStore) {
-    use std::fmt::Write as _;
-    let h = s.health();
-    if json.ends_with('}') {
-        json.pop();
-        let _ = write!(
-            json,
-            ",\"shm\":{{\"lock_timeouts\":{},\"lock_errors\":{},\"owner_dead\":{},\"repairs\":{},\"corrupt\":{},\"mapped_bytes\":{}}}}}",
-            h.lock_timeouts,
-            h.lock_errors,
-            h.owner_dead,
-            h.repairs,
-            h.corrupt,
-            s.mapped_bytes()
-        );
-    }
+/// The cache's store as the shared-memory store, reached through the store object.
+fn shm(c: &snicache_cache) -> Result<&ShmStore, snicache_result> {
+    c.engine
+        .store
+        .as_any()
+        .and_then(|s| s.downcast_ref::<ShmStore>())
+        .ok_or_else(not_shm)
 }
 
-fn shm(cache: &*const snicache_cache) -> Result<&ShmStore, snicache_result> {
-    let c = arg(cache, "cache")?;
-    c.shm.as_deref().ok_or_else(|| {
-        fail(
-            snicache_result::InvalidParameter,
-            "the cache's store is not shm",
-        )
-    })
+fn not_shm() -> snicache_result {
+    fail(
+        snicache_result::InvalidParameter,
+        "the cache's store is not shm",
+    )
 }
 
 /// Reads the health counters of the cache's shared-memory store into `*out`.
@@ -146,17 +133,20 @@ pub extern "C" fn snicache_shm_health_get(
     out_health: *mut snicache_shm_health,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(&cache)?;
-        let h = s.health();
+        let h = arg(&cache, "cache")?.engine.store.health();
+        if h.section != "shm" {
+            return Err(not_shm());
+        }
+        let get = |name| h.get("shm", name);
         out(
             out_health,
             snicache_shm_health {
-                lock_timeouts: h.lock_timeouts,
-                lock_errors: h.lock_errors,
-                owner_dead: h.owner_dead,
-                repairs: h.repairs,
-                corrupt: h.corrupt,
-                mapped_bytes: s.mapped_bytes() as u64,
+                lock_timeouts: get("lock_timeouts"),
+                lock_errors: get("lock_errors"),
+                owner_dead: get("owner_dead"),
+                repairs: get("repairs"),
+                corrupt: get("corrupt"),
+                mapped_bytes: get("mapped_bytes"),
             },
             "out",
         )
@@ -176,7 +166,7 @@ pub extern "C" fn snicache_debug_shm_mapping(
     out_len: *mut usize,
 ) -> snicache_result {
     guard(|| {
-        let s = shm(&cache)?;
+        let s = shm(arg(&cache, "cache")?)?;
         if out_len.is_null() {
             return Err(fail(snicache_result::NullParameter, "out_len"));
         }

@@ -104,6 +104,37 @@ pub struct Usage {
     pub expirations: u64,
 }
 
+/// A store's health and counters, named, for the stats layer to list without knowing the
+/// store: `section` names the group (`"remote"` for a store with a Redis tier, `"shm"` for the
+/// shared-memory store; empty for a store that keeps none) and `counters` its values in a fixed
+/// order (counters and gauges, e.g. the breaker state or the bytes mapped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    pub section: &'static str,
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+impl StoreHealth {
+    pub fn new(section: &'static str, counters: &[(&'static str, u64)]) -> StoreHealth {
+        StoreHealth {
+            section,
+            counters: counters.to_vec(),
+        }
+    }
+
+    /// The counter `name` of `section`; 0 when the store keeps no such counter (another store,
+    /// or none).
+    pub fn get(&self, section: &str, name: &str) -> u64 {
+        if self.section != section {
+            return 0;
+        }
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
 /// The one interface every store implements. All methods are safe to call from many threads.
 pub trait Store: Send + Sync {
     /// Looks `key` up at time `now` (seconds since the epoch).
@@ -133,8 +164,13 @@ pub trait Store: Send + Sync {
     fn keeps_local(&self) -> bool {
         true
     }
-    /// Counters of a remote tier, for stores that have one.
-    fn remote(&self) -> Option<redis::RemoteStats> {
+    /// The store's health and counters (`StoreHealth`), store-wide; none by default.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
+    }
+    /// The store itself, for the C functions of one kind of store (`snicache_shm_*`) to reach
+    /// it by downcasting; `None` for stores that have no such functions.
+    fn as_any(&self) -> Option<&dyn Any> {
         None
     }
     /// Replaces `key`'s record with `tombstone` (a fatal alert retired the session) everywhere

@@ -50,7 +50,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::memory::MemoryStore;
-use super::{Key, Lookup, Store, StoreError, Usage, Value};
+use super::{Key, Lookup, Store, StoreError, StoreHealth, Usage, Value};
 use ::redis::IntoConnectionInfo as _;
 use breaker::Breaker;
 use fetch::Done;
@@ -407,7 +407,7 @@ impl Store for RedisStore {
         self.local.usage(vhost)
     }
 
-    fn remote(&self) -> Option<RemoteStats> {
-        Some(self.remote.stats())
+    fn health(&self) -> StoreHealth {
+        self.remote.stats().health()
     }
 }

@@ -14,7 +14,7 @@ use super::pool::{Pool, Target};
 use super::resp::{self, Addr, Conn, Reply, RespError};
 use super::url::{scrub, RedisOptions};
 use super::{Notify, SealKeys};
-use crate::store::{Key, Value};
+use crate::store::{Key, StoreHealth, Value};
 
 const KEY_PREFIX: &str = "snicache:v1:";
 const AAD_LABEL: &[u8] = b"snicache redis record v1\0";
@@ -49,6 +49,29 @@ pub struct RemoteStats {
     pub fetches: u64,
     /// Lookups answered `Unavailable` at once because too many fetches were under way.
     pub fetch_drops: u64,
+}
+
+impl RemoteStats {
+    /// The counters as `Store::health` lists them, under `"remote"`.
+    pub fn health(&self) -> StoreHealth {
+        StoreHealth::new(
+            "remote",
+            &[
+                ("hits", self.hits),
+                ("misses", self.misses),
+                ("timeouts", self.timeouts),
+                ("errors", self.errors),
+                ("seal_failures", self.seal_failures),
+                ("breaker_state", self.breaker_state),
+                ("breaker_trips", self.breaker_trips),
+                ("breaker_skips", self.breaker_skips),
+                ("writes", self.writes),
+                ("write_drops", self.write_drops),
+                ("fetches", self.fetches),
+                ("fetch_drops", self.fetch_drops),
+            ],
+        )
+    }
 }
 
 #[derive(Default)]

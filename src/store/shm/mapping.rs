@@ -256,8 +256,8 @@ impl ShmStore {
         self.geo.shards as u64 * u64::from(self.geo.slots)
     }
 
-    /// Health counters summed over every process using the mapping.
-    pub fn health(&self) -> Health {
+    /// Health counters summed over every process using the mapping (`Store::health` lists them).
+    pub fn health_counters(&self) -> Health {
         let h = |i: usize| self.atomic(self.geo.health_off() + 8 * i).load(Relaxed);
         Health {
             lock_timeouts: h(LOCK_TIMEOUTS),

@@ -52,7 +52,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Key, Lookup, Store, StoreError, Usage, Value};
+use super::{Key, Lookup, Store, StoreError, StoreHealth, Usage, Value};
 use layout::*;
 use lock::StuckNote;
 use mapping::Mapping;
@@ -182,6 +182,25 @@ impl ShmStore {
 impl Store for ShmStore {
     fn keeps_local(&self) -> bool {
         false
+    }
+
+    fn health(&self) -> StoreHealth {
+        let h = self.health_counters();
+        StoreHealth::new(
+            "shm",
+            &[
+                ("lock_timeouts", h.lock_timeouts),
+                ("lock_errors", h.lock_errors),
+                ("owner_dead", h.owner_dead),
+                ("repairs", h.repairs),
+                ("corrupt", h.corrupt),
+                ("mapped_bytes", self.mapped_bytes() as u64),
+            ],
+        )
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn get(&self, key: &Key, now: u64) -> Lookup {
@@ -346,25 +365,5 @@ impl Store for ShmStore {
                     expirations: a.expirations.wrapping_add(b.expirations),
                 }),
         }
-    }
-}
-
-/// The cache keeps a handle on its store for health and test access; the engine holds another.
-impl Store for Arc<ShmStore> {
-    fn keeps_local(&self) -> bool {
-        false
-    }
-
-    fn get(&self, key: &Key, now: u64) -> Lookup {
-        (**self).get(key, now)
-    }
-    fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
-        (**self).put(key, value, expires_at)
-    }
-    fn remove(&self, key: &Key) -> bool {
-        (**self).remove(key)
-    }
-    fn usage(&self, vhost: Option<u32>) -> Usage {
-        (**self).usage(vhost)
     }
 }

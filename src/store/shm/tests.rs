@@ -53,7 +53,7 @@ fn put_get_remove_and_sizes() {
     }
     let u = s.usage(None);
     assert_eq!((u.entries, u.bytes), (0, 0));
-    assert_eq!(s.health(), Health::default());
+    assert_eq!(s.health_counters(), Health::default());
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn bounded_with_clock_eviction() {
     assert!(u.evictions > 1800, "{u:?}");
     assert_eq!(u.entries + u.evictions, 2000);
     assert!(hit(&s, &key(0, 1999), 0).is_some(), "newest survives");
-    assert_eq!(s.health(), Health::default());
+    assert_eq!(s.health_counters(), Health::default());
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn dirty_shard_is_reset_not_served() {
     }
     .begin();
     assert!(matches!(s.get(&key(0, 3), 0), Lookup::Miss));
-    assert_eq!(s.health().repairs, 1);
+    assert_eq!(s.health_counters().repairs, 1);
     assert_eq!(s.usage(None).entries, 0);
     s.put(key(0, 3), value(300, 3), u64::MAX).unwrap();
     assert!(hit(&s, &key(0, 3), 0).is_some());
@@ -144,7 +144,7 @@ fn flipped_byte_is_a_counted_miss() {
     drop(l);
     assert!(matches!(s.get(&key(0, 1), 0), Lookup::Unavailable));
     assert!(matches!(s.get(&key(0, 1), 0), Lookup::Miss), "dropped");
-    assert_eq!(s.health().corrupt, 1);
+    assert_eq!(s.health_counters().corrupt, 1);
     assert_eq!(s.usage(None).entries, 0);
 }
 
@@ -176,7 +176,7 @@ fn garbage_everywhere_never_serves_garbage() {
             unsafe { *base.add(off) = next() as u8 };
         }
     }
-    let h = s.health();
+    let h = s.health_counters();
     assert!(h.repairs + h.corrupt > 0, "{h:?}");
     s.put(key(0, 1), value(300, 9), u64::MAX).unwrap();
     assert!(hit(&s, &key(0, 1), 0).is_some());
@@ -201,7 +201,7 @@ fn stuck_lock_holder_times_out() {
     let (unavailable, waited) = t.join().unwrap();
     drop(held);
     assert!(unavailable && waited < Duration::from_secs(1));
-    assert_eq!(s.health().lock_timeouts, 1);
+    assert_eq!(s.health_counters().lock_timeouts, 1);
     assert!(hit(&s, &key(0, 1), 0).is_some());
 }
 
@@ -246,7 +246,7 @@ fn children_share_entries_and_counters() {
         })
         .collect();
     for pid in kids {
-        assert_eq!(wait(pid), 0, "{:?}", s.health());
+        assert_eq!(wait(pid), 0, "{:?}", s.health_counters());
     }
     for w in 0..4u32 {
         assert_eq!(c.as_ref()[w as usize].load(Relaxed), 200);
@@ -284,7 +284,7 @@ fn killed_writers_never_leave_garbage_or_a_dead_lock() {
         rounds += 1;
     }
     assert_eq!(rounds, 30);
-    assert_eq!(s.health().lock_timeouts, 0);
+    assert_eq!(s.health_counters().lock_timeouts, 0);
 }
 
 fn resident_pages(base: *mut u8, len: usize) -> usize {
@@ -325,7 +325,7 @@ fn wiped_mapping_heals() {
         assert!(t0.elapsed() < Duration::from_secs(1), "fill {fill:#x}");
         assert!(s.header_ok(), "fill {fill:#x}");
     }
-    assert!(s.health().repairs > 0);
+    assert!(s.health_counters().repairs > 0);
 }
 
 /// A fresh store touches its header and nothing else; entries touch pages as they land.
@@ -372,7 +372,7 @@ fn host_memory_is_inherited_or_taken_over() {
     assert_eq!(cc.as_ref()[0].load(Relaxed), 0);
     assert_eq!(ac.as_ref()[0].load(Relaxed), 7);
     assert_eq!(
-        c.health(),
+        c.health_counters(),
         Health::default(),
         "nothing written over c's counters"
     );
