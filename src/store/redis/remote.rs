@@ -411,3 +411,31 @@ impl Remote {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_lists_every_counter_once_in_order() {
+        let s = RemoteStats {
+            hits: 1,
+            misses: 2,
+            timeouts: 3,
+            errors: 4,
+            seal_failures: 5,
+            breaker_state: 6,
+            breaker_trips: 7,
+            breaker_skips: 8,
+            writes: 9,
+            write_drops: 10,
+            fetches: 11,
+            fetch_drops: 12,
+        };
+        let h = s.health();
+        let values: Vec<u64> = h.counters.iter().map(|(_, v)| *v).collect();
+        assert_eq!(values, (1..=12).collect::<Vec<u64>>());
+        assert_eq!(h.get("remote", "breaker_state"), 6);
+        assert_eq!(h.get("shm", "hits"), 0, "another section");
+    }
+}

@@ -54,6 +54,10 @@ fn put_get_remove_and_sizes() {
     let u = s.usage(None);
     assert_eq!((u.entries, u.bytes), (0, 0));
     assert_eq!(s.health_counters(), Health::default());
+    let h = Store::health(&s);
+    assert_eq!(h.section, "shm");
+    assert_eq!(h.get("shm", "mapped_bytes"), s.mapped_bytes() as u64);
+    assert_eq!(h.get("remote", "mapped_bytes"), 0, "another section's name");
 }
 
 #[test]
@@ -145,6 +149,7 @@ fn flipped_byte_is_a_counted_miss() {
     assert!(matches!(s.get(&key(0, 1), 0), Lookup::Unavailable));
     assert!(matches!(s.get(&key(0, 1), 0), Lookup::Miss), "dropped");
     assert_eq!(s.health_counters().corrupt, 1);
+    assert_eq!(Store::health(&s).get("shm", "corrupt"), 1);
     assert_eq!(s.usage(None).entries, 0);
 }
 
