@@ -23,7 +23,7 @@ use snicache::ffi::callbacks::{SNICACHE_OUTCOME_FULL, SNICACHE_OUTCOME_RESUMED};
 use snicache::ffi::config::{
     snicache_config, snicache_config_set_async_lookup, snicache_config_set_store,
 };
-use snicache::ffi::redis::snicache_config_set_seal_key;
+use snicache::ffi::redis::{snicache_cache_set_seal_key, snicache_config_set_seal_key};
 use snicache::ffi::snicache_result;
 
 /// Tokens the ready callback was called with, and when.
@@ -183,5 +183,45 @@ fn a_redis_lookup_pauses_the_handshake_and_the_ready_callback_resumes_it() {
     assert!(
         st.remote_errors >= 1 && st.remote_breaker_trips >= 1,
         "{st:?}"
+    );
+}
+
+/// A seal key installed at run time (`snicache_cache_set_seal_key`, which reaches the keys
+/// through the cache's store): another server's records sealed under it open at once. A cache
+/// without a remote store refuses it.
+#[test]
+fn a_seal_key_installed_at_run_time_opens_the_fleets_records() {
+    let r = RedisServer::start();
+    let one = Server::new(&[vhost("a.test")], |c| redis_store(c, &r.url(), false));
+    // Another seal key, and a lookup budget a loaded machine does not miss.
+    let url = format!("{}?budget_ms=1000", r.url());
+    let two = Server::build_like(&[vhost("a.test")], false, Some(&one), |c| {
+        redis_store(c, &url, false);
+        let other = [8u8; 32];
+        assert_eq!(
+            snicache_config_set_seal_key(c, other.as_ptr(), other.len()),
+            snicache_result::Ok
+        );
+    });
+    let client = Client::new();
+    let session = session_in_redis(&one, &client, &r);
+    let refused = two.connect(&client, &tls12(Some(&session), None));
+    assert!(refused.ok && !refused.resumed);
+    assert_eq!(two.stats(None).remote_seal_failures, 1);
+
+    let key = [9u8; 32];
+    assert_eq!(
+        snicache_cache_set_seal_key(two.cache, key.as_ptr(), key.len()),
+        snicache_result::Ok
+    );
+    let resumed = two.connect(&client, &tls12(Some(&session), None));
+    assert!(resumed.ok && resumed.resumed);
+    assert_eq!(outcome(&resumed), SNICACHE_OUTCOME_RESUMED);
+    assert_eq!(two.stats(None).remote_hits, 1);
+
+    let memory = Server::new(&[vhost("a.test")], |_| {});
+    assert_eq!(
+        snicache_cache_set_seal_key(memory.cache, key.as_ptr(), key.len()),
+        snicache_result::InvalidParameter
     );
 }

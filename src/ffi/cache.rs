@@ -2,7 +2,6 @@
 //! contexts, and its stats.
 
 use std::os::raw::{c_char, c_void};
-use std::sync::Arc;
 
 use super::config::snicache_config;
 use super::error::fail;
@@ -37,8 +36,6 @@ pub struct snicache_cache {
     /// Session id context of each vhost, by vhost index.
     pub(crate) sid_ctx: Vec<[u8; 32]>,
     pub(crate) tickets: TicketKeys,
-    /// The remote store's seal keys, for rotation (`redis://` stores only).
-    pub(crate) seal: Option<Arc<crate::store::redis::SealKeys>>,
     /// The host's ready callback, when lookups may pause the handshake.
     pub(crate) ready: Option<super::hooks::CReady>,
 }
@@ -152,7 +149,6 @@ pub extern "C" fn snicache_cache_new(
         })?;
         #[cfg(target_os = "linux")]
         let mut shm_cells = None;
-        let mut seal = None;
         let store: Box<dyn crate::store::Store> = match &config.host_store {
             Some(cbs) => Box::new(super::hooks::CStore {
                 cbs: cbs.clone(),
@@ -182,11 +178,7 @@ pub extern "C" fn snicache_cache_new(
                         "the shm store needs Linux",
                     ))
                 }
-                StoreSpec::Redis(url) => {
-                    let (store, keys) = super::redis::new_store(url, config, &vhosts)?;
-                    seal = Some(keys);
-                    Box::new(store)
-                }
+                StoreSpec::Redis(url) => Box::new(super::redis::new_store(url, config, &vhosts)?),
             },
         };
         let rules = policy.len();
@@ -214,7 +206,6 @@ pub extern "C" fn snicache_cache_new(
                 host,
                 sid_ctx,
                 tickets,
-                seal,
                 ready: config.ready,
             }),
             "out",

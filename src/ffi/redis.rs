@@ -63,7 +63,7 @@ pub extern "C" fn snicache_cache_set_seal_key(
     guard(|| {
         let c = arg(&cache, "cache")?;
         let bytes = key_bytes(&key, len)?;
-        let seal = c.seal.as_ref().ok_or_else(|| {
+        let seal = c.seal().ok_or_else(|| {
             fail(
                 snicache_result::InvalidParameter,
                 "this cache has no remote store",
@@ -74,13 +74,22 @@ pub extern "C" fn snicache_cache_set_seal_key(
     })
 }
 
+impl snicache_cache {
+    /// The Redis store's seal keys, for rotation (`redis://` stores only), reached through the
+    /// store object.
+    pub(crate) fn seal(&self) -> Option<&SealKeys> {
+        let any = self.engine.store.as_any()?;
+        any.downcast_ref::<RedisStore>().map(RedisStore::seal_keys)
+    }
+}
+
 /// The Redis store for `snicache_cache_new`, with a memory store of the configured bounds as
-/// its local tier, and its seal keys (kept by the cache for rotation).
+/// its local tier.
 pub(crate) fn new_store(
     url: &str,
     config: &snicache_config,
     vhosts: &VHosts,
-) -> Result<(RedisStore, Arc<SealKeys>), snicache_result> {
+) -> Result<RedisStore, snicache_result> {
     let spec = RedisSpec::parse(url).map_err(|e| fail(snicache_result::InvalidParameter, e))?;
     let seal = match (&config.seal_key, &config.ticket_secret) {
         (Some(key), _) => SealKeys::new(key, false),
@@ -96,7 +105,6 @@ pub(crate) fn new_store(
             ))
         }
     };
-    let seal = Arc::new(seal);
     let notify = config.log.clone().map(|log| {
         Box::new(move |warning: bool, message: &str| {
             let level = if warning { Level::Warn } else { Level::Info };
@@ -107,10 +115,10 @@ pub(crate) fn new_store(
     });
     let local = MemoryStore::new(config.max_bytes, config.max_entries, vhosts.len());
     let names = vhosts.iter().map(|v| v.name.clone()).collect();
-    let mut store = RedisStore::new(&spec, local, names, seal.clone(), notify)
+    let mut store = RedisStore::new(&spec, local, names, Arc::new(seal), notify)
         .map_err(|e| fail(snicache_result::InvalidParameter, e))?;
     if config.ready.is_some() {
         store.enable_async();
     }
-    Ok((store, seal))
+    Ok(store)
 }

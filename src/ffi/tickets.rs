@@ -309,7 +309,7 @@ pub extern "C" fn snicache_cache_rotate_ticket_secret(
             )
         })?;
         // A remote store's seal key derived from the ticket secret follows it.
-        if let Some(seal) = c.seal.as_ref().filter(|s| s.from_ticket_secret) {
+        if let Some(seal) = c.seal().filter(|s| s.from_ticket_secret) {
             seal.rotate(secret);
         }
         Ok(())

@@ -215,6 +215,11 @@ impl RedisStore {
         self.background = true;
     }
 
+    /// The keys that seal records, for rotation.
+    pub fn seal_keys(&self) -> &SealKeys {
+        &self.remote.seal
+    }
+
     /// Counters of the Redis tier, in this process (see the module comment on fork).
     pub fn remote_stats(&self) -> RemoteStats {
         self.remote.stats()
@@ -409,5 +414,9 @@ impl Store for RedisStore {
 
     fn health(&self) -> StoreHealth {
         self.remote.stats().health()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
