@@ -31,8 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snicache.h"
-#include "snicache_ssl.h"
+#include "harness.h"
 
 #define MAX_THREADS 8
 #define MAX_VARIANTS 12
@@ -51,29 +50,16 @@ static void die(const char *what)
     exit(2);
 }
 
+/* The tests' throwaway certificate context (harness.c), session ids only. */
 static SSL_CTX *server_ctx(const char *cn)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *cert = X509_new();
-    X509_NAME *name;
-    if (ctx == NULL || key == NULL || cert == NULL)
+    SSL_CTX *ctx = h_server_ctx(cn);
+    if (ctx == NULL)
         die("server context");
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-    X509_set_pubkey(cert, key);
-    name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(cert, name);
-    X509_sign(cert, key, EVP_sha256());
-    if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+    if (SSL_CTX_check_private_key(ctx) != 1)
         die("certificate");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)cn, (unsigned int)strlen(cn));
-    X509_free(cert);
-    EVP_PKEY_free(key);
     return ctx;
 }
 

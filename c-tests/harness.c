@@ -1,3 +1,6 @@
+/* Built with the c-tests against OpenSSL 3, and with tests/boringssl/header_check.c against
+ * BoringSSL (OPENSSL_IS_BORINGSSL), where the session rewriting and per-connection TLS 1.3 suites
+ * are not available. */
 #include "harness.h"
 
 #include <openssl/err.h>
@@ -6,18 +9,43 @@
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef OPENSSL_IS_BORINGSSL
+#include <openssl/ec_key.h>
+#include <openssl/nid.h>
+#endif
 
 int h_failures;
 static _Thread_local int last_client_alert = -1;
 
+/* A fresh P-256 key. */
+static EVP_PKEY *p256_key(void)
+{
+#ifdef OPENSSL_IS_BORINGSSL
+    EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+    EVP_PKEY *key = EVP_PKEY_new();
+    if (ec == NULL || key == NULL || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(key, ec)) {
+        EC_KEY_free(ec);
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+#else
+    return EVP_EC_gen("P-256");
+#endif
+}
+
 SSL_CTX *h_server_ctx(const char *cn)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    EVP_PKEY *key = EVP_EC_gen("P-256");
+    EVP_PKEY *key = p256_key();
     X509 *cert = X509_new();
     X509_NAME *name;
     if (ctx == NULL || key == NULL || cert == NULL)
         return NULL;
+#ifdef OPENSSL_IS_BORINGSSL
+    X509_set_version(cert, 2); /* v3 */
+#endif
     ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
     X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
     X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
@@ -68,6 +96,15 @@ static int fatal(SSL *ssl, int rc)
     return rc <= 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
 }
 
+struct h_opts h_opts_for(int version, const char *sni)
+{
+    struct h_opts o;
+    memset(&o, 0, sizeof o);
+    o.version = version;
+    o.sni = sni;
+    return o;
+}
+
 struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts *o)
 {
     struct h_result r;
@@ -96,8 +133,12 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts 
         SSL_set_options(c, o->client_options);
     if (o->cipher_list)
         SSL_set_cipher_list(c, o->cipher_list);
+#ifdef OPENSSL_IS_BORINGSSL
+    CHECK(o->ciphersuites == NULL); /* no per-connection TLS 1.3 suites */
+#else
     if (o->ciphersuites)
         SSL_set_ciphersuites(c, o->ciphersuites);
+#endif
 
     /* Errors are read right after each call: writing into a memory BIO clears its retry flag. */
     for (i = 0; i < 50; i++) {
@@ -111,29 +152,40 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts 
             b = SSL_do_handshake(s);
             dead_s = fatal(s, b);
         }
-        pump(s_out, c_in, 0);
+        pump(s_out, c_in, o->corrupt_server_flight && i == 0);
         if ((a == 1 && b == 1) || dead_c || dead_s)
             break;
     }
     r.ok = a == 1 && b == 1;
+    if (o->corrupt_server_flight)
+        CHECK(a != 1); /* the client refused the corrupted flight */
     if (r.ok) {
         /* Application data both ways: the client reads the server's byte, and with it any
          * TLS 1.3 NewSessionTicket sent before it. */
         SSL_write(s, "s", 1);
-        pump(s_out, c_in, 0);
-        SSL_read(c, &byte, 1);
-        SSL_write(c, "c", 1);
-        pump(c_out, s_in, o->corrupt_after);
-        if (SSL_read(s, &byte, 1) <= 0) {
-            pump(s_out, c_in, 0);
-            SSL_read(c, &byte, 1);
+        pump(s_out, c_in, o->corrupt_server_after);
+        if (SSL_read(c, &byte, 1) <= 0) {
+            pump(c_out, s_in, 0); /* the client's alert */
+            r.server_alerted = fatal(s, SSL_read(s, &byte, 1));
         } else {
-            SSL_shutdown(c);
-            pump(c_out, s_in, 0);
-            SSL_shutdown(s);
-            pump(s_out, c_in, 0);
-            SSL_shutdown(c);
+            SSL_write(c, "c", 1);
+            pump(c_out, s_in, o->corrupt_after);
+            if (SSL_read(s, &byte, 1) <= 0) {
+                r.server_alerted = 1;
+                pump(s_out, c_in, 0);
+                SSL_read(c, &byte, 1);
+            } else {
+                SSL_shutdown(c);
+                pump(c_out, s_in, 0);
+                SSL_shutdown(s);
+                pump(s_out, c_in, 0);
+                SSL_shutdown(c);
+            }
         }
+    } else if (o->corrupt_server_flight) {
+        /* The client answered the corrupted flight with an alert: the server reads it. */
+        pump(c_out, s_in, 0);
+        r.server_alerted = fatal(s, SSL_do_handshake(s));
     } else {
         if (getenv("H_DEBUG"))
             ERR_print_errors_fp(stderr);
@@ -155,12 +207,14 @@ struct h_result h_connect(SSL_CTX *listener, SSL_CTX *cctx, const struct h_opts 
     return r;
 }
 
+#ifndef OPENSSL_IS_BORINGSSL
 SSL_SESSION *h_session_with_hostname(SSL_SESSION *s, const char *hostname)
 {
     SSL_SESSION *copy = SSL_SESSION_dup(s);
     SSL_SESSION_set1_hostname(copy, hostname);
     return copy;
 }
+#endif
 
 SSL_SESSION *h_session_copy(SSL_SESSION *s)
 {
@@ -178,45 +232,116 @@ SSL_SESSION *h_session_copy(SSL_SESSION *s)
 
 snicache_config *h_config(const char **names, SSL_CTX **ctxs, int n)
 {
+    return h_config_flags(names, ctxs, NULL, n);
+}
+
+snicache_config *h_config_flags(const char **names, SSL_CTX **ctxs, const uint32_t *vhost_flags, int n)
+{
     snicache_ssl_api api;
     snicache_config *config = NULL;
     int i;
     snicache_ssl_api_init(&api);
     CHECK_OK(snicache_config_new(&api, &config));
     for (i = 0; i < n; i++)
-        CHECK_OK(snicache_config_add_vhost(config, names[i], ctxs[i], 0, i == 0 ? SNICACHE_VHOST_DEFAULT : 0));
+        CHECK_OK(snicache_config_add_vhost(config, names[i], ctxs[i], 0,
+                                           (i == 0 ? SNICACHE_VHOST_DEFAULT : 0) | (vhost_flags ? vhost_flags[i] : 0)));
     return config;
 }
 
-const snicache_cache *h_stateful_new(const char **names, const char *store, SSL_CTX **ctxs, SSL_CTX **listener,
-                                     SSL_CTX **client, snicache_config **config)
+void h_server_init(struct h_server *s, const char **names, const uint32_t *vhost_flags, int n, unsigned flags)
 {
-    const snicache_cache *cache = NULL;
-    int v;
-    for (v = 0; v < 2; v++) {
-        ctxs[v] = h_server_ctx(names[v]);
-        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
+    int i;
+    memset(s, 0, sizeof *s);
+    CHECK(n <= H_VHOSTS_MAX);
+    s->n = n < H_VHOSTS_MAX ? n : H_VHOSTS_MAX;
+    for (i = 0; i < s->n; i++)
+        s->ctxs[i] = h_server_ctx(names[i]);
+    s->listener = h_server_ctx("listener");
+    if (flags & H_NO_TICKET) {
+        SSL_CTX_set_options(s->listener, SSL_OP_NO_TICKET);
+        for (i = 0; i < s->n; i++)
+            SSL_CTX_set_options(s->ctxs[i], SSL_OP_NO_TICKET);
     }
-    *listener = h_server_ctx("listener");
-    SSL_CTX_set_options(*listener, SSL_OP_NO_TICKET);
-    *client = h_client_ctx();
-    *config = h_config(names, ctxs, 2);
-    CHECK_OK(snicache_config_set_store(*config, store));
-    CHECK_OK(snicache_cache_new(*config, &cache));
-    if (cache != NULL)
-        CHECK_OK(snicache_cache_attach(cache, *listener, 0));
-    return cache;
+    s->config = h_config_flags(names, s->ctxs, vhost_flags, s->n);
 }
 
-void h_stateful_free(const snicache_cache *cache, snicache_config *config, SSL_CTX *client, SSL_CTX *listener,
-                     SSL_CTX **ctxs)
+const snicache_cache *h_server_start(struct h_server *s, uint32_t attach_flags)
 {
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(ctxs[0]);
-    SSL_CTX_free(ctxs[1]);
+    CHECK_OK(snicache_cache_new(s->config, &s->cache));
+    if (s->cache != NULL)
+        CHECK_OK(snicache_cache_attach(s->cache, s->listener, attach_flags));
+    return s->cache;
+}
+
+const snicache_cache *h_server_stateful(struct h_server *s, const char **names, int n, const char *store)
+{
+    h_server_init(s, names, NULL, n, H_NO_TICKET);
+    CHECK_OK(snicache_config_set_store(s->config, store));
+    return h_server_start(s, 0);
+}
+
+void h_server_drop_config(struct h_server *s)
+{
+    snicache_config_free(s->config);
+    s->config = NULL;
+}
+
+void h_server_free(struct h_server *s)
+{
+    int i;
+    snicache_cache_free(s->cache);
+    snicache_config_free(s->config);
+    SSL_CTX_free(s->listener);
+    for (i = 0; i < s->n; i++)
+        SSL_CTX_free(s->ctxs[i]);
+    memset(s, 0, sizeof *s);
+}
+
+#ifndef OPENSSL_IS_BORINGSSL
+struct h_result h_connect_forged(SSL_CTX *listener, SSL_CTX *client, const struct h_opts *o, SSL_SESSION *s,
+                                 const char *sni)
+{
+    struct h_opts forged_o = *o;
+    struct h_result r;
+    forged_o.offer = h_session_with_hostname(s, sni);
+    forged_o.sni = sni;
+    r = h_connect(listener, client, &forged_o);
+    SSL_SESSION_free(forged_o.offer);
+    return r;
+}
+#endif
+
+struct h_result h_connect_copy(SSL_CTX *listener, SSL_CTX *client, const struct h_opts *o, SSL_SESSION *s)
+{
+    struct h_opts copy_o = *o;
+    struct h_result r;
+    copy_o.offer = h_session_copy(s);
+    r = h_connect(listener, client, &copy_o);
+    SSL_SESSION_free(copy_o.offer);
+    return r;
+}
+
+void h_fork(int n, void (*fn)(int w), pid_t *pids)
+{
+    int w;
+    for (w = 0; w < n; w++) {
+        fflush(stdout);
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            fn(w);
+            _exit(h_failures ? 1 : 0);
+        }
+    }
+}
+
+void h_age(void (*setup)(int i, int version, int stateless), const struct timespec *wait, void (*check)(int i))
+{
+    int i;
+    for (i = 0; i < H_MODES; i++)
+        setup(i, i < 2 ? TLS1_2_VERSION : TLS1_3_VERSION, i % 2);
+    nanosleep(wait, NULL);
+    for (i = 0; i < H_MODES; i++)
+        check(i);
 }
 
 snicache_stats h_stats(const snicache_cache *cache, const char *vhost)

@@ -15,25 +15,19 @@
 static void scenario(int version)
 {
     const char *names[] = {"a.test"};
-    SSL_CTX *ctxs[1] = {h_server_ctx("a.test")};
-    SSL_CTX *listener = h_server_ctx("listener");
-    SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 1);
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    SSL_CTX *listener, *client = h_client_ctx();
+    const snicache_cache *cache;
     struct h_opts o;
     struct h_result first, resumed, broken, after, born_bad, offer_bad;
-    SSL_SESSION *copy;
     snicache_stats st;
     uint64_t misses;
 
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    SSL_CTX_set_options(ctxs[0], SSL_OP_NO_TICKET);
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    h_server_init(&srv, names, NULL, 1, H_NO_TICKET);
+    listener = srv.listener;
+    cache = h_server_start(&srv, 0);
 
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "a.test";
+    o = h_opts_for(version, "a.test");
     first = h_connect(listener, client, &o);
     CHECK(first.ok && !first.resumed && first.session != NULL);
 
@@ -52,14 +46,11 @@ static void scenario(int version)
 
     /* ... and the same session offered again is a full handshake. */
     o.corrupt_after = 0;
-    copy = h_session_copy(first.session);
-    o.offer = copy;
-    after = h_connect(listener, client, &o);
+    after = h_connect_copy(listener, client, &o, first.session);
     CHECK(after.ok && !after.resumed);
     CHECK(after.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(after.reason, "invalidated") == 0);
     CHECK(h_refusals(cache, "a.test", "invalidated") == 1);
     CHECK(h_refusals(cache, NULL, "invalidated") == 1);
-    SSL_SESSION_free(copy);
 
     /* A fatal alert on the connection that created the session. */
     o.offer = NULL;
@@ -67,15 +58,12 @@ static void scenario(int version)
     born_bad = h_connect(listener, client, &o);
     CHECK(born_bad.ok && !born_bad.resumed && born_bad.alert == AD_BAD_RECORD_MAC && born_bad.session != NULL);
     o.corrupt_after = 0;
-    copy = h_session_copy(born_bad.session);
-    o.offer = copy;
     misses = h_stats(cache, "a.test").misses;
-    offer_bad = h_connect(listener, client, &o);
+    offer_bad = h_connect_copy(listener, client, &o, born_bad.session);
     CHECK(offer_bad.ok && !offer_bad.resumed);
     /* It was offered and looked up: gone (OpenSSL's remove callback and ours both drop it). */
     CHECK(h_stats(cache, "a.test").misses == misses + 1);
     CHECK(offer_bad.info.outcome != SNICACHE_OUTCOME_RESUMED);
-    SSL_SESSION_free(copy);
 
     st = h_stats(cache, NULL);
     CHECK(st.hits == 2);
@@ -91,11 +79,8 @@ static void scenario(int version)
     SSL_SESSION_free(after.session);
     SSL_SESSION_free(born_bad.session);
     SSL_SESSION_free(offer_bad.session);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(ctxs[0]);
 }
 
 int main(void)

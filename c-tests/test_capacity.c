@@ -19,9 +19,7 @@ static void fill(SSL_CTX *listener, SSL_CTX *client, const snicache_cache *cache
     uint64_t hits;
     int i;
 
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_2_VERSION;
-    o.sni = "a.test";
+    o = h_opts_for(TLS1_2_VERSION, "a.test");
     for (i = 0; i < n; i++) {
         r = h_connect(listener, client, &o);
         CHECK(r.ok && !r.resumed);
@@ -62,25 +60,16 @@ static void fill(SSL_CTX *listener, SSL_CTX *client, const snicache_cache *cache
 static void scenario(const char *size, uint64_t max_bytes, uint64_t max_entries, int n)
 {
     const char *names[] = {"a.test"};
-    SSL_CTX *vhost = h_server_ctx("a.test");
-    SSL_CTX *listener = h_server_ctx("listener");
+    struct h_server srv;
     SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, &vhost, 1);
-    const snicache_cache *cache = NULL;
 
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    SSL_CTX_set_options(vhost, SSL_OP_NO_TICKET);
-    CHECK_OK(snicache_config_set_size(config, size));
+    h_server_init(&srv, names, NULL, 1, H_NO_TICKET);
+    CHECK_OK(snicache_config_set_size(srv.config, size));
     if (max_entries != UINT64_MAX)
-        CHECK_OK(snicache_config_set_max_entries(config, max_entries));
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
-    fill(listener, client, cache, max_bytes, max_entries, n);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+        CHECK_OK(snicache_config_set_max_entries(srv.config, max_entries));
+    fill(srv.listener, client, h_server_start(&srv, 0), max_bytes, max_entries, n);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(vhost);
 }
 
 int main(void)

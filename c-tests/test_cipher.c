@@ -15,44 +15,23 @@
 #define AES256 "TLS_AES_256_GCM_SHA384"
 #define CHACHA "TLS_CHACHA20_POLY1305_SHA256"
 
-struct server {
-    SSL_CTX *vhost, *listener;
-    snicache_config *config;
-    const snicache_cache *cache;
-};
-
-static void server_new(struct server *s, int stateless)
+static void server_new(struct h_server *s, int stateless)
 {
     const char *names[] = {"a.test"};
-    s->vhost = h_server_ctx("a.test");
-    s->listener = h_server_ctx("listener");
-    if (!stateless) {
-        SSL_CTX_set_options(s->vhost, SSL_OP_NO_TICKET);
-        SSL_CTX_set_options(s->listener, SSL_OP_NO_TICKET);
-    }
-    s->config = h_config(names, &s->vhost, 1);
-    CHECK_OK(snicache_cache_new(s->config, &s->cache));
-    CHECK_OK(snicache_cache_attach(s->cache, s->listener, 0));
-}
-
-static void server_free(struct server *s)
-{
-    snicache_cache_free(s->cache);
-    snicache_config_free(s->config);
-    SSL_CTX_free(s->listener);
-    SSL_CTX_free(s->vhost);
+    h_server_init(s, names, NULL, 1, stateless ? 0 : H_NO_TICKET);
+    h_server_start(s, 0);
 }
 
 /* The server's enabled ciphers change on every context a connection may use. */
-static void set_list(struct server *s, const char *list)
+static void set_list(struct h_server *s, const char *list)
 {
-    CHECK(SSL_CTX_set_cipher_list(s->vhost, list) == 1);
+    CHECK(SSL_CTX_set_cipher_list(s->ctxs[0], list) == 1);
     CHECK(SSL_CTX_set_cipher_list(s->listener, list) == 1);
 }
 
-static void set_suites(struct server *s, const char *suites)
+static void set_suites(struct h_server *s, const char *suites)
 {
-    CHECK(SSL_CTX_set_ciphersuites(s->vhost, suites) == 1);
+    CHECK(SSL_CTX_set_ciphersuites(s->ctxs[0], suites) == 1);
     CHECK(SSL_CTX_set_ciphersuites(s->listener, suites) == 1);
 }
 
@@ -61,29 +40,37 @@ static int is(const char *a, const char *b)
     return a != NULL && strcmp(a, b) == 0;
 }
 
+/* Offers `made` (with the rest of `o`) after its cipher was removed: a full handshake with
+ * `cipher`, the resumption refused as `cipher`, the server's first such refusal. */
+static struct h_result refused_cipher(struct h_server *s, SSL_CTX *client, struct h_opts *o, SSL_SESSION *made,
+                                      const char *cipher)
+{
+    struct h_result r;
+    o->offer = made;
+    r = h_connect(s->listener, client, o);
+    CHECK(r.ok && !r.resumed && is(r.cipher, cipher));
+    CHECK(r.info.outcome == SNICACHE_OUTCOME_REFUSED && is(r.reason, "cipher"));
+    CHECK(h_refusals(s->cache, "a.test", "cipher") == 1);
+    return r;
+}
+
 static void tls12(int stateless, SSL_CTX *client)
 {
-    struct server s;
+    struct h_server s;
     struct h_opts o;
     struct h_result made, offer, made_y, again_y, ctl_made, ctl_offer;
     SSL_CTX *control = h_server_ctx("control");
 
     server_new(&s, stateless);
     set_list(&s, X ":" Y);
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_2_VERSION;
-    o.sni = "a.test";
+    o = h_opts_for(TLS1_2_VERSION, "a.test");
     o.cipher_list = X;
     made = h_connect(s.listener, client, &o);
     CHECK(made.ok && !made.resumed && is(made.cipher, X));
 
     set_list(&s, Y);
     o.cipher_list = X ":" Y;
-    o.offer = made.session;
-    offer = h_connect(s.listener, client, &o);
-    CHECK(offer.ok && !offer.resumed && is(offer.cipher, Y));
-    CHECK(offer.info.outcome == SNICACHE_OUTCOME_REFUSED && is(offer.reason, "cipher"));
-    CHECK(h_refusals(s.cache, "a.test", "cipher") == 1);
+    offer = refused_cipher(&s, client, &o, made.session, Y);
 
     /* A session with the allowed cipher still resumes. */
     o.offer = NULL;
@@ -120,20 +107,18 @@ static void tls12(int stateless, SSL_CTX *client)
     SSL_SESSION_free(ctl_made.session);
     SSL_SESSION_free(ctl_offer.session);
     SSL_CTX_free(control);
-    server_free(&s);
+    h_server_free(&s);
 }
 
 static void tls13(int stateless, SSL_CTX *client)
 {
-    struct server s;
+    struct h_server s;
     struct h_opts o;
     struct h_result made384, offer384, made256, offer256;
 
     server_new(&s, stateless);
     set_suites(&s, AES128 ":" AES256 ":" CHACHA);
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_3_VERSION;
-    o.sni = "a.test";
+    o = h_opts_for(TLS1_3_VERSION, "a.test");
 
     /* SHA-384 session; then the only SHA-384 suite goes. */
     o.ciphersuites = AES256;
@@ -141,11 +126,7 @@ static void tls13(int stateless, SSL_CTX *client)
     CHECK(made384.ok && !made384.resumed && is(made384.cipher, AES256));
     set_suites(&s, AES128 ":" CHACHA);
     o.ciphersuites = AES256 ":" AES128;
-    o.offer = made384.session;
-    offer384 = h_connect(s.listener, client, &o);
-    CHECK(offer384.ok && !offer384.resumed && is(offer384.cipher, AES128));
-    CHECK(offer384.info.outcome == SNICACHE_OUTCOME_REFUSED && is(offer384.reason, "cipher"));
-    CHECK(h_refusals(s.cache, "a.test", "cipher") == 1);
+    offer384 = refused_cipher(&s, client, &o, made384.session, AES128);
 
     /* SHA-256 session; its suite goes but another SHA-256 suite stays: it resumes. */
     set_suites(&s, AES128 ":" AES256 ":" CHACHA);
@@ -169,7 +150,7 @@ static void tls13(int stateless, SSL_CTX *client)
     SSL_SESSION_free(offer384.session);
     SSL_SESSION_free(made256.session);
     SSL_SESSION_free(offer256.session);
-    server_free(&s);
+    h_server_free(&s);
 }
 
 int main(void)

@@ -24,9 +24,7 @@ static struct h_result attempt(const char *sni, int made_ems, int offer_ems)
 {
     struct h_opts o;
     struct h_result made, r;
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_2_VERSION;
-    o.sni = sni;
+    o = h_opts_for(TLS1_2_VERSION, sni);
     o.client_options = made_ems ? 0 : SSL_OP_NO_EXTENDED_MASTER_SECRET;
     made = h_connect(listener, client, &o);
     CHECK(made.ok && !made.resumed && made.session != NULL);
@@ -46,21 +44,14 @@ static int refused_ems(const struct h_result *r)
 
 static void scenario(int stateless)
 {
-    SSL_CTX *ctxs[2] = {h_server_ctx("a.test"), h_server_ctx("noems.test")};
-    const char *names[] = {"a.test"};
-    snicache_config *config = h_config(names, ctxs, 1);
+    const char *names[] = {"a.test", "noems.test"};
+    const uint32_t vhost_flags[] = {0, SNICACHE_VHOST_ALLOW_NO_EMS};
+    struct h_server srv;
     struct h_result no_yes, yes_no, no_no, no_no_allowed, yes_yes, yes_yes_allowed;
-    int i;
 
-    listener = h_server_ctx("listener");
-    CHECK_OK(snicache_config_add_vhost(config, "noems.test", ctxs[1], 0, SNICACHE_VHOST_ALLOW_NO_EMS));
-    if (!stateless) {
-        SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-        for (i = 0; i < 2; i++)
-            SSL_CTX_set_options(ctxs[i], SSL_OP_NO_TICKET);
-    }
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    h_server_init(&srv, names, vhost_flags, 2, stateless ? 0 : H_NO_TICKET);
+    listener = srv.listener;
+    cache = h_server_start(&srv, 0);
 
     no_yes = attempt("a.test", 0, 1);
     CHECK(refused_ems(&no_yes));
@@ -96,11 +87,7 @@ static void scenario(int stateless)
     SSL_SESSION_free(yes_yes.session);
     SSL_SESSION_free(no_no_allowed.session);
     SSL_SESSION_free(yes_yes_allowed.session);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(listener);
-    for (i = 0; i < 2; i++)
-        SSL_CTX_free(ctxs[i]);
+    h_server_free(&srv);
 }
 
 int main(void)

@@ -22,10 +22,16 @@ struct mode {
 
 static const char *names[3] = {"a.test", "b.test", "c.test"};
 
-static void setup(struct mode *m, SSL_CTX *client)
+static struct mode modes[H_MODES];
+static SSL_CTX *client;
+
+static void setup(int mode, int version, int stateless)
 {
+    struct mode *m = &modes[mode];
     struct h_opts o;
     int i;
+    m->version = version;
+    m->stateless = stateless;
     for (i = 0; i < 3; i++)
         m->ctxs[i] = h_server_ctx(names[i]);
     for (i = 0; i < 2; i++)
@@ -48,8 +54,7 @@ static void setup(struct mode *m, SSL_CTX *client)
         CHECK_OK(snicache_cache_new(m->config[i], &m->cache[i]));
         CHECK_OK(snicache_cache_attach(m->cache[i], m->listener[i], 0));
     }
-    memset(&o, 0, sizeof o);
-    o.version = m->version;
+    o = h_opts_for(m->version, NULL);
     for (i = 0; i < 3; i++) {
         struct h_result r;
         o.sni = names[i];
@@ -59,14 +64,14 @@ static void setup(struct mode *m, SSL_CTX *client)
     }
 }
 
-static void check(struct mode *m, SSL_CTX *client)
+static void check(int mode)
 {
+    struct mode *m = &modes[mode];
     struct h_opts o;
     struct h_result r[3];
     snicache_stats a, b, c;
     int i;
-    memset(&o, 0, sizeof o);
-    o.version = m->version;
+    o = h_opts_for(m->version, NULL);
     for (i = 0; i < 3; i++) {
         o.sni = names[i];
         o.offer = m->session[i];
@@ -110,23 +115,15 @@ static void check(struct mode *m, SSL_CTX *client)
 
 int main(void)
 {
-    struct mode modes[4];
     struct timespec wait = {2, 100 * 1000 * 1000};
-    SSL_CTX *client = h_client_ctx();
-    int i;
+    snicache_config *config = h_config(names, NULL, 0);
 
-    memset(modes, 0, sizeof modes);
-    for (i = 0; i < 4; i++) {
-        modes[i].version = i < 2 ? TLS1_2_VERSION : TLS1_3_VERSION;
-        modes[i].stateless = i % 2;
-        setup(&modes[i], client);
-    }
     /* The invalid lifetimes are refused. */
-    CHECK(snicache_config_set_timeout(modes[0].config[0], 0) == SNICACHE_RESULT_INVALID_PARAMETER);
-    CHECK(snicache_config_set_timeout(modes[0].config[0], 86401) == SNICACHE_RESULT_INVALID_PARAMETER);
-    nanosleep(&wait, NULL);
-    for (i = 0; i < 4; i++)
-        check(&modes[i], client);
+    CHECK(snicache_config_set_timeout(config, 0) == SNICACHE_RESULT_INVALID_PARAMETER);
+    CHECK(snicache_config_set_timeout(config, 86401) == SNICACHE_RESULT_INVALID_PARAMETER);
+    snicache_config_free(config);
+    client = h_client_ctx();
+    h_age(setup, &wait, check);
     SSL_CTX_free(client);
     return h_done("expiry");
 }

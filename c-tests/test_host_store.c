@@ -107,25 +107,22 @@ static int remove_cb(void *ud, const char *vhost, size_t vlen, const uint8_t *id
 int main(void)
 {
     const char *names[] = {"a.test", "*.example.com"};
-    SSL_CTX *ctxs[2] = {h_server_ctx("a.test"), h_server_ctx("*.example.com")};
-    SSL_CTX *listener = h_server_ctx("listener");
-    SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 2);
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    SSL_CTX *listener, *client = h_client_ctx();
+    const snicache_cache *cache;
     struct h_opts o;
     struct h_result first, again, pending, failing, corrupt, other, strange;
-    SSL_SESSION *forged;
     snicache_stats st;
     uint64_t errors;
 
-    CHECK(snicache_config_set_store_callbacks(config, get_cb, put_cb, NULL, NULL) == SNICACHE_RESULT_NULL_PARAMETER);
-    CHECK_OK(snicache_config_set_store_callbacks(config, get_cb, put_cb, remove_cb, NULL));
+    h_server_init(&srv, names, NULL, 2, 0);
+    listener = srv.listener;
+    CHECK(snicache_config_set_store_callbacks(srv.config, get_cb, put_cb, NULL, NULL) ==
+          SNICACHE_RESULT_NULL_PARAMETER);
+    CHECK_OK(snicache_config_set_store_callbacks(srv.config, get_cb, put_cb, remove_cb, NULL));
     SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_2_VERSION;
-    o.sni = "x.example.com";
+    cache = h_server_start(&srv, 0);
+    o = h_opts_for(TLS1_2_VERSION, "x.example.com");
 
     first = h_connect(listener, client, &o);
     CHECK(first.ok && !first.resumed && store.puts == 1);
@@ -134,13 +131,8 @@ int main(void)
     CHECK(again.ok && again.resumed);
     CHECK(strcmp(store.last_vhost, "*.example.com") == 0);
 
-    forged = h_session_with_hostname(again.session, "y.example.com");
-    o.offer = forged;
-    o.sni = "y.example.com";
-    other = h_connect(listener, client, &o);
+    other = h_connect_forged(listener, client, &o, again.session, "y.example.com");
     CHECK(other.ok && !other.resumed && strcmp(other.reason, "sni") == 0);
-    o.offer = first.session;
-    o.sni = "x.example.com";
 
     store.mode = 1;
     pending = h_connect(listener, client, &o);
@@ -176,12 +168,7 @@ int main(void)
     SSL_SESSION_free(corrupt.session);
     SSL_SESSION_free(strange.session);
     SSL_SESSION_free(other.session);
-    SSL_SESSION_free(forged);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(ctxs[0]);
-    SSL_CTX_free(ctxs[1]);
     return h_done("host_store");
 }

@@ -20,9 +20,7 @@ int main(void)
     SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
     cache = setup_snicache(listener, a, wild);
     CHECK(cache != NULL);
-    memset(&o, 0, sizeof o);
-    o.version = TLS1_2_VERSION;
-    o.sni = "a.example.com";
+    o = h_opts_for(TLS1_2_VERSION, "a.example.com");
     first = h_connect(listener, client, &o);
     o.offer = first.session;
     again = h_connect(listener, client, &o);

@@ -49,9 +49,7 @@ static int chain(SSL_CTX *listener, SSL_CTX *client, int version, int *fresh)
     SSL_SESSION *newest;
     int i, resumed = 0;
 
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "a.test";
+    o = h_opts_for(version, "a.test");
     r = h_connect(listener, client, &o);
     CHECK(r.ok && !r.resumed && r.session != NULL);
     newest = r.session;
@@ -73,17 +71,15 @@ static int chain(SSL_CTX *listener, SSL_CTX *client, int version, int *fresh)
 static void stateless(int version, uint32_t attach_flags, const char *what)
 {
     const char *names[] = {"a.test"};
-    SSL_CTX *ctxs[1] = {h_server_ctx("a.test")};
-    SSL_CTX *listener = h_server_ctx("listener");
+    struct h_server srv;
     SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 1);
-    const snicache_cache *cache = NULL;
+    const snicache_cache *cache;
     snicache_stats st;
     int resumed, fresh;
 
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, attach_flags));
-    resumed = chain(listener, client, version, &fresh);
+    h_server_init(&srv, names, NULL, 1, 0);
+    cache = h_server_start(&srv, attach_flags);
+    resumed = chain(srv.listener, client, version, &fresh);
     st = h_stats(cache, NULL);
     CHECK(resumed == CHAIN);
     /* Without the ticket check nothing of snicache runs on a ticket, and nothing is counted. */
@@ -98,26 +94,23 @@ static void stateless(int version, uint32_t attach_flags, const char *what)
     }
     printf("  %s TLS 1.%d tickets: resumed %d of %d, fresh ticket on %d\n", what, version == TLS1_3_VERSION ? 3 : 2,
            resumed, CHAIN, fresh);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(ctxs[0]);
 }
 
 static void stateful(const char *store)
 {
     const char *names[] = {"a.test", "b.test"};
-    SSL_CTX *ctxs[2], *listener = NULL, *client = NULL;
-    snicache_config *config = NULL;
-    const snicache_cache *cache = h_stateful_new(names, store, ctxs, &listener, &client, &config);
+    struct h_server srv;
+    SSL_CTX *client = h_client_ctx();
     int resumed = 0, fresh = 0;
 
-    if (cache != NULL)
-        resumed = chain(listener, client, TLS1_3_VERSION, &fresh);
+    if (h_server_stateful(&srv, names, 2, store) != NULL)
+        resumed = chain(srv.listener, client, TLS1_3_VERSION, &fresh);
     CHECK(resumed == CHAIN && fresh == CHAIN);
     printf("  %s TLS 1.3 stateful: resumed %d of %d, fresh session on %d\n", store, resumed, CHAIN, fresh);
-    h_stateful_free(cache, config, client, listener, ctxs);
+    h_server_free(&srv);
+    SSL_CTX_free(client);
 }
 
 int main(void)

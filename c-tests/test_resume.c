@@ -7,27 +7,17 @@
 static void scenario(int version, int stateless)
 {
     const char *names[] = {"a.test", "b.test", "*.example.com"};
-    SSL_CTX *ctxs[3] = {h_server_ctx("a.test"), h_server_ctx("b.test"), h_server_ctx("*.example.com")};
-    SSL_CTX *listener = h_server_ctx("listener");
-    SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 3);
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    SSL_CTX *listener, *client = h_client_ctx();
+    const snicache_cache *cache;
     struct h_opts o;
     struct h_result first, again, other, wild1, wild2, nosni;
-    SSL_SESSION *forged;
-    int i;
 
-    if (!stateless)
-        for (i = 0; i < 3; i++)
-            SSL_CTX_set_options(i == 0 ? listener : ctxs[i], SSL_OP_NO_TICKET);
-    if (!stateless)
-        SSL_CTX_set_options(ctxs[0], SSL_OP_NO_TICKET);
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    h_server_init(&srv, names, NULL, 3, stateless ? 0 : H_NO_TICKET);
+    listener = srv.listener;
+    cache = h_server_start(&srv, 0);
 
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "a.test";
+    o = h_opts_for(version, "a.test");
     first = h_connect(listener, client, &o);
     CHECK(first.ok && !first.resumed && first.session != NULL);
     CHECK(strcmp(first.vhost, "a.test") == 0);
@@ -39,34 +29,22 @@ static void scenario(int version, int stateless)
     if (!again.resumed)
         fprintf(stderr, "  again: outcome %u reason %s\n", again.info.outcome, again.reason);
 
-    forged = h_session_with_hostname(first.session, "b.test");
-    o.offer = forged;
-    o.sni = "b.test";
-    other = h_connect(listener, client, &o);
+    other = h_connect_forged(listener, client, &o, first.session, "b.test");
     CHECK(other.ok && !other.resumed);
     CHECK(strcmp(other.vhost, "b.test") == 0);
-    SSL_SESSION_free(forged);
 
     o.offer = NULL;
     o.sni = "x.example.com";
     wild1 = h_connect(listener, client, &o);
     CHECK(wild1.ok && !wild1.resumed && strcmp(wild1.vhost, "*.example.com") == 0);
-    forged = h_session_with_hostname(wild1.session, "y.example.com");
-    o.offer = forged;
-    o.sni = "y.example.com";
-    wild2 = h_connect(listener, client, &o);
+    wild2 = h_connect_forged(listener, client, &o, wild1.session, "y.example.com");
     CHECK(wild2.ok && !wild2.resumed);
     CHECK(wild2.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(wild2.reason, "sni") == 0);
     CHECK(h_refusals(cache, "*.example.com", "sni") == 1);
-    SSL_SESSION_free(forged);
 
-    forged = h_session_with_hostname(first.session, NULL);
-    o.offer = forged;
-    o.sni = NULL;
-    nosni = h_connect(listener, client, &o);
+    nosni = h_connect_forged(listener, client, &o, first.session, NULL);
     CHECK(nosni.ok && !nosni.resumed && strcmp(nosni.vhost, "a.test") == 0);
     CHECK(h_refusals(cache, "a.test", "sni") == 1);
-    SSL_SESSION_free(forged);
 
     {
         snicache_stats st = h_stats(cache, NULL);
@@ -82,12 +60,8 @@ static void scenario(int version, int stateless)
     SSL_SESSION_free(wild1.session);
     SSL_SESSION_free(wild2.session);
     SSL_SESSION_free(nosni.session);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    for (i = 0; i < 3; i++)
-        SSL_CTX_free(ctxs[i]);
 }
 
 int main(void)

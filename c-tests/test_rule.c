@@ -56,9 +56,7 @@ static void log_line(void *userdata, snicache_log_level level, const char *msg, 
 
 struct mode {
     int version, stateless;
-    SSL_CTX *ctxs[2], *listener;
-    snicache_config *config;
-    const snicache_cache *cache;
+    struct h_server srv;
     struct rule_data blocked, age;
     struct log_data log;
     SSL_SESSION *old;
@@ -66,38 +64,33 @@ struct mode {
 
 static const char *names[] = {"a.test", "blocked.test"};
 
-static void setup(struct mode *m, SSL_CTX *client)
+static struct mode modes[H_MODES];
+static SSL_CTX *client;
+
+static void setup(int mode, int version, int stateless)
 {
+    struct mode *m = &modes[mode];
     struct h_opts o;
     struct h_result r, again;
-    int i;
 
-    for (i = 0; i < 2; i++)
-        m->ctxs[i] = h_server_ctx(names[i]);
-    m->listener = h_server_ctx("listener");
-    if (!m->stateless) {
-        SSL_CTX_set_options(m->listener, SSL_OP_NO_TICKET);
-        for (i = 0; i < 2; i++)
-            SSL_CTX_set_options(m->ctxs[i], SSL_OP_NO_TICKET);
-    }
-    m->config = h_config(names, m->ctxs, 2);
-    CHECK_OK(snicache_config_add_rule(m->config, "no-blocked", no_blocked, &m->blocked));
-    CHECK_OK(snicache_config_add_rule(m->config, "max-age", max_age, &m->age));
-    CHECK_OK(snicache_config_set_log(m->config, log_line, &m->log, SNICACHE_LOG_LEVEL_INFO));
-    CHECK_OK(snicache_cache_new(m->config, &m->cache));
-    CHECK_OK(snicache_cache_attach(m->cache, m->listener, 0));
+    m->version = version;
+    m->stateless = stateless;
+    h_server_init(&m->srv, names, NULL, 2, m->stateless ? 0 : H_NO_TICKET);
+    CHECK_OK(snicache_config_add_rule(m->srv.config, "no-blocked", no_blocked, &m->blocked));
+    CHECK_OK(snicache_config_add_rule(m->srv.config, "max-age", max_age, &m->age));
+    CHECK_OK(snicache_config_set_log(m->srv.config, log_line, &m->log, SNICACHE_LOG_LEVEL_INFO));
+    h_server_start(&m->srv, 0);
 
-    memset(&o, 0, sizeof o);
-    o.version = m->version;
+    o = h_opts_for(m->version, NULL);
     /* blocked.test: refused by no-blocked, whatever the age. */
     o.sni = "blocked.test";
-    r = h_connect(m->listener, client, &o);
+    r = h_connect(m->srv.listener, client, &o);
     CHECK(r.ok && !r.resumed);
     o.offer = r.session;
-    again = h_connect(m->listener, client, &o);
+    again = h_connect(m->srv.listener, client, &o);
     CHECK(again.ok && !again.resumed);
     CHECK(again.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(again.reason, "no-blocked") == 0);
-    CHECK(h_refusals(m->cache, "blocked.test", "no-blocked") == 1);
+    CHECK(h_refusals(m->srv.cache, "blocked.test", "no-blocked") == 1);
     CHECK(strstr(m->log.lines, "resumption refused (no-blocked)") != NULL);
     SSL_SESSION_free(r.session);
     SSL_SESSION_free(again.session);
@@ -105,30 +98,28 @@ static void setup(struct mode *m, SSL_CTX *client)
     /* a.test: a young session passes both rules and resumes; kept to be offered when old. */
     o.sni = "a.test";
     o.offer = NULL;
-    r = h_connect(m->listener, client, &o);
+    r = h_connect(m->srv.listener, client, &o);
     o.offer = r.session;
-    again = h_connect(m->listener, client, &o);
+    again = h_connect(m->srv.listener, client, &o);
     CHECK(again.ok && again.resumed);
     m->old = r.session;
     SSL_SESSION_free(again.session);
 }
 
-static void check_old(struct mode *m, SSL_CTX *client)
+static void check_old(int mode)
 {
+    struct mode *m = &modes[mode];
     struct h_opts o;
     struct h_result r;
-    int i;
 
-    memset(&o, 0, sizeof o);
-    o.version = m->version;
-    o.sni = "a.test";
+    o = h_opts_for(m->version, "a.test");
     o.offer = m->old;
-    r = h_connect(m->listener, client, &o);
+    r = h_connect(m->srv.listener, client, &o);
     CHECK(r.ok && !r.resumed);
     CHECK(r.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(r.reason, "max-age") == 0);
-    CHECK(h_refusals(m->cache, "a.test", "max-age") == 1);
-    CHECK(h_refusals(m->cache, NULL, "max-age") == 1 && h_refusals(m->cache, NULL, "no-blocked") == 1);
-    CHECK(h_stats(m->cache, NULL).refusals == 2);
+    CHECK(h_refusals(m->srv.cache, "a.test", "max-age") == 1);
+    CHECK(h_refusals(m->srv.cache, NULL, "max-age") == 1 && h_refusals(m->srv.cache, NULL, "no-blocked") == 1);
+    CHECK(h_stats(m->srv.cache, NULL).refusals == 2);
     CHECK(strstr(m->log.lines, "resumption refused (max-age)") != NULL);
     CHECK(m->blocked.calls >= 3 && m->blocked.bad_input == 0 && m->age.calls >= 2);
     if (h_failures)
@@ -136,29 +127,15 @@ static void check_old(struct mode *m, SSL_CTX *client)
 
     SSL_SESSION_free(r.session);
     SSL_SESSION_free(m->old);
-    snicache_cache_free(m->cache);
-    snicache_config_free(m->config);
-    SSL_CTX_free(m->listener);
-    for (i = 0; i < 2; i++)
-        SSL_CTX_free(m->ctxs[i]);
+    h_server_free(&m->srv);
 }
 
 int main(void)
 {
-    struct mode modes[4];
     struct timespec wait = {3, 0};
-    SSL_CTX *client = h_client_ctx();
-    int i;
 
-    memset(modes, 0, sizeof modes);
-    for (i = 0; i < 4; i++) {
-        modes[i].version = i < 2 ? TLS1_2_VERSION : TLS1_3_VERSION;
-        modes[i].stateless = i % 2;
-        setup(&modes[i], client);
-    }
-    nanosleep(&wait, NULL);
-    for (i = 0; i < 4; i++)
-        check_old(&modes[i], client);
+    client = h_client_ctx();
+    h_age(setup, &wait, check_old);
     SSL_CTX_free(client);
     return h_done("rule");
 }

@@ -39,9 +39,8 @@ struct area {
 };
 
 static struct area *area;
-static SSL_CTX *listener, *client;
-static const snicache_cache *cache;
-static snicache_config *config; /* global: still reachable when a worker exits under valgrind */
+static struct h_server srv; /* global: its config still reachable when a worker exits under valgrind */
+static SSL_CTX *client;
 static int n = MAX_N;
 
 static int version_of(int w) { return w % 2 == 0 ? TLS1_2_VERSION : TLS1_3_VERSION; }
@@ -52,13 +51,12 @@ static void worker(int w)
     int k, from = (w + 2) % WORKERS;
 
     area->w[w].pid = getpid();
-    memset(&o, 0, sizeof o);
-    o.version = version_of(w);
+    o = h_opts_for(version_of(w), NULL);
     for (k = 0; k < n; k++) {
         struct h_result r;
         unsigned char *p;
         o.sni = names[k % 2];
-        r = h_connect(listener, client, &o);
+        r = h_connect(srv.listener, client, &o);
         if (!r.ok || r.session == NULL || r.resumed) {
             area->w[w].errors++;
         } else {
@@ -84,7 +82,7 @@ static void worker(int w)
         }
         o.sni = names[k % 2];
         o.offer = offer;
-        r = h_connect(listener, client, &o);
+        r = h_connect(srv.listener, client, &o);
         area->w[w].offered++;
         if (!r.ok)
             area->w[w].errors++;
@@ -98,7 +96,7 @@ static void worker(int w)
         SSL_SESSION_free(offer);
     }
     pthread_barrier_wait(&area->barrier);
-    area->w[w].seen = h_stats(cache, NULL);
+    area->w[w].seen = h_stats(srv.cache, NULL);
 }
 
 static void too_small(void)
@@ -125,7 +123,6 @@ static void too_small(void)
 
 int main(void)
 {
-    SSL_CTX *ctxs[2];
     pthread_barrierattr_t battr;
     snicache_shm_health health;
     snicache_stats total, per[2];
@@ -146,23 +143,16 @@ int main(void)
     pthread_barrierattr_setpshared(&battr, PTHREAD_PROCESS_SHARED);
     pthread_barrier_init(&area->barrier, &battr, WORKERS);
 
-    cache = h_stateful_new(names, "shm:10m", ctxs, &listener, &client, &config); /* the mapping, before fork */
-    if (cache == NULL)
+    client = h_client_ctx();
+    if (h_server_stateful(&srv, names, 2, "shm:10m") == NULL) /* the mapping, before fork */
         return h_done("shm");
 
-    fflush(stdout);
-    for (w = 0; w < WORKERS; w++) {
-        pids[w] = fork();
-        if (pids[w] == 0) {
-            worker(w);
-            _exit(h_failures ? 1 : 0);
-        }
-    }
+    h_fork(WORKERS, worker, pids);
     for (w = 0; w < WORKERS; w++) {
         CHECK(waitpid(pids[w], &status, 0) == pids[w] && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
 
-    total = h_stats(cache, NULL);
+    total = h_stats(srv.cache, NULL);
     for (w = 0; w < WORKERS; w++) {
         printf("  worker %d (pid %d, TLS 1.%d): %d full, %d/%d resumed sessions made by worker %d (pid %d)\n", w,
                area->w[w].pid, version_of(w) == TLS1_2_VERSION ? 2 : 3, area->w[w].full, area->w[w].resumed,
@@ -183,11 +173,11 @@ int main(void)
     CHECK(offered == WORKERS * n);
     CHECK(total.hits == (uint64_t)resumed && total.refusals == 0 && total.evictions == 0 && total.corrupt == 0);
     for (v = 0; v < 2; v++) {
-        per[v] = h_stats(cache, names[v]);
+        per[v] = h_stats(srv.cache, names[v]);
     }
     CHECK(per[0].hits + per[1].hits == total.hits && per[0].stores + per[1].stores == total.stores);
     CHECK(per[0].entries + per[1].entries == total.entries && per[0].bytes + per[1].bytes == total.bytes);
-    CHECK_OK(snicache_shm_health_get(cache, &health));
+    CHECK_OK(snicache_shm_health_get(srv.cache, &health));
     CHECK(health.repairs == 0 && health.corrupt == 0);
     if (health.lock_timeouts == 0) {
         /* Nothing waited past the lock bound: every session was stored and resumed. */
@@ -211,6 +201,7 @@ int main(void)
 
     pthread_barrier_destroy(&area->barrier);
     munmap(area, sizeof *area);
-    h_stateful_free(cache, config, client, listener, ctxs);
+    h_server_free(&srv);
+    SSL_CTX_free(client);
     return h_done("shm");
 }

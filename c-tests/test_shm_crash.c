@@ -39,9 +39,8 @@ struct area {
 };
 
 static struct area *area;
-static SSL_CTX *listener, *client;
-static const snicache_cache *cache;
-static snicache_config *config; /* global: still reachable when a worker exits under valgrind */
+static struct h_server srv; /* global: its config still reachable when a worker exits under valgrind */
+static SSL_CTX *client;
 
 static double now_ms(void)
 {
@@ -50,7 +49,9 @@ static double now_ms(void)
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-static void steady(int w, double limit)
+static double limit_ms = 1000; /* a handshake longer than this is counted (over_1s) */
+
+static void steady(int w)
 {
     struct h_opts o;
     long i;
@@ -75,12 +76,12 @@ static void steady(int w, double limit)
         o.offer = offer;
         o.version = offer ? SSL_SESSION_get_protocol_version(offer) : (k % 3 == 0 ? TLS1_3_VERSION : TLS1_2_VERSION);
         t0 = now_ms();
-        r = h_connect(listener, client, &o);
+        r = h_connect(srv.listener, client, &o);
         t0 = now_ms() - t0;
         area->w[w].handshakes++;
         if (t0 > area->w[w].max_ms)
             area->w[w].max_ms = t0;
-        if (t0 > limit)
+        if (t0 > limit_ms)
             area->w[w].over_1s++;
         if (!r.ok)
             area->w[w].errors++;
@@ -105,28 +106,28 @@ static void steady(int w, double limit)
     }
 }
 
-static void writer(void)
+/* Full handshakes until killed. */
+static void writer(int w)
 {
     struct h_opts o;
     int i;
+    (void)w;
     memset(&o, 0, sizeof o);
     for (i = 0;; i++) {
         struct h_result r;
         o.sni = names[i % 2];
         o.version = i % 2 ? TLS1_3_VERSION : TLS1_2_VERSION;
-        r = h_connect(listener, client, &o);
+        r = h_connect(srv.listener, client, &o);
         SSL_SESSION_free(r.session);
     }
 }
 
 int main(void)
 {
-    SSL_CTX *ctxs[2];
     snicache_shm_health health;
     snicache_stats total;
     const char *quick = getenv("SNICACHE_TEST_QUICK");
     int kills = 200, k, w, status, waited;
-    double limit_ms = 1000;
     long offered = 0, resumed = 0, handshakes = 0;
     double max_ms = 0;
     pid_t pids[STEADY];
@@ -141,26 +142,14 @@ int main(void)
     if (area == MAP_FAILED)
         return h_done("shm_crash");
     memset(area, 0, sizeof *area);
-    cache = h_stateful_new(names, "shm:4m", ctxs, &listener, &client, &config);
-    if (cache == NULL)
+    client = h_client_ctx();
+    if (h_server_stateful(&srv, names, 2, "shm:4m") == NULL)
         return h_done("shm_crash");
 
-    fflush(stdout);
-    for (w = 0; w < STEADY; w++) {
-        pids[w] = fork();
-        if (pids[w] == 0) {
-            steady(w, limit_ms);
-            _exit(0);
-        }
-    }
+    h_fork(STEADY, steady, pids);
     for (k = 0; k < kills; k++) {
         pid_t victim;
-        fflush(stdout);
-        victim = fork();
-        if (victim == 0) {
-            writer();
-            _exit(0);
-        }
+        h_fork(1, writer, &victim);
         usleep(2000 + (unsigned)(k % 7) * 1500);
         kill(victim, SIGKILL);
         CHECK(waitpid(victim, &status, 0) == victim && WIFSIGNALED(status));
@@ -186,8 +175,8 @@ int main(void)
         if (area->w[w].max_ms > max_ms)
             max_ms = area->w[w].max_ms;
     }
-    total = h_stats(cache, NULL);
-    CHECK_OK(snicache_shm_health_get(cache, &health));
+    total = h_stats(srv.cache, NULL);
+    CHECK_OK(snicache_shm_health_get(srv.cache, &health));
     printf("  %d writers killed; steady workers: %ld handshakes, %ld/%ld offered sessions resumed (%.1f%%), "
            "slowest %.1f ms\n",
            kills, handshakes, resumed, offered, offered ? 100.0 * resumed / offered : 0.0, max_ms);
@@ -202,6 +191,7 @@ int main(void)
     CHECK(total.corrupt == 0 && health.corrupt == 0 && health.lock_errors == 0);
 
     munmap(area, sizeof *area);
-    h_stateful_free(cache, config, client, listener, ctxs);
+    h_server_free(&srv);
+    SSL_CTX_free(client);
     return h_done("shm_crash");
 }

@@ -33,10 +33,10 @@ static double now_ms(void)
 
 int main(void)
 {
-    SSL_CTX *ctxs[2], *listener, *client;
+    struct h_server srv;
+    SSL_CTX *listener, *client;
     SSL_SESSION *sess[SESSIONS];
-    snicache_config *config;
-    const snicache_cache *cache = NULL;
+    const snicache_cache *cache;
     snicache_shm_health health;
     snicache_stats before, after;
     struct h_opts o;
@@ -55,7 +55,9 @@ int main(void)
         fprintf(stderr, "FAIL shm_garbage: libsnicache built without --features test-hooks\n");
         return 1;
     }
-    cache = h_stateful_new(names, "shm:1m", ctxs, &listener, &client, &config);
+    cache = h_server_stateful(&srv, names, 2, "shm:1m");
+    listener = srv.listener;
+    client = h_client_ctx();
     CHECK_OK(snicache_debug_shm_mapping(cache, &vbase, &len));
     if (cache == NULL || vbase == NULL)
         return h_done("shm_garbage");
@@ -155,6 +157,7 @@ int main(void)
 
     for (i = 0; i < SESSIONS; i++)
         SSL_SESSION_free(sess[i]);
-    h_stateful_free(cache, config, client, listener, ctxs);
+    h_server_free(&srv);
+    SSL_CTX_free(client);
     return h_done("shm_garbage");
 }

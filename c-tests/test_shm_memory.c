@@ -32,6 +32,25 @@ static const snicache_cache *cache_over(void *mem, size_t len, SSL_CTX **ctxs, i
     return c;
 }
 
+/* Offers sess[0] (a.test, TLS 1.2) and sess[1] (b.test, TLS 1.3); returns how many resumed. */
+static int offer_both(SSL_CTX *listener, SSL_CTX *client, SSL_SESSION **sess)
+{
+    struct h_opts o;
+    int i, resumed = 0;
+    memset(&o, 0, sizeof o);
+    for (i = 0; i < 2; i++) {
+        struct h_result r;
+        o.sni = names[i];
+        o.version = i ? TLS1_3_VERSION : TLS1_2_VERSION;
+        o.offer = sess[i];
+        r = h_connect(listener, client, &o);
+        CHECK(r.ok);
+        resumed += r.resumed;
+        SSL_SESSION_free(r.session);
+    }
+    return resumed;
+}
+
 static size_t resident(unsigned char *mem)
 {
     unsigned char v[LEN / 4096];
@@ -94,16 +113,7 @@ int main(void)
     CHECK(rc == SNICACHE_RESULT_OK && b != NULL);
     CHECK_OK(snicache_shm_inherited(b, &inherited));
     CHECK(inherited);
-    for (resumed = 0, i = 0; i < 2; i++) {
-        struct h_result r;
-        o.sni = names[i];
-        o.version = i ? TLS1_3_VERSION : TLS1_2_VERSION;
-        o.offer = sess[i];
-        r = h_connect(listener, client, &o);
-        CHECK(r.ok);
-        resumed += r.resumed;
-        SSL_SESSION_free(r.session);
-    }
+    resumed = offer_both(listener, client, sess);
     printf("  a store of the same layout inherited: %d/2 sessions resume on the new cache\n", resumed);
     CHECK(resumed == 2);
 
@@ -111,16 +121,7 @@ int main(void)
     CHECK(rc == SNICACHE_RESULT_OK && c != NULL);
     CHECK_OK(snicache_shm_inherited(c, &inherited));
     CHECK(!inherited);
-    for (resumed = 0, i = 0; i < 2; i++) {
-        struct h_result r;
-        o.sni = names[i];
-        o.version = i ? TLS1_3_VERSION : TLS1_2_VERSION;
-        o.offer = sess[i];
-        r = h_connect(listener, client, &o);
-        CHECK(r.ok);
-        resumed += r.resumed;
-        SSL_SESSION_free(r.session);
-    }
+    resumed = offer_both(listener, client, sess);
     printf("  another layout made a new store: %d/2 old sessions resume\n", resumed);
     CHECK(resumed == 0);
     printf("  new store counters: hits=%llu misses=%llu\n", (unsigned long long)h_stats(c, NULL).hits,

@@ -10,34 +10,37 @@
 
 #define ROUNDS 3
 
+/* Offers `s` twice: it resumes once, then is a full handshake. */
+static void resumes_once(SSL_CTX *listener, SSL_CTX *client, const struct h_opts *o, SSL_SESSION *s)
+{
+    struct h_opts offer = *o;
+    int i;
+    offer.offer = s;
+    for (i = 0; i < 2; i++) {
+        struct h_result r = h_connect(listener, client, &offer);
+        CHECK(r.ok && r.resumed == (i == 0));
+        SSL_SESSION_free(r.session);
+    }
+}
+
 static void scenario(int version)
 {
-    SSL_CTX *once_ctx = h_server_ctx("once.test"), *many_ctx = h_server_ctx("many.test");
-    SSL_CTX *listener = h_server_ctx("listener");
-    SSL_CTX *client = h_client_ctx();
-    snicache_ssl_api api;
-    snicache_config *config = NULL;
-    const snicache_cache *cache = NULL;
+    const char *names[] = {"once.test", "many.test"};
+    const uint32_t vhost_flags[] = {SNICACHE_VHOST_SINGLE_USE, 0};
+    struct h_server srv;
+    SSL_CTX *listener, *client = h_client_ctx();
+    const snicache_cache *cache;
     struct h_opts o;
-    struct h_result made, first, second, next, many, r;
+    struct h_result made, first, second, many, r;
     snicache_stats st;
     int i;
 
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
-    SSL_CTX_set_options(once_ctx, SSL_OP_NO_TICKET);
-    SSL_CTX_set_options(many_ctx, SSL_OP_NO_TICKET);
-    snicache_ssl_api_init(&api);
-    CHECK_OK(snicache_config_new(&api, &config));
-    CHECK_OK(snicache_config_add_vhost(config, "once.test", once_ctx, 0,
-                                       SNICACHE_VHOST_DEFAULT | SNICACHE_VHOST_SINGLE_USE));
-    CHECK_OK(snicache_config_add_vhost(config, "many.test", many_ctx, 0, 0));
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
-    snicache_config_free(config);
+    h_server_init(&srv, names, vhost_flags, 2, H_NO_TICKET);
+    listener = srv.listener;
+    cache = h_server_start(&srv, 0);
+    h_server_drop_config(&srv);
 
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "once.test";
+    o = h_opts_for(version, "once.test");
     made = h_connect(listener, client, &o);
     CHECK(made.ok && !made.resumed && made.session != NULL);
 
@@ -51,22 +54,9 @@ static void scenario(int version)
     CHECK(st.hits == 1 && st.misses == 1 && st.refusals == 0);
 
     /* The session the full handshake just issued is single-use as well. */
-    o.offer = second.session;
-    next = h_connect(listener, client, &o);
-    CHECK(next.ok && next.resumed);
-    SSL_SESSION_free(next.session);
-    next = h_connect(listener, client, &o);
-    CHECK(next.ok && !next.resumed);
-    if (version == TLS1_3_VERSION) {
-        /* A resumption issues a new stateful session: it resumes once, too. */
-        o.offer = first.session;
-        r = h_connect(listener, client, &o);
-        CHECK(r.ok && r.resumed);
-        SSL_SESSION_free(r.session);
-        r = h_connect(listener, client, &o);
-        CHECK(r.ok && !r.resumed);
-        SSL_SESSION_free(r.session);
-    }
+    resumes_once(listener, client, &o, second.session);
+    if (version == TLS1_3_VERSION) /* A resumption issues a new stateful session: it resumes once, too. */
+        resumes_once(listener, client, &o, first.session);
 
     /* Without the flag: the same session resumes every time. */
     o.offer = NULL;
@@ -87,13 +77,9 @@ static void scenario(int version)
     SSL_SESSION_free(made.session);
     SSL_SESSION_free(first.session);
     SSL_SESSION_free(second.session);
-    SSL_SESSION_free(next.session);
     SSL_SESSION_free(many.session);
-    snicache_cache_free(cache);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(once_ctx);
-    SSL_CTX_free(many_ctx);
 }
 
 int main(void)

@@ -192,21 +192,21 @@ static int malformed_cases(SSL_CTX *listener, SSL_CTX *cctx, int version)
 int main(void)
 {
     const char *names[] = {"a.test", "b.test"};
-    SSL_CTX *ctxs[2] = {h_server_ctx("a.test"), h_server_ctx("b.test")};
-    SSL_CTX *listener = h_server_ctx("listener"), *strict_listener = h_server_ctx("strict");
-    SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 2), *strict_config = h_config(names, ctxs, 2);
-    const snicache_cache *cache = NULL, *strict = NULL;
+    struct h_server srv, strict_srv;
+    SSL_CTX *listener, *strict_listener, *client = h_client_ctx();
+    const snicache_cache *cache, *strict;
     struct h_opts o;
     struct h_result r;
     int versions[2] = {TLS1_2_VERSION, TLS1_3_VERSION};
     int v, cases = 0;
 
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
-    CHECK_OK(snicache_config_set_strict_sni(strict_config, true));
-    CHECK_OK(snicache_cache_new(strict_config, &strict));
-    CHECK_OK(snicache_cache_attach(strict, strict_listener, 0));
+    h_server_init(&srv, names, NULL, 2, 0);
+    listener = srv.listener;
+    cache = h_server_start(&srv, 0);
+    h_server_init(&strict_srv, names, NULL, 2, 0);
+    strict_listener = strict_srv.listener;
+    CHECK_OK(snicache_config_set_strict_sni(strict_srv.config, true));
+    strict = h_server_start(&strict_srv, 0);
 
     for (v = 0; v < 2; v++)
         cases += malformed_cases(listener, client, versions[v]);
@@ -239,14 +239,8 @@ int main(void)
     CHECK(json_counter(strict, "\"unknown_sni\":") == 2);
     CHECK(json_counter(cache, "\"unknown_sni\":") == 2);
 
-    snicache_cache_free(cache);
-    snicache_cache_free(strict);
-    snicache_config_free(config);
-    snicache_config_free(strict_config);
+    h_server_free(&srv);
+    h_server_free(&strict_srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(strict_listener);
-    SSL_CTX_free(ctxs[0]);
-    SSL_CTX_free(ctxs[1]);
     return h_done("sni");
 }

@@ -49,9 +49,7 @@ static int connect_acked(SSL_CTX *listener, SSL_CTX *client, int version, const 
 {
     struct h_opts o;
     struct h_result r;
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = sni;
+    o = h_opts_for(version, sni);
     acked = 0;
     r = h_connect(listener, client, &o);
     CHECK(r.ok && strcmp(r.vhost, want_vhost) == 0);
@@ -62,28 +60,22 @@ static int connect_acked(SSL_CTX *listener, SSL_CTX *client, int version, const 
 static void scenario(int version, uint32_t flags)
 {
     const char *names[] = {"a.test", "*.example.com"};
-    SSL_CTX *ctxs[2] = {h_server_ctx("a.test"), h_server_ctx("*.example.com")};
-    SSL_CTX *listener = h_server_ctx("listener");
-    SSL_CTX *client = h_client_ctx();
-    snicache_config *config = h_config(names, ctxs, 2);
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    SSL_CTX *listener, *client = h_client_ctx();
     int with_cb = flags == 0 || (flags & SNICACHE_INSTALL_SERVERNAME);
 
+    h_server_init(&srv, names, NULL, 2, 0);
+    listener = srv.listener;
     SSL_CTX_set_msg_callback(client, client_msg);
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, flags));
+    h_server_start(&srv, flags);
     /* Names that selected their vhost: acknowledged (only snicache's callback acks at all). */
     CHECK(connect_acked(listener, client, version, "a.test", "a.test") == with_cb);
     CHECK(connect_acked(listener, client, version, "x.example.com", "*.example.com") == with_cb);
     /* The default vhost serving an unknown name, or no name: never acknowledged. */
     CHECK(connect_acked(listener, client, version, "unknown.test", "a.test") == 0);
     CHECK(connect_acked(listener, client, version, NULL, "a.test") == 0);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    SSL_CTX_free(ctxs[0]);
-    SSL_CTX_free(ctxs[1]);
 }
 
 int main(void)

@@ -36,8 +36,7 @@ static void *run(void *arg)
     struct h_opts o;
     int i, v;
 
-    memset(&o, 0, sizeof o);
-    o.version = w->version;
+    o = h_opts_for(w->version, NULL);
     for (i = 0; i < per_thread; i++) {
         struct h_result r;
         v = i % VHOSTS;
@@ -70,9 +69,8 @@ static void *run(void *arg)
 
 int main(void)
 {
-    SSL_CTX *ctxs[VHOSTS];
-    snicache_config *config;
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    const snicache_cache *cache;
     struct worker w[THREADS];
     uint64_t hits = 0, stores = 0, vh_hits[VHOSTS] = {0}, vh_stores[VHOSTS] = {0};
     snicache_stats total, sum, st;
@@ -81,18 +79,12 @@ int main(void)
 
     if (quick != NULL && strcmp(quick, "1") == 0)
         per_thread = 200;
-    for (v = 0; v < VHOSTS; v++) {
-        ctxs[v] = h_server_ctx(vhost_names[v]);
-        SSL_CTX_set_options(ctxs[v], SSL_OP_NO_TICKET);
-    }
-    listener = h_server_ctx("listener");
-    SSL_CTX_set_options(listener, SSL_OP_NO_TICKET);
+    h_server_init(&srv, vhost_names, NULL, VHOSTS, H_NO_TICKET);
+    listener = srv.listener;
     client = h_client_ctx();
-    config = h_config(vhost_names, ctxs, VHOSTS);
     /* Large enough that nothing is evicted, so stores and entries can be compared exactly. */
-    CHECK_OK(snicache_config_set_size(config, "64m"));
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, 0));
+    CHECK_OK(snicache_config_set_size(srv.config, "64m"));
+    cache = h_server_start(&srv, 0);
 
     memset(w, 0, sizeof w);
     for (t = 0; t < THREADS; t++) {
@@ -149,11 +141,7 @@ int main(void)
                 (unsigned long long)stores, (unsigned long long)total.misses, (unsigned long long)total.entries,
                 (unsigned long long)total.evictions);
 
-    snicache_cache_free(cache);
-    snicache_config_free(config);
+    h_server_free(&srv);
     SSL_CTX_free(client);
-    SSL_CTX_free(listener);
-    for (v = 0; v < VHOSTS; v++)
-        SSL_CTX_free(ctxs[v]);
     return h_done("threads");
 }

@@ -86,9 +86,7 @@ static SSL_SESSION *tampered(SSL_SESSION *sess, long at)
 static struct h_result connect_with(struct server *s, SSL_CTX *client, int version, SSL_SESSION *offer)
 {
     struct h_opts o;
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "a.test";
+    o = h_opts_for(version, "a.test");
     o.offer = offer;
     return h_connect(s->listener, client, &o);
 }

@@ -14,32 +14,24 @@
 static void scenario(int version, SSL_CTX *client, int own_keys)
 {
     const char *names[] = {"a.test", "b.test", "*.example.com"};
-    SSL_CTX *ctxs[3] = {h_server_ctx("a.test"), h_server_ctx("b.test"), h_server_ctx("*.example.com")};
-    SSL_CTX *listener = h_server_ctx("listener");
-    snicache_config *config = h_config(names, ctxs, 3);
-    const snicache_cache *cache = NULL;
+    struct h_server srv;
+    SSL_CTX *listener;
+    const snicache_cache *cache;
     struct h_opts o;
     struct h_result a, own, cross, w1, wown, wother;
-    SSL_SESSION *forged;
     snicache_stats st;
-    int i;
 
-    CHECK_OK(snicache_cache_new(config, &cache));
-    CHECK_OK(snicache_cache_attach(cache, listener, own_keys ? 0 : SNICACHE_ATTACH_ALL & ~SNICACHE_INSTALL_TICKET_KEYS));
-    memset(&o, 0, sizeof o);
-    o.version = version;
-
-    o.sni = "a.test";
+    h_server_init(&srv, names, NULL, 3, 0);
+    listener = srv.listener;
+    cache = h_server_start(&srv, own_keys ? 0 : SNICACHE_ATTACH_ALL & ~SNICACHE_INSTALL_TICKET_KEYS);
+    o = h_opts_for(version, "a.test");
     a = h_connect(listener, client, &o);
     CHECK(a.ok && !a.resumed && a.session != NULL && SSL_SESSION_has_ticket(a.session));
     o.offer = a.session;
     own = h_connect(listener, client, &o);
     CHECK(own.ok && own.resumed && own.info.outcome == SNICACHE_OUTCOME_RESUMED);
 
-    forged = h_session_with_hostname(a.session, "b.test");
-    o.offer = forged;
-    o.sni = "b.test";
-    cross = h_connect(listener, client, &o);
+    cross = h_connect_forged(listener, client, &o, a.session, "b.test");
     CHECK(cross.ok && !cross.resumed && strcmp(cross.vhost, "b.test") == 0);
     if (own_keys) {
         CHECK(cross.info.outcome == SNICACHE_OUTCOME_FULL);
@@ -48,7 +40,6 @@ static void scenario(int version, SSL_CTX *client, int own_keys)
         CHECK(cross.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(cross.reason, "vhost") == 0);
         CHECK(h_refusals(cache, "b.test", "vhost") == 1);
     }
-    SSL_SESSION_free(forged);
 
     o.offer = NULL;
     o.sni = "x.example.com";
@@ -57,14 +48,10 @@ static void scenario(int version, SSL_CTX *client, int own_keys)
     o.offer = w1.session;
     wown = h_connect(listener, client, &o);
     CHECK(wown.ok && wown.resumed);
-    forged = h_session_with_hostname(w1.session, "y.example.com");
-    o.offer = forged;
-    o.sni = "y.example.com";
-    wother = h_connect(listener, client, &o);
+    wother = h_connect_forged(listener, client, &o, w1.session, "y.example.com");
     CHECK(wother.ok && !wother.resumed && strcmp(wother.vhost, "*.example.com") == 0);
     CHECK(wother.info.outcome == SNICACHE_OUTCOME_REFUSED && strcmp(wother.reason, "sni") == 0);
     CHECK(h_refusals(cache, "*.example.com", "sni") == 1);
-    SSL_SESSION_free(forged);
 
     st = h_stats(cache, NULL);
     /* Tickets are stateless: nothing is stored, and each decision is a hit or a refusal. */
@@ -81,11 +68,7 @@ static void scenario(int version, SSL_CTX *client, int own_keys)
     SSL_SESSION_free(w1.session);
     SSL_SESSION_free(wown.session);
     SSL_SESSION_free(wother.session);
-    snicache_cache_free(cache);
-    snicache_config_free(config);
-    SSL_CTX_free(listener);
-    for (i = 0; i < 3; i++)
-        SSL_CTX_free(ctxs[i]);
+    h_server_free(&srv);
 }
 
 /* Control: plain OpenSSL with a servername callback that switches to B's context resumes A's
@@ -105,20 +88,13 @@ static void control(int version, SSL_CTX *client)
     SSL_CTX *listener = h_server_ctx("a.test");
     struct h_opts o;
     struct h_result a, cross;
-    SSL_SESSION *forged;
 
     control_b = h_server_ctx("b.test");
-    memset(&o, 0, sizeof o);
-    o.version = version;
-    o.sni = "a.test";
+    o = h_opts_for(version, "a.test");
     a = h_connect(listener, client, &o);
     SSL_CTX_set_tlsext_servername_callback(listener, switch_ctx);
-    forged = h_session_with_hostname(a.session, "b.test");
-    o.offer = forged;
-    o.sni = "b.test";
-    cross = h_connect(listener, client, &o);
+    cross = h_connect_forged(listener, client, &o, a.session, "b.test");
     CHECK(a.ok && cross.ok && cross.resumed);
-    SSL_SESSION_free(forged);
     SSL_SESSION_free(a.session);
     SSL_SESSION_free(cross.session);
     SSL_CTX_free(listener);
