@@ -31,12 +31,7 @@ use snicache::ffi::snicache_result;
 const CHAIN: usize = 5;
 
 fn opts<'a>(version: u16, sni: Option<&'a str>, offer: Option<&'a Session>) -> Opts<'a> {
-    Opts {
-        sni,
-        offer,
-        version,
-        ..Opts::default()
-    }
+    Opts::new(version, sni, offer)
 }
 
 /// A full handshake, then `CHAIN` resumptions each offering only the newest session. Returns

@@ -43,12 +43,7 @@ const SECRET_B: [u8; 32] = [
 const NAME_LEN: usize = 16;
 
 fn opts<'a>(version: u16, sni: Option<&'a str>, offer: Option<&'a Session>) -> Opts<'a> {
-    Opts {
-        sni,
-        offer,
-        version,
-        ..Opts::default()
-    }
+    Opts::new(version, sni, offer)
 }
 
 fn outcome(r: &Outcome) -> u32 {
@@ -98,19 +93,24 @@ fn tickets_stay_with_their_name_and_vhost(version: u16) {
     let w1 = server.connect(&client, &o(Some("x.example.com"), None));
     let wown = server.connect(&client, &o(Some("x.example.com"), Some(w1.session())));
     assert!(wown.ok && wown.resumed);
-    let wother = server.connect(&client, &o(Some("y.example.com"), Some(w1.session())));
-    assert!(wother.ok && !wother.resumed, "{version:x}: other name");
-    assert_eq!(wother.vhost(), Some("*.example.com"));
-    assert_eq!(outcome(&wother), SNICACHE_OUTCOME_REFUSED);
-    assert_eq!(wother.reason(), Some("sni"));
-    assert_eq!(server.refusals(Some("*.example.com"), "sni"), 1);
+    server.connect_refused(
+        &client,
+        &o(Some("y.example.com"), Some(w1.session())),
+        "*.example.com",
+        "sni",
+        1,
+        &format!("{version:x}: other name"),
+    );
 
     // No SNI: the default vhost, whose key opens the ticket, but the name differs.
-    let nosni = server.connect(&client, &o(None, Some(a.session())));
-    assert!(nosni.ok && !nosni.resumed, "{version:x}: no SNI");
-    assert_eq!(nosni.vhost(), Some("a.test"));
-    assert_eq!(nosni.reason(), Some("sni"));
-    assert_eq!(server.refusals(Some("a.test"), "sni"), 1);
+    server.connect_refused(
+        &client,
+        &o(None, Some(a.session())),
+        "a.test",
+        "sni",
+        1,
+        &format!("{version:x}: no SNI"),
+    );
 
     let st = server.stats(None);
     assert_eq!(
@@ -362,21 +362,9 @@ fn tls13_ticket_keys_rotate_with_time() {
 }
 
 fn expiry(version: u16) {
-    let server = Server::build(
-        &[
-            vhost("a.test"),
-            VHost {
-                timeout: 1,
-                ..vhost("b.test")
-            },
-            VHost {
-                timeout: 3600,
-                ..vhost("c.test")
-            },
-        ],
-        true,
-        |c| assert_eq!(snicache_config_set_timeout(c, 1), snicache_result::Ok),
-    );
+    let server = Server::build(&LIFETIME_VHOSTS, true, |c| {
+        assert_eq!(snicache_config_set_timeout(c, 1), snicache_result::Ok)
+    });
     let client = Client::new();
     let names = ["a.test", "b.test", "c.test"];
     let made: Vec<_> = names

@@ -7,38 +7,31 @@
 //! the 100 ms bound of the issue is asserted on the median and on 90% of them, a generous
 //! correctness bound (loopback figures are around a millisecond), never a speed target.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use snicache::store::memory::MemoryStore;
-use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
+use snicache::store::redis::{RedisSpec, RedisStore};
 use snicache::store::{Key, Lookup, Store, Value};
 
 #[path = "redis/server.rs"]
 mod server;
+#[path = "redis/store.rs"]
+mod store;
 
 use server::RedisServer;
+use store::{now, redis_store, seal_keys};
 
 const VHOSTS: [&str; 2] = ["a.test", "b.test"];
 const ROUNDS: usize = 50;
 const BOUND: Duration = Duration::from_millis(100);
 
 fn store(url: &str) -> RedisStore {
-    RedisStore::new(
+    redis_store(
         &RedisSpec::parse(url).unwrap(),
-        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
-        VHOSTS.iter().map(|s| s.to_string()).collect(),
-        Arc::new(SealKeys::new(&[9; 32], false)),
+        &VHOSTS,
+        seal_keys(&[9; 32]),
         None,
     )
     .unwrap()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn key(vhost: u32, n: usize, len: usize) -> Key {
@@ -110,15 +103,21 @@ fn warm(one: &RedisStore, two: &RedisStore, k: Key, record: &[u8], expires: u64)
     assert_eq!(bytes(two.get(&k, now())).as_deref(), Some(record));
 }
 
-#[test]
-fn invalidations_reach_another_servers_local_tier_within_100_ms() {
-    let r = RedisServer::start();
+/// Two servers' stores on `r`, each subscribed.
+fn two_servers(r: &RedisServer) -> (RedisStore, RedisStore) {
     let (one, two) = (store(&r.url()), store(&r.url()));
-    let expires = now() + 300;
     // First use starts each process-side state, subscriber included.
     let _ = one.get(&key(0, 0, 32), now());
     let _ = two.get(&key(0, 0, 32), now());
-    wait_subscribed(&r, 2);
+    wait_subscribed(r, 2);
+    (one, two)
+}
+
+#[test]
+fn invalidations_reach_another_servers_local_tier_within_100_ms() {
+    let r = RedisServer::start();
+    let (one, two) = two_servers(&r);
+    let expires = now() + 300;
 
     let hex = |k: Key| {
         k.id()
@@ -205,11 +204,10 @@ fn invalidations_reach_another_servers_local_tier_within_100_ms() {
 fn a_tombstone_that_does_not_open_only_removes() {
     let r = RedisServer::start();
     let one = store(&r.url());
-    let other_seal = RedisStore::new(
+    let other_seal = redis_store(
         &RedisSpec::parse(&r.url()).unwrap(),
-        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
-        VHOSTS.iter().map(|s| s.to_string()).collect(),
-        Arc::new(SealKeys::new(&[1; 32], false)),
+        &VHOSTS,
+        seal_keys(&[1; 32]),
         None,
     )
     .unwrap();
@@ -238,11 +236,8 @@ fn a_tombstone_that_does_not_open_only_removes() {
 #[test]
 fn a_server_that_lost_its_subscription_empties_its_local_tier_once_back() {
     let r = RedisServer::start();
-    let (one, two) = (store(&r.url()), store(&r.url()));
+    let (one, two) = two_servers(&r);
     let expires = now() + 300;
-    let _ = one.get(&key(0, 0, 32), now());
-    let _ = two.get(&key(0, 0, 32), now());
-    wait_subscribed(&r, 2);
     let k = key(0, 1, 32);
     warm(&one, &two, k, b"live session", expires);
     // Both subscriptions drop; the tombstone is published while nobody listens.

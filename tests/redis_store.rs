@@ -3,7 +3,7 @@
 //! Nothing is skipped: without redis-server these tests fail.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use snicache::store::memory::MemoryStore;
 use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
@@ -11,32 +11,20 @@ use snicache::store::{Key, Lookup, Store, Value};
 
 #[path = "redis/server.rs"]
 mod server;
+#[path = "redis/store.rs"]
+mod store;
 
 use server::RedisServer;
+use store::{now, redis_store, seal_keys};
 
 const VHOSTS: [&str; 2] = ["a.test", "b.test"];
 
 fn store(url: &str, seal: &[u8]) -> RedisStore {
-    store_with(url, Arc::new(SealKeys::new(seal, false)))
+    store_with(url, seal_keys(seal))
 }
 
 fn store_with(url: &str, seal: Arc<SealKeys>) -> RedisStore {
-    let spec = RedisSpec::parse(url).unwrap();
-    RedisStore::new(
-        &spec,
-        MemoryStore::new(1 << 20, 10_000, VHOSTS.len()),
-        VHOSTS.iter().map(|s| s.to_string()).collect(),
-        seal,
-        None,
-    )
-    .unwrap()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    redis_store(&RedisSpec::parse(url).unwrap(), &VHOSTS, seal, None).unwrap()
 }
 
 fn key(vhost: u32, id: u8) -> Key {
@@ -196,7 +184,7 @@ fn after_rotation_the_previous_key_still_opens() {
     let r = RedisServer::start();
     let old = store(&r.url(), &[1; 32]);
     put_and_flush(&old, key(0, 1), now() + 300);
-    let keys = Arc::new(SealKeys::new(&[1; 32], false));
+    let keys = seal_keys(&[1; 32]);
     keys.rotate(&[2; 32]);
     let rotated = store_with(&r.url(), keys.clone());
     assert!(hit_bytes(rotated.get(&key(0, 1), now())).is_some());

@@ -10,9 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use snicache::store::memory::MemoryStore;
-use snicache::store::redis::{RedisSpec, RedisStore, SealKeys};
+use snicache::store::redis::{RedisSpec, RedisStore};
 use snicache::store::{Key, Lookup, Store, Value};
+
+#[path = "redis/store.rs"]
+mod store;
+
+use store::{now, redis_store, seal_keys};
 
 const PASSWORD: &str = "tls-test-s3cret-pw";
 
@@ -186,24 +190,16 @@ fn store(url: &str) -> (RedisStore, Messages) {
     let messages: Messages = Arc::default();
     let m = messages.clone();
     let spec = RedisSpec::parse(url).unwrap_or_else(|e| panic!("{e}"));
-    let s = RedisStore::new(
+    let s = redis_store(
         &spec,
-        MemoryStore::new(1 << 20, 10_000, 1),
-        vec!["a.test".into()],
-        Arc::new(SealKeys::new(&[7; 32], false)),
+        &["a.test"],
+        seal_keys(&[7; 32]),
         Some(Box::new(move |_, msg: &str| {
             m.lock().unwrap().push(msg.to_owned())
         })),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     (s, messages)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn key(id: u8) -> Key {
@@ -337,29 +333,22 @@ fn tls_parameters_are_checked_and_keys_never_quoted() {
         path(&dir, "bad.key")
     ))
     .unwrap();
-    let e = RedisStore::new(
-        &spec,
-        MemoryStore::new(1 << 20, 10_000, 1),
-        vec!["a.test".into()],
-        Arc::new(SealKeys::new(&[7; 32], false)),
-        None,
-    )
-    .err()
-    .expect("a bad key file is refused");
+    let e = redis_store(&spec, &["a.test"], seal_keys(&[7; 32]), None)
+        .err()
+        .expect("a bad key file is refused");
     assert!(e.contains("bad.key"), "{e}");
     assert!(
         !e.contains("SECRET-KEY-MATERIAL") && !e.contains(PASSWORD),
         "{e}"
     );
-    let e = RedisStore::new(
+    let e = redis_store(
         &RedisSpec::parse(&format!(
             "rediss://127.0.0.1:1?ca_file={}",
             path(&dir, "missing.crt")
         ))
         .unwrap(),
-        MemoryStore::new(1 << 20, 10_000, 1),
-        vec!["a.test".into()],
-        Arc::new(SealKeys::new(&[7; 32], false)),
+        &["a.test"],
+        seal_keys(&[7; 32]),
         None,
     )
     .err()

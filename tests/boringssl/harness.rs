@@ -21,7 +21,9 @@ use snicache::ffi::cache::{
     snicache_cache, snicache_cache_attach, snicache_cache_free, snicache_cache_new,
     snicache_cache_refusals, snicache_cache_stats, snicache_stats,
 };
-use snicache::ffi::callbacks::{snicache_conn_info, snicache_conn_info_get};
+use snicache::ffi::callbacks::{
+    snicache_conn_info, snicache_conn_info_get, SNICACHE_OUTCOME_REFUSED,
+};
 use snicache::ffi::config::{
     snicache_config, snicache_config_add_vhost, snicache_config_free, snicache_config_new,
 };
@@ -245,6 +247,19 @@ pub struct Opts<'a> {
     pub on_pending: Option<&'a dyn Fn(*mut ffi::SSL)>,
 }
 
+impl<'a> Opts<'a> {
+    /// A connection at `version` (min and max; 0: the library default) with SNI `sni` (None:
+    /// none), offering `offer`; nothing else set.
+    pub fn new(version: u16, sni: Option<&'a str>, offer: Option<&'a Session>) -> Opts<'a> {
+        Opts {
+            sni,
+            offer,
+            version,
+            ..Opts::default()
+        }
+    }
+}
+
 /// What snicache decided for the server connection (`snicache_conn_info_get`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -318,6 +333,23 @@ unsafe fn feed(to: *mut ffi::BIO, data: &[u8]) {
 
 unsafe fn pump(from: *mut ffi::BIO, to: *mut ffi::BIO) {
     feed(to, &drain(from));
+}
+
+/// Writes one byte of application data on `ssl` and carries its record from `out` to `to`,
+/// the record's last byte flipped when `corrupt`.
+unsafe fn send_byte(
+    ssl: *mut ffi::SSL,
+    byte: &[u8; 1],
+    out: *mut ffi::BIO,
+    to: *mut ffi::BIO,
+    corrupt: bool,
+) {
+    ffi::SSL_write(ssl, byte.as_ptr().cast(), 1);
+    let mut record = drain(out);
+    if corrupt {
+        *record.last_mut().unwrap() ^= 0x5a;
+    }
+    feed(to, &record);
 }
 
 unsafe fn fatal(ssl: *mut ffi::SSL, rc: c_int) -> bool {
@@ -422,23 +454,13 @@ pub fn connect(listener: *mut ffi::SSL_CTX, client: &Client, o: &Opts<'_>) -> Ou
         let mut byte = 0u8;
         let p = &mut byte as *mut u8 as *mut c_void;
         if ok {
-            ffi::SSL_write(s, b"s".as_ptr().cast(), 1);
-            let mut record = drain(s_out);
-            if o.corrupt_server_after {
-                *record.last_mut().unwrap() ^= 0x5a;
-            }
-            feed(c_in, &record);
+            send_byte(s, b"s", s_out, c_in, o.corrupt_server_after);
             if ffi::SSL_read(c, p, 1) <= 0 {
                 // The client's alert reaches the server.
                 pump(c_out, s_in);
                 ffi::SSL_read(s, p, 1);
             } else {
-                ffi::SSL_write(c, b"c".as_ptr().cast(), 1);
-                let mut record = drain(c_out);
-                if o.corrupt_after {
-                    *record.last_mut().unwrap() ^= 0x5a;
-                }
-                feed(s_in, &record);
+                send_byte(c, b"c", c_out, s_in, o.corrupt_after);
                 if ffi::SSL_read(s, p, 1) <= 0 {
                     pump(s_out, c_in);
                     ffi::SSL_read(c, p, 1);
@@ -516,6 +538,20 @@ pub const fn vhost(name: &str) -> VHost<'_> {
         flags: 0,
     }
 }
+
+/// The vhosts of the lifetime tests: a.test (the cache's default lifetime), b.test (its own 1 s)
+/// and c.test (its own hour).
+pub const LIFETIME_VHOSTS: [VHost<'static>; 3] = [
+    vhost("a.test"),
+    VHost {
+        timeout: 1,
+        ..vhost("b.test")
+    },
+    VHost {
+        timeout: 3600,
+        ..vhost("c.test")
+    },
+];
 
 /// A listener context and one context per vhost, with a snicache cache attached, made through
 /// the C ABI as a C host does.
@@ -618,6 +654,30 @@ impl Server {
 
     pub fn connect(&self, client: &Client, o: &Opts<'_>) -> Outcome {
         connect(self.listener, client, o)
+    }
+
+    /// Connects with `o` and asserts a full handshake on `vhost` whose resumption was refused
+    /// as `reason`, making `count` such refusals on that vhost. `what` names the case.
+    pub fn connect_refused(
+        &self,
+        client: &Client,
+        o: &Opts<'_>,
+        vhost: &str,
+        reason: &str,
+        count: u64,
+        what: &str,
+    ) -> Outcome {
+        let r = self.connect(client, o);
+        assert!(r.ok && !r.resumed, "{what}");
+        assert_eq!(r.vhost(), Some(vhost), "{what}");
+        assert_eq!(
+            r.info.as_ref().map(|i| i.outcome),
+            Some(SNICACHE_OUTCOME_REFUSED),
+            "{what}"
+        );
+        assert_eq!(r.reason(), Some(reason), "{what}");
+        assert_eq!(self.refusals(Some(vhost), reason), count, "{what}");
+        r
     }
 
     /// Counters of one vhost (by configured name) or the totals.

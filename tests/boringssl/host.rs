@@ -23,27 +23,23 @@ use snicache::host::ssl_api::{
     SNICACHE_SSL_API_VERSION, SNICACHE_SSL_LIBRARY_BORINGSSL,
 };
 
-unsafe extern "C" fn free_conn(
-    _parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut ffi::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    snicache_hook_free_conn(ptr);
+/// An ex_data free callback (`CRYPTO_EX_free`) that hands the freed slot's pointer to `$release`.
+macro_rules! ex_free {
+    ($name:ident, $release:path) => {
+        unsafe extern "C" fn $name(
+            _parent: *mut c_void,
+            ptr: *mut c_void,
+            _ad: *mut ffi::CRYPTO_EX_DATA,
+            _idx: c_int,
+            _argl: c_long,
+            _argp: *mut c_void,
+        ) {
+            $release(ptr);
+        }
+    };
 }
-
-unsafe extern "C" fn free_cache(
-    _parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut ffi::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    snicache_hook_release_cache(ptr);
-}
+ex_free!(free_conn, snicache_hook_free_conn);
+ex_free!(free_cache, snicache_hook_release_cache);
 
 unsafe extern "C" fn ssl_ex_index_new() -> c_int {
     ffi::SSL_get_ex_new_index(0, ptr::null_mut(), ptr::null_mut(), None, Some(free_conn))
