@@ -71,11 +71,7 @@ echo "== server with only 200 file descriptors (ulimit -n 200), 1000 idle connec
 (ulimit -n 200 && exec "$SERVER" --listen 127.0.0.1:0 --vhost "$(vhost a.test)" --threads 2) 2>"$TMP/small.log" &
 SERVER_PID=$!
 LOG=$TMP/small.log
-for _ in $(seq 100); do
-    PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$LOG")
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
+wait_listening
 hold halfopen 1000 "1000 idle connections, 200 descriptors"
 check "server log: oldest connections closed to make room" grep -q 'closed to make room' "$LOG"
 serves "after the idle connections"

@@ -56,10 +56,8 @@ done
 t0=$(now_ms)
 (client / -tls1_2 -servername a.test -sess_in "$TMP/s.sess" >"$TMP/parked.out"; now_ms >"$TMP/parked.end") &
 parked_client=$!
-for _ in $(seq 200); do
-    [ "$(grep -c 'handshake paused' "$LOG2")" -ge 3 ] && break
-    sleep 0.01
-done
+paused_3() { [ "$(grep -c 'handshake paused' "$LOG2")" -ge 3 ]; }
+poll 200 0.01 paused_3
 expect_eq "the resuming connection is parked" 3 "$(grep -c 'handshake paused' "$LOG2")"
 t1=$(now_ms)
 out=$(client / -tls1_2 -servername a.test)

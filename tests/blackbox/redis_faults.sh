@@ -37,16 +37,6 @@ remote_sum() {
 }
 # lines WHAT LOG: connections logged so far by the clients matching WHAT (ok/resumed/fail).
 lines() { cat "$2".[0-9]* 2>/dev/null | grep -c " $1"; }
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-    local what=$1 end=$((SECONDS + $2))
-    shift 2
-    until "$@"; do
-        ((SECONDS < end)) || { not_ok "$what (not within $(( $2 )) s)"; return 1; }
-        sleep 0.05
-    done
-}
-past() { python3 -c 'import sys,time; sys.exit(0 if time.time() >= float(sys.argv[1]) else 1)' "$1"; }
 
 fault() { # NAME START_COMMAND END_COMMAND
     local name=$1 start_cmd=$2 end_cmd=$3 out=$TMP/load.$1 stop=$TMP/stop.$1 pid errors0 t0 t1 figures

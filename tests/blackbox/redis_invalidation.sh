@@ -11,26 +11,8 @@
 # the propagation itself).
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/redis.sh"
-LIB=$(cd "$(dirname "$0")/lib" && pwd)
 make_certs a.test
 head -c 32 /dev/urandom >"$TMP/ticket.key"
-
-proxied() { # MODE N S_CLIENT_FLAGS... (to $PORT)
-    local mode=$1 n=$2 pport="" ppid
-    shift 2
-    : >"$TMP/proxy.out"
-    python3 "$LIB/corrupt_proxy.py" "$PORT" "$mode" "$n" >"$TMP/proxy.out" 2>"$TMP/proxy.err" &
-    ppid=$!
-    for _ in $(seq 200); do
-        pport=$(head -1 "$TMP/proxy.out")
-        [ -n "$pport" ] && break
-        sleep 0.025
-    done
-    printf 'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n' |
-        timeout 10 openssl s_client -connect "127.0.0.1:$pport" -ign_eof -servername a.test "$@" 2>/dev/null
-    wait "$ppid"
-    grep -q '^corrupted=yes$' "$TMP/proxy.out" || not_ok "the proxy corrupted nothing ($mode)"
-}
 
 # until_refused_on_2 LABEL TLSFLAG SESSION: offers SESSION to server 2 until it is a full
 # handshake (deadline 10 s); checks it was refused as invalidated; prints the time taken.
@@ -55,11 +37,21 @@ until_refused_on_2() {
 # wait_invalidated_on_1 BEFORE: until server 1's /stats counts more invalidations.
 wait_invalidated_on_1() {
     on "$P1"
-    for _ in $(seq 200); do
-        [ "$(stat "$(stats_json)" total invalidations)" -gt "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
+    poll 200 0.05 invalidated_above "$1"
+}
+
+# alert_on_1 LABEL KIND MODE TLS SESSION WHAT: a resumption of SESSION on server 1 ends with a
+# fatal alert (proxied MODE; WHAT says who sends it); server 1 counts the invalidation, and
+# server 2 refuses SESSION from then on.
+alert_on_1() {
+    local label=$1 kind=$2 mode=$3 tls=$4 sess=$5 what=$6 t before out
+    t=$(tls_flag "$tls")
+    on "$P1"
+    before=$(invalidations)
+    out=$(proxied "$mode" "$(request_record "$tls")" "$t" -sess_in "$sess")
+    expect_eq "$label: server 1 resumes it, then $what" Reused "$(outcome <<<"$out")"
+    check "$label: server 1 counts the invalidation" wait_invalidated_on_1 "$before"
+    until_refused_on_2 "$label $kind" "$t" "$sess"
 }
 
 fleet() { # LABEL SERVER_FLAGS...
@@ -78,8 +70,7 @@ COMMON=(--vhost "$(vhost a.test)" --store "$STORE" --seal-key-file "$TMP/seal.ke
 fleet "stateful sessions (tickets off): a tombstone replaces the session in server 2's local tier" \
     "${COMMON[@]}" --tickets off
 for tls in 1.2 1.3; do
-    t="-tls1_${tls#1.}"
-    [ "$tls" = 1.2 ] && n=1 || n=2
+    t=$(tls_flag "$tls")
     new_on_1 "s$tls.sess" "$t"
     on "$P2"
     out=$(client / "$t" -servername a.test -sess_in "$TMP/s$tls.sess")
@@ -88,32 +79,21 @@ for tls in 1.2 1.3; do
     out=$(client / "$t" -servername a.test -sess_in "$TMP/s$tls.sess")
     expect_eq "TLS $tls: server 2 resumes it again" Reused "$(outcome <<<"$out")"
     expect_eq "TLS $tls: ... from its local tier (no Redis hit)" "$remote_hits" "$(stat "$(stats_json)" remote hits)"
-    on "$P1"
-    before=$(stat "$(stats_json)" total invalidations)
-    out=$(proxied server-alert "$n" "$t" -sess_in "$TMP/s$tls.sess")
-    expect_eq "TLS $tls: server 1 resumes it, then sends a fatal alert" Reused "$(outcome <<<"$out")"
-    check "TLS $tls: server 1 counts the invalidation" wait_invalidated_on_1 "$before"
-    until_refused_on_2 "TLS $tls stateful" "$t" "$TMP/s$tls.sess"
+    alert_on_1 "TLS $tls" stateful server-alert "$tls" "$TMP/s$tls.sess" "sends a fatal alert"
 done
 stop_servers
 
 fleet "stateless tickets (shared ticket secret): a ticket revoked on server 1 is refused on server 2" \
     "${COMMON[@]}" --ticket-secret-file "$TMP/ticket.key"
 for tls in 1.2 1.3; do
-    t="-tls1_${tls#1.}"
-    [ "$tls" = 1.2 ] && n=1 || n=2
+    t=$(tls_flag "$tls")
     on "$P1"
     out=$(client / "$t" -servername a.test -sess_out "$TMP/t$tls.sess")
     expect_eq "TLS $tls: server 1 issues a ticket" New "$(outcome <<<"$out")"
     on "$P2"
     out=$(client / "$t" -servername a.test -sess_in "$TMP/t$tls.sess")
     expect_eq "TLS $tls: server 2 resumes server 1's ticket" Reused "$(outcome <<<"$out")"
-    on "$P1"
-    before=$(stat "$(stats_json)" total invalidations)
-    out=$(proxied client-alert "$n" "$t" -sess_in "$TMP/t$tls.sess")
-    expect_eq "TLS $tls: server 1 resumes it, then the client sends a fatal alert" Reused "$(outcome <<<"$out")"
-    check "TLS $tls: server 1 counts the invalidation" wait_invalidated_on_1 "$before"
-    until_refused_on_2 "TLS $tls ticket" "$t" "$TMP/t$tls.sess"
+    alert_on_1 "TLS $tls" ticket client-alert "$tls" "$TMP/t$tls.sess" "the client sends a fatal alert"
 done
 check "the revocations are kept in Redis too (vhost + ticket identity keys with a TTL)" \
     test "$(rcli --scan --pattern 'snicache:v1:a.test:ff727632*' | wc -l)" -ge 2

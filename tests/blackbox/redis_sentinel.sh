@@ -12,17 +12,7 @@ command -v redis-sentinel >/dev/null || { echo "FAIL: redis-sentinel not install
 make_certs a.test
 PY=$ROOT/target/py/bin/python
 [ -x "$PY" ] || PY=python3
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
-past() { python3 -c 'import sys,time; sys.exit(0 if time.time() >= float(sys.argv[1]) else 1)' "$1"; }
-wait_for() { # DESCRIPTION SECONDS COMMAND...
-    local what=$1 end=$((SECONDS + $2))
-    shift 2
-    until "$@"; do
-        ((SECONDS < end)) || { not_ok "$what (not within the deadline)"; return 1; }
-        sleep 0.05
-    done
-}
 PIDS=()
 trap '[ -n "$S1_PID" ] && kill -9 $S1_PID 2>/dev/null; [ -n "$S2_PID" ] && kill -9 $S2_PID 2>/dev/null;
       for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; cleanup' EXIT

@@ -38,10 +38,7 @@ for tls in 1.2 1.3; do
         made_by[$(pid_of <"$TMP/s$tls.$i.out")]=1
     done
     # Each worker's writer puts its records: wait (10 s deadline) until Redis holds them all.
-    for _ in $(seq 400); do
-        [ "$(rcli dbsize)" -ge $((before + SESSIONS)) ] && break
-        sleep 0.025
-    done
+    poll 400 0.025 redis_holds $((before + SESSIONS))
     check "TLS $tls: Redis holds the $SESSIONS new sessions ($(($(rcli dbsize) - before)) keys)" \
         test "$(rcli dbsize)" -ge $((before + SESSIONS))
     resumed=0 refused=0

@@ -11,7 +11,6 @@
 source "$(dirname "$0")/lib/common.sh"
 make_certs a.test b.test
 PER_VHOST=${PER_VHOST:-5000}
-CLIENTS=${CLIENTS:-8}
 
 run() { # label, server flags...
     local label=$1
@@ -43,15 +42,8 @@ run() { # label, server flags...
     check "s_client: $other of them in another worker process than the one that made it" test "$other" -gt 0
 
     h2load_names "$PER_VHOST" a.test b.test
-    local name total_resumed=0 total=0 workers_seen
-    for name in a.test b.test; do
-        local resumed full
-        resumed=$(logged "$name" resumed)
-        full=$(logged "$name" full)
-        echo "       $name: workers logged $resumed resumed + $full full handshakes"
-        total_resumed=$((total_resumed + resumed))
-        total=$((total + resumed + full))
-    done
+    logged_totals workers a.test b.test
+    local total_resumed=$TOTAL_RESUMED total=$TOTAL_HANDSHAKES workers_seen
     workers_seen=$(sed -n 's/^handshake worker=\([0-9]*\) .*result=resumed$/\1/p' "$LOG" | sort -u | wc -l)
     check "resumed handshakes in all 4 worker processes ($workers_seen)" test "$workers_seen" -eq 4
     check ">= 95% of $total handshakes resumed ($((100 * total_resumed / total))%, $total_resumed)" \

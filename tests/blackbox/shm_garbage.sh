@@ -18,10 +18,8 @@ PY=$ROOT/target/py/bin/python
 start_server --vhost "$(vhost a.test)" --vhost "$(vhost b.test)" --workers 4 --threads 1 \
     --store shm:10m --tickets off
 workers() { pgrep -P "$SERVER_PID" | sort | xargs; }
-for _ in $(seq 100); do
-    [ "$(workers | wc -w)" -eq 4 ] && break
-    sleep 0.1
-done
+four_workers() { [ "$(workers | wc -w)" -eq 4 ]; }
+poll 100 0.1 four_workers
 before=$(workers)
 expect_eq "4 worker processes" 4 "$(wc -w <<<"$before")"
 victim=${before%% *}

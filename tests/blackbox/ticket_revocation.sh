@@ -12,40 +12,11 @@
 # with the memory store and 3 prefork workers sharing the shm store (the revoked ticket is
 # offered 12 times at once so several worker processes see it).
 source "$(dirname "$0")/lib/common.sh"
-LIB=$(cd "$(dirname "$0")/lib" && pwd)
 make_certs a.test
 
-# A keep-alive GET through the proxy in MODE, offering (-sess_in) or saving (-sess_out) a
-# session; prints the s_client transcript. The server keeps reading after its answer, so an
-# alert the client sends then reaches it.
-proxied() { # MODE N S_CLIENT_FLAGS...
-    local mode=$1 n=$2 pport="" ppid
-    shift 2
-    : >"$TMP/proxy.out"
-    python3 "$LIB/corrupt_proxy.py" "$PORT" "$mode" "$n" >"$TMP/proxy.out" 2>"$TMP/proxy.err" &
-    ppid=$!
-    for _ in $(seq 200); do
-        pport=$(head -1 "$TMP/proxy.out")
-        [ -n "$pport" ] && break
-        sleep 0.025
-    done
-    printf 'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n' |
-        timeout 10 openssl s_client -connect "127.0.0.1:$pport" -ign_eof -servername a.test "$@" 2>/dev/null
-    wait "$ppid"
-    grep -q '^corrupted=yes$' "$TMP/proxy.out" || not_ok "the proxy corrupted nothing ($mode)"
-}
-
-invalidations() { stat "$(stats_json)" total invalidations; }
 refused() { stat "$(stats_json)" total refusals invalidated; }
 # wait_invalidated BEFORE: until /stats counts more invalidations than BEFORE (deadline 10 s).
-wait_invalidated() {
-    local i
-    for i in $(seq 200); do
-        [ "$(invalidations)" -gt "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
+wait_invalidated() { poll 200 0.05 invalidated_above "$1"; }
 
 suite() { # LABEL SERVER_FLAGS...
     local label=$1 tls t n mode out before ref pids all i
@@ -53,10 +24,8 @@ suite() { # LABEL SERVER_FLAGS...
     echo "== $label"
     start_server --vhost "$(vhost a.test)" "$@"
     for tls in 1.2 1.3; do
-        t="-tls1_${tls#1.}"
-        # The client's request is its first application-data record in TLS 1.2, its second in
-        # TLS 1.3 (after the Finished).
-        [ "$tls" = 1.2 ] && n=1 || n=2
+        t=$(tls_flag "$tls")
+        n=$(request_record "$tls")
         out=$(client / "$t" -servername a.test -sess_out "$TMP/keep.sess")
         expect_eq "TLS $tls: a ticket no alert touches" New "$(outcome <<<"$out")"
         for mode in server-alert client-alert finished-alert; do

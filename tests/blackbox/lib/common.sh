@@ -3,6 +3,7 @@
 # read /stats, and count checks. Every test sources this file and ends with `finish`.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+LIB=$ROOT/tests/blackbox/lib
 SERVER=$ROOT/target/c/snicache-demo-server
 TMP=$(mktemp -d)
 SERVER_PID=""
@@ -37,6 +38,33 @@ finish() {
     echo "$CHECKS checks, $FAILURES failed"
     ((FAILURES == 0))
 }
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 50 ms until it succeeds; not_ok
+# (and false) when SECONDS pass first.
+wait_for() {
+    local what=$1 secs=$2 end=$((SECONDS + $2))
+    shift 2
+    until "$@"; do
+        ((SECONDS < end)) || { not_ok "$what (not within $secs s)"; return 1; }
+        sleep 0.05
+    done
+}
+# poll TRIES INTERVAL COMMAND...: runs COMMAND up to TRIES times, INTERVAL seconds apart, until it
+# succeeds; false if it never does (no check counted: the caller checks).
+poll() {
+    local tries=$1 interval=$2
+    shift 2
+    for _ in $(seq "$tries"); do
+        "$@" && return 0
+        sleep "$interval"
+    done
+    return 1
+}
+# past EPOCH_SECONDS: true once that time (fractional) has passed.
+past() { python3 -c 'import sys,time; sys.exit(0 if time.time() >= float(sys.argv[1]) else 1)' "$1"; }
+# free_port: a loopback TCP port free right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # Self-signed certificate and key for each name, in $TMP (wildcards as wild.example.com.*).
 make_certs() {
@@ -57,6 +85,11 @@ start_server() {
     : >"$LOG"
     "$SERVER" --listen 127.0.0.1:0 "$@" 2>"$LOG" &
     SERVER_PID=$!
+    wait_listening
+}
+# wait_listening: waits until the server started as SERVER_PID, logging to LOG, listens; sets
+# PORT from its log. Ends the test when it does not start.
+wait_listening() {
     PORT=""
     for _ in $(seq 100); do
         PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$LOG")
@@ -88,6 +121,32 @@ client() {
     printf 'GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n' "$path" |
         timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -ign_eof "$@" 2>"$TMP/client.err"
 }
+# proxied MODE N S_CLIENT_FLAGS...: a keep-alive GET (SNI a.test) to $PORT through
+# lib/corrupt_proxy.py, which corrupts a record of the connection in MODE (server-alert,
+# client-alert, finished-alert; N: which application-data record); prints the s_client
+# transcript. The server keeps reading after its answer, so an alert the client sends then
+# reaches it. not_ok when the proxy corrupted nothing.
+proxied() {
+    local mode=$1 n=$2 pport="" ppid
+    shift 2
+    : >"$TMP/proxy.out"
+    python3 "$LIB/corrupt_proxy.py" "$PORT" "$mode" "$n" >"$TMP/proxy.out" 2>"$TMP/proxy.err" &
+    ppid=$!
+    poll 200 0.025 test -s "$TMP/proxy.out"
+    pport=$(head -1 "$TMP/proxy.out")
+    printf 'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n' |
+        timeout 10 openssl s_client -connect "127.0.0.1:$pport" -ign_eof -servername a.test "$@" 2>/dev/null
+    wait "$ppid"
+    grep -q '^corrupted=yes$' "$TMP/proxy.out" || not_ok "the proxy corrupted nothing ($mode)"
+}
+# tls_flag 1.2|1.3: s_client's flag for that version. request_record 1.2|1.3: which
+# application-data record of a connection is the client's request, proxied's N (TLS 1.3: the
+# second, after the Finished).
+tls_flag() { echo "-tls1_${1#1.}"; }
+request_record() { if [ "$1" = 1.2 ]; then echo 1; else echo 2; fi; }
+# invalidations: /stats total invalidations. invalidated_above N: true when it is above N.
+invalidations() { stat "$(stats_json)" total invalidations; }
+invalidated_above() { [ "$(invalidations)" -gt "$1" ]; }
 # New or Reused (or "failed") from an s_client transcript on stdin.
 outcome() { local o; o=$(sed -n 's/^\(New\|Reused\), .*/\1/p' | head -1); echo "${o:-failed}"; }
 # The GET / line from an s_client transcript on stdin, without the worker id.
@@ -132,5 +191,20 @@ h2load_names() {
 # logged NAME RESULT: the handshakes the demo server logged for vhost and SNI NAME with RESULT
 # (resumed, full).
 logged() { grep -c "^handshake worker.* vhost=$1 sni=$1 result=$2$" "$LOG"; }
+# logged_totals WHO NAME...: the handshakes the server logged for each NAME (as `logged`), printed
+# ("WHO logged ..."); sets RESUMED[NAME], FULL[NAME], TOTAL_RESUMED and TOTAL_HANDSHAKES.
+declare -A RESUMED FULL
+logged_totals() {
+    local who=$1 name
+    shift
+    TOTAL_RESUMED=0 TOTAL_HANDSHAKES=0
+    for name in "$@"; do
+        RESUMED[$name]=$(logged "$name" resumed)
+        FULL[$name]=$(logged "$name" full)
+        echo "       $name: $who logged ${RESUMED[$name]} resumed + ${FULL[$name]} full handshakes"
+        TOTAL_RESUMED=$((TOTAL_RESUMED + RESUMED[$name]))
+        TOTAL_HANDSHAKES=$((TOTAL_HANDSHAKES + RESUMED[$name] + FULL[$name]))
+    done
+}
 # sum_refusals: the sum of a refusals-by-reason object on stdin (as `stat` prints it).
 sum_refusals() { python3 -c 'import ast,sys; print(sum(ast.literal_eval(sys.stdin.read()).values()))'; }

@@ -14,6 +14,8 @@ import socket
 import ssl
 import sys
 
+from http_get import http_get
+
 
 def context(tls):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -26,17 +28,7 @@ def context(tls):
 
 
 def request(s, name):
-    s.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (ssl.SSLError, OSError):
-        pass
-    return data
+    return http_get(s.sendall, lambda: s.recv(65536), name)
 
 
 def main():

@@ -16,6 +16,8 @@ Prints one line: "alert=N" (the fatal alert the server sent, or "none"), "resume
 import socket
 import sys
 
+from http_get import http_get
+
 from tlslite.api import HandshakeSettings, TLSConnection
 from tlslite.constants import ExtensionType
 from tlslite.errors import TLSRemoteAlert
@@ -61,16 +63,8 @@ def settings(hrr):
 
 
 def get(conn, name):
-    conn.write(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    try:
-        while True:
-            chunk = conn.read()
-            if not chunk:
-                break
-            data += bytes(chunk)
-    except Exception:  # the server closing after the response
-        pass
+    # Any error: the server closing after the response.
+    data = http_get(conn.write, conn.read, name, errors=(Exception,))
     for line in data.decode(errors="replace").splitlines():
         if line.startswith("vhost="):
             return " ".join(line.split()[:4])

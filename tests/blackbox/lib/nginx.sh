@@ -31,10 +31,6 @@ stop_nginx() { # DIR
 }
 trap 'for d in "${STARTED[@]}"; do stop_nginx "$d"; done; cleanup' EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # conf DIR MODULE(yes|no) WORKERS HTTP_DIRECTIVES [SERVER_DIRECTIVES [A_TEST_ONLY]]: writes DIR/nginx.conf with
 # a.test and b.test on $PORT (listen flags $LISTEN_FLAGS, e.g. " reuseport"; SHARED_CERT=yes: both
 # with a.test's certificate) and a plain-HTTP

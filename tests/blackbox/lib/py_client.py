@@ -11,6 +11,8 @@ import socket
 import ssl
 import sys
 
+from http_get import http_get
+
 port, name, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
@@ -20,16 +22,8 @@ for i in range(1, count + 1):
     try:
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
         with ctx.wrap_socket(raw, server_hostname=name, session=session) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % name.encode())
-            resp = b""
-            try:
-                while True:
-                    chunk = s.recv(8192)
-                    if not chunk:
-                        break
-                    resp += chunk
-            except (ssl.SSLError, OSError):
-                pass  # a close without close_notify: keep what was read
+            # A close without close_notify: http_get keeps what was read.
+            resp = http_get(s.sendall, lambda: s.recv(8192), name)
             body = resp.partition(b"\r\n\r\n")[2].decode(errors="replace").strip().splitlines()
             print(f"conn={i} resumed={int(s.session_reused)} proto={s.version()} "
                   f"body={body[0] if body else '-'}", flush=True)

@@ -4,7 +4,7 @@
 # three if the test ends early. $TMP/seal.key is a random seal key for the demo servers.
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
     { echo "FAIL: redis-server/redis-cli not installed (scripts/deps.sh installs redis-server)"; exit 1; }
-REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REDIS_PORT=$(free_port)
 REDIS_PID=""
 head -c 32 /dev/urandom >"$TMP/seal.key"
 S1_PID="" S2_PID=""
@@ -15,12 +15,12 @@ start_redis() {
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
         --enable-debug-command local >"$TMP/redis.log" 2>&1 &
     REDIS_PID=$!
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.05
-    done
+    poll 100 0.05 redis_up && return 0
     echo "FAIL: redis-server did not start"; cat "$TMP/redis.log"; exit 1
 }
+redis_up() { [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+# redis_holds N: Redis holds at least N keys.
+redis_holds() { [ "$(rcli dbsize)" -ge "$1" ]; }
 stop_redis() { kill -TERM "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=""; }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
@@ -41,11 +41,7 @@ new_on_1() {
     # The background writer puts the record; wait until Redis holds one more key (a loaded
     # machine can take longer than any fixed sleep; a TLS 1.3 session file does not show the
     # id the record is stored under, so count keys).
-    for _ in $(seq 200); do
-        [ "$(rcli dbsize)" -gt "$before" ] && return 0
-        sleep 0.025
-    done
-    not_ok "server 1: the record for $1 never reached Redis"
+    poll 200 0.025 redis_holds $((before + 1)) || not_ok "server 1: the record for $1 never reached Redis"
 }
 
 # stop_servers: SIGTERM to both demo servers; each must exit 0.
