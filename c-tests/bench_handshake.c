@@ -31,7 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "snicache.h"
+#include "snicache_ssl.h"
 
 #define MAX_THREADS 8
 #define MAX_VARIANTS 12
@@ -50,17 +51,47 @@ static void die(const char *what)
     exit(2);
 }
 
-/* The tests' throwaway certificate context (harness.c), session ids only. */
 static SSL_CTX *server_ctx(const char *cn)
 {
-    SSL_CTX *ctx = h_server_ctx(cn);
-    if (ctx == NULL)
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    X509_NAME *name;
+    if (ctx == NULL || key == NULL || cert == NULL)
         die("server context");
-    if (SSL_CTX_check_private_key(ctx) != 1)
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_set_pubkey(cert, key);
+    name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_sign(cert, key, EVP_sha256());
+    if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
         die("certificate");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)cn, (unsigned int)strlen(cn));
+    X509_free(cert);
+    EVP_PKEY_free(key);
     return ctx;
+}
+
+/* A cache with one vhost, a.test, served by the listener context `ctx` it is attached to; on
+ * `store` (NULL: the default memory store), sealing Redis records with the 32-byte `seal` (or
+ * NULL). Dies with `what` when it cannot be made. */
+static const snicache_cache *one_vhost(const snicache_ssl_api *api, SSL_CTX *ctx, const char *store,
+                                       const uint8_t *seal, snicache_config **config, const char *what)
+{
+    const snicache_cache *cache = NULL;
+    if (snicache_config_new(api, config) != SNICACHE_RESULT_OK
+        || (store != NULL && snicache_config_set_store(*config, store) != SNICACHE_RESULT_OK)
+        || (seal != NULL && snicache_config_set_seal_key(*config, seal, 32) != SNICACHE_RESULT_OK)
+        || snicache_config_add_vhost(*config, "a.test", ctx, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
+        || snicache_cache_new(*config, &cache) != SNICACHE_RESULT_OK
+        || snicache_cache_attach(cache, ctx, 0) != SNICACHE_RESULT_OK)
+        die(what);
+    return cache;
 }
 
 /* ---- The decode-every-hit external cache: a few slots of (id, DER) under one lock. ---- */
@@ -418,11 +449,7 @@ int main(int argc, char **argv)
     /* (b) snicache, one vhost served by the listener context itself. */
     snic = server_ctx("a.test");
     snicache_ssl_api_init(&api);
-    if (snicache_config_new(&api, &config1) != SNICACHE_RESULT_OK
-        || snicache_config_add_vhost(config1, "a.test", snic, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
-        || snicache_cache_new(config1, &cache1) != SNICACHE_RESULT_OK
-        || snicache_cache_attach(cache1, snic, 0) != SNICACHE_RESULT_OK)
-        die("snicache setup (one vhost)");
+    cache1 = one_vhost(&api, snic, NULL, NULL, &config1, "snicache setup (one vhost)");
 
     /* (c) decode on every hit. */
     decode = server_ctx("a.test");
@@ -453,11 +480,7 @@ int main(int argc, char **argv)
     SSL_CTX_clear_options(internal_tk, SSL_OP_NO_TICKET);
     snic_tk = server_ctx("a.test");
     SSL_CTX_clear_options(snic_tk, SSL_OP_NO_TICKET);
-    if (snicache_config_new(&api, &config4) != SNICACHE_RESULT_OK
-        || snicache_config_add_vhost(config4, "a.test", snic_tk, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
-        || snicache_cache_new(config4, &cache4) != SNICACHE_RESULT_OK
-        || snicache_cache_attach(cache4, snic_tk, 0) != SNICACHE_RESULT_OK)
-        die("snicache setup (tickets)");
+    cache4 = one_vhost(&api, snic_tk, NULL, NULL, &config4, "snicache setup (tickets)");
     for (i = 0; i < 64; i++)
         alert_once(snic_tk);
     {
@@ -480,23 +503,12 @@ int main(int argc, char **argv)
     if (redis_url != NULL) {
         static const uint8_t seal_key[32] = {1};
         snic_redis = server_ctx("a.test");
-        if (snicache_config_new(&api, &config3) != SNICACHE_RESULT_OK
-            || snicache_config_set_store(config3, redis_url) != SNICACHE_RESULT_OK
-            || snicache_config_set_seal_key(config3, seal_key, sizeof seal_key) != SNICACHE_RESULT_OK
-            || snicache_config_add_vhost(config3, "a.test", snic_redis, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
-            || snicache_cache_new(config3, &cache3) != SNICACHE_RESULT_OK
-            || snicache_cache_attach(cache3, snic_redis, 0) != SNICACHE_RESULT_OK)
-            die("snicache setup (redis store)");
+        cache3 = one_vhost(&api, snic_redis, redis_url, seal_key, &config3, "snicache setup (redis store)");
         v_redis = add("snicache+redis", snic_redis, "a.test", "a.test", 1, per_round);
         v_redis->cache = cache3;
     }
     snic_shm = server_ctx("a.test");
-    if (snicache_config_new(&api, &config5) != SNICACHE_RESULT_OK
-        || snicache_config_set_store(config5, "shm:64m") != SNICACHE_RESULT_OK
-        || snicache_config_add_vhost(config5, "a.test", snic_shm, 0, SNICACHE_VHOST_DEFAULT) != SNICACHE_RESULT_OK
-        || snicache_cache_new(config5, &cache5) != SNICACHE_RESULT_OK
-        || snicache_cache_attach(cache5, snic_shm, 0) != SNICACHE_RESULT_OK)
-        die("snicache setup (shm store)");
+    cache5 = one_vhost(&api, snic_shm, "shm:64m", NULL, &config5, "snicache setup (shm store)");
     v_shm = add("snicache+shm", snic_shm, "a.test", "a.test", 1, per_round);
     v_shm->cache = cache5;
     v_itk = add("internal tickets", internal_tk, "a.test", "a.test", 1, per_round);
