@@ -116,12 +116,18 @@ nginx_row() {
     stop_nginx "$d"
 }
 
-WORKERS=2
-for tickets in on off; do
-    for tls in 1.2 1.3; do
-        nginx_row "stock nginx, tickets $tickets, TLS $tls" no "$tickets" "$tls" "ssl_session_cache shared:SSL:10m;"
+# nginx_rows LABEL MODULE(yes|no) HTTP_DIRECTIVES: nginx_row with tickets on and off, TLS 1.2 and 1.3.
+nginx_rows() {
+    local tickets tls
+    for tickets in on off; do
+        for tls in 1.2 1.3; do
+            nginx_row "$1, tickets $tickets, TLS $tls" "$2" "$tickets" "$tls" "$3"
+        done
     done
-done
+}
+
+WORKERS=2
+nginx_rows "stock nginx" no "ssl_session_cache shared:SSL:10m;"
 
 # The module's shm store, as nginx.sh probes it; the memory store with one worker otherwise.
 STORE=shm:16m
@@ -133,11 +139,7 @@ if ! nginx -t -p "$D" -c "$D/nginx.conf" >"$D/t.out" 2>&1; then
     STORE=memory:16m
     WORKERS=1
 fi
-for tickets in on off; do
-    for tls in 1.2 1.3; do
-        nginx_row "nginx+snicache $STORE, tickets $tickets, TLS $tls" yes "$tickets" "$tls" "snicache on; snicache_store $STORE;"
-    done
-done
+nginx_rows "nginx+snicache $STORE" yes "snicache on; snicache_store $STORE;"
 
 for store in memory shm; do
     for tickets in on off; do
