@@ -3,7 +3,13 @@
 //! The header is written to `$OUT_DIR/snicache.h` on every build; the committed copy in
 //! `include/snicache.h` is refreshed only when `SNICACHE_BLESS_HEADER=1` is set, so that a test
 //! (`tests/header.rs`) can fail when the committed header is stale.
-use std::{env, fs, path::PathBuf};
+//!
+//! The stats structs are not cbindgen's: they are made, as in Rust, from the one declaration of
+//! the stats fields (`src/engine/stats_fields.rs`), with the X-macros of their fields and of
+//! the rule names.
+use std::{env, fmt::Write as _, fs, path::PathBuf};
+
+const STATS_FIELDS: &str = "src/engine/stats_fields.rs";
 
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -16,16 +22,18 @@ fn main() {
     let part = |name: &str| env::var(name).unwrap();
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
-    let macros = format!(
+    let mut after_includes = format!(
         "\n#define SNICACHE_VERSION \"{version}\"\n#define SNICACHE_VERSION_MAJOR {}\n#define SNICACHE_VERSION_MINOR {}\n#define SNICACHE_VERSION_PATCH {}\n",
         part("CARGO_PKG_VERSION_MAJOR"),
         part("CARGO_PKG_VERSION_MINOR"),
         part("CARGO_PKG_VERSION_PATCH"),
     );
+    let fields = fs::read_to_string(crate_dir.join(STATS_FIELDS)).expect("stats fields readable");
+    after_includes.push_str(&stats_header(&fields));
     let bindings = cbindgen::Builder::new()
         .with_crate(&crate_dir)
         .with_config(config)
-        .with_after_include(macros)
+        .with_after_include(after_includes)
         .generate()
         .expect("cbindgen generates the header");
     bindings.write_to_file(&out);
@@ -33,4 +41,124 @@ fn main() {
         fs::copy(&out, crate_dir.join("include/snicache.h"))
             .expect("include/snicache.h is writable");
     }
+}
+
+/// The X-macros and structs of the stats declaration, as C.
+fn stats_header(src: &str) -> String {
+    let stats = entries(src, "stats_fields");
+    let shm = entries(src, "shm_health_fields");
+    let rules = entries(src, "rules");
+    let mut h = String::new();
+    x_macro(
+        &mut h,
+        "The fields of snicache_stats, in order, as X(group, name, type, help). group: vhost (per\n vhost and in total), refusals (per vhost: the sum over the rules, which\n snicache_cache_refusals reads one by one), listener or remote (in the totals only, 0 for one\n vhost; remote: a redis:// store's). type: the Prometheus type, counter or gauge.",
+        "SNICACHE_STATS_FIELDS",
+        stats.iter().map(field_x),
+    );
+    x_macro(
+        &mut h,
+        "The fields of snicache_shm_health, in order, as X(group, name, type, help); group is shm.",
+        "SNICACHE_SHM_HEALTH_FIELDS",
+        shm.iter().map(field_x),
+    );
+    x_macro(
+        &mut h,
+        "The built-in policy rules, in policy order, as X(name, help): name is the refusal reason in\n the stats (snicache_cache_refusals) and logs, help says when the rule refuses.",
+        "SNICACHE_RULES",
+        rules.iter().map(|e| format!("X({}, {})", e.name, e.help)),
+    );
+    c_struct(
+        &mut h,
+        "Counters, for one vhost or in total: the fields of SNICACHE_STATS_FIELDS.",
+        "snicache_stats",
+        &stats,
+    );
+    c_struct(
+        &mut h,
+        "Health of a cache's shared-memory store, summed over every process using the mapping:\n the fields of SNICACHE_SHM_HEALTH_FIELDS.",
+        "snicache_shm_health",
+        &shm,
+    );
+    h
+}
+
+/// One entry of the declaration: `name: rest, "help";`.
+struct Entry {
+    name: String,
+    /// What follows the colon: the kind and source of a field, the variant of a rule.
+    rest: Vec<String>,
+    /// The help text as a string literal, quotes included.
+    help: String,
+}
+
+/// The entries of the `macro! { ... }` invocation in the declaration.
+fn entries(src: &str, name: &str) -> Vec<Entry> {
+    let code: String = src
+        .lines()
+        .map(|l| l.split_once("//").map_or(l, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = code
+        .find(&format!("{name}! {{"))
+        .unwrap_or_else(|| panic!("{STATS_FIELDS}: no {name}!"))
+        + name.len()
+        + 3;
+    let body = &code[start..start + code[start..].find('}').expect("closing brace")];
+    let mut entries = Vec::new();
+    let mut rest = body;
+    while let Some(q) = rest.find('"') {
+        let end = q + 1 + rest[q + 1..].find('"').expect("closed string");
+        let help = &rest[q..=end];
+        assert!(
+            !help.contains('\\') && !help.contains("*/"),
+            "{STATS_FIELDS}: help texts are plain: {help}"
+        );
+        let (name, head) = rest[..q].trim().split_once(':').expect("name: ...");
+        entries.push(Entry {
+            name: name.trim().to_owned(),
+            rest: head
+                .trim()
+                .trim_end_matches(',')
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            help: help.to_owned(),
+        });
+        rest = rest[end + 1..].trim_start();
+        rest = rest.strip_prefix(';').expect("entries end with ;");
+    }
+    entries
+}
+
+/// `X(group, name, type, help)` of a field entry (`kind source`).
+fn field_x(e: &Entry) -> String {
+    let [kind, source] = &e.rest[..] else {
+        panic!("{STATS_FIELDS}: {}: want `kind source`", e.name);
+    };
+    let group = match source.split('(').next().unwrap() {
+        "event" | "usage" => "vhost",
+        "refusals" => "refusals",
+        "listener" => "listener",
+        "remote" => "remote",
+        "health" => "shm",
+        other => panic!("{STATS_FIELDS}: {}: unknown source {other}", e.name),
+    };
+    format!("X({group}, {}, {kind}, {})", e.name, e.help)
+}
+
+fn x_macro(h: &mut String, doc: &str, name: &str, items: impl Iterator<Item = String>) {
+    let _ = write!(h, "\n/*\n {doc}\n */\n#define {name}(X)");
+    for item in items {
+        let _ = write!(h, " \\\n  {item}");
+    }
+    h.push('\n');
+}
+
+fn c_struct(h: &mut String, doc: &str, name: &str, fields: &[Entry]) {
+    let _ = write!(h, "\n/*\n {doc}\n */\ntypedef struct {{\n");
+    for f in fields {
+        let help = f.help.trim_matches('"');
+        let _ = write!(h, "  /*\n   {help}\n   */\n  uint64_t {};\n", f.name);
+    }
+    let _ = writeln!(h, "}} {name};");
 }

@@ -16,6 +16,245 @@
 #define SNICACHE_VERSION_MINOR 1
 #define SNICACHE_VERSION_PATCH 0
 
+/*
+ The fields of snicache_stats, in order, as X(group, name, type, help). group: vhost (per
+ vhost and in total), refusals (per vhost: the sum over the rules, which
+ snicache_cache_refusals reads one by one), listener or remote (in the totals only, 0 for one
+ vhost; remote: a redis:// store's). type: the Prometheus type, counter or gauge.
+ */
+#define SNICACHE_STATS_FIELDS(X) \
+  X(vhost, hits, counter, "Sessions handed back for resumption (session ids and tickets).") \
+  X(vhost, misses, counter, "Offered session ids not found (or expired in the store).") \
+  X(vhost, stores, counter, "Sessions stored.") \
+  X(vhost, store_errors, counter, "Sessions the store refused or failed to store.") \
+  X(vhost, evictions, counter, "Sessions evicted to stay within the memory or entry bound.") \
+  X(vhost, expirations, counter, "Sessions found expired in the store.") \
+  X(vhost, entries, gauge, "Sessions in the store now.") \
+  X(vhost, bytes, gauge, "Bytes the store charges now (records plus per-entry overhead).") \
+  X(refusals, refusals, counter, "Resumptions refused by a policy rule.") \
+  X(vhost, corrupt, counter, "Stored records or tickets that failed to decode.") \
+  X(vhost, bad_ids, counter, "Offered session ids that were unusable (over 32 bytes).") \
+  X(vhost, invalidations, counter, "Sessions invalidated after a fatal alert.") \
+  X(vhost, ticket_unknown_key, counter, "Tickets naming a key this vhost does not have: another vhost's, or past its window.") \
+  X(vhost, ticket_forged, counter, "Tickets that failed authentication: forged, truncated or corrupted.") \
+  X(vhost, ticket_renewed, counter, "Tickets accepted under a decrypt-only key and renewed under the current one.") \
+  X(vhost, pending, counter, "Lookups the store answered pending (the handshake paused, or went on in full where the host library cannot pause).") \
+  X(remote, remote_hits, counter, "Local misses the remote store answered.") \
+  X(remote, remote_misses, counter, "Local misses the remote store did not have either.") \
+  X(remote, remote_timeouts, counter, "Remote lookups or writes cut off by their time budget.") \
+  X(remote, remote_errors, counter, "Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).") \
+  X(remote, remote_seal_failures, counter, "Remote records that failed to open: altered, moved to another key or vhost, or sealed under an unknown key (each a miss).") \
+  X(remote, remote_breaker_state, gauge, "Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.") \
+  X(remote, remote_breaker_trips, counter, "Times the circuit breaker opened.") \
+  X(remote, remote_breaker_skips, counter, "Remote lookups and writes skipped while the breaker was open.") \
+  X(remote, remote_writes, counter, "Records written to the remote store.") \
+  X(remote, remote_write_drops, counter, "Remote writes dropped (queue full or remote store unavailable).") \
+  X(remote, remote_fetches, counter, "Background fetches started for paused handshakes (snicache_config_set_async_lookup).") \
+  X(remote, remote_fetch_drops, counter, "Lookups that went on in full at once because too many background fetches were under way.") \
+  X(vhost, early_data_accepted, counter, "Early data accepted: the handshake took its ticket's single-use entry (snicache_config_set_early_data).") \
+  X(vhost, early_data_replayed, counter, "Early data refused because the ticket's entry was already taken (a replay) or absent.") \
+  X(listener, unknown_sni, counter, "ClientHellos naming no vhost (served by the default vhost, or refused with strict SNI).") \
+  X(listener, malformed_sni, counter, "ClientHellos with a malformed server_name extension (refused with illegal_parameter).") \
+  X(listener, hrr_sni_changed, counter, "Second ClientHellos (after a HelloRetryRequest) naming another server than the first (refused with illegal_parameter).") \
+  X(vhost, single_use, counter, "Sessions removed when resumed because their vhost is single-use (SNICACHE_VHOST_SINGLE_USE).")
+
+/*
+ The fields of snicache_shm_health, in order, as X(group, name, type, help); group is shm.
+ */
+#define SNICACHE_SHM_HEALTH_FIELDS(X) \
+  X(shm, lock_timeouts, counter, "Shared store lock waits that timed out because a live holder was too slow (each a counted miss, or a counted store error for a put).") \
+  X(shm, lock_errors, counter, "Shared store locks found taken over by another process while held (the holder was declared stuck: its lock word unchanged for 200 ms, or scribbled on).") \
+  X(shm, owner_dead, counter, "Shared store locks taken over from a process that died holding them.") \
+  X(shm, repairs, counter, "Shared store shards emptied (their sessions lost) because they were left half-written, or found inconsistent or with a garbage lock word.") \
+  X(shm, corrupt, counter, "Shared store entries whose checksum did not match: dropped, never handed out.") \
+  X(shm, mapped_bytes, gauge, "Bytes of the shared store mapping.")
+
+/*
+ The built-in policy rules, in policy order, as X(name, help): name is the refusal reason in
+ the stats (snicache_cache_refusals) and logs, help says when the rule refuses.
+ */
+#define SNICACHE_RULES(X) \
+  X(vhost, "The session or ticket belongs to another virtual host.") \
+  X(sni, "The SNI differs from the session's (ASCII case-insensitive; absent differs from present).") \
+  X(invalidated, "A connection that used or was issued the session or ticket ended with a fatal alert.") \
+  X(expired, "The session is older than the vhost's lifetime (at most 24 h).") \
+  X(version, "The connection negotiated another protocol version.") \
+  X(cipher, "The session's suite (TLS 1.3: every suite of its hash) is no longer enabled on the vhost.") \
+  X(ems, "Extended master secret use differs between session and ClientHello, or neither has it.")
+
+/*
+ Counters, for one vhost or in total: the fields of SNICACHE_STATS_FIELDS.
+ */
+typedef struct {
+  /*
+   Sessions handed back for resumption (session ids and tickets).
+   */
+  uint64_t hits;
+  /*
+   Offered session ids not found (or expired in the store).
+   */
+  uint64_t misses;
+  /*
+   Sessions stored.
+   */
+  uint64_t stores;
+  /*
+   Sessions the store refused or failed to store.
+   */
+  uint64_t store_errors;
+  /*
+   Sessions evicted to stay within the memory or entry bound.
+   */
+  uint64_t evictions;
+  /*
+   Sessions found expired in the store.
+   */
+  uint64_t expirations;
+  /*
+   Sessions in the store now.
+   */
+  uint64_t entries;
+  /*
+   Bytes the store charges now (records plus per-entry overhead).
+   */
+  uint64_t bytes;
+  /*
+   Resumptions refused by a policy rule.
+   */
+  uint64_t refusals;
+  /*
+   Stored records or tickets that failed to decode.
+   */
+  uint64_t corrupt;
+  /*
+   Offered session ids that were unusable (over 32 bytes).
+   */
+  uint64_t bad_ids;
+  /*
+   Sessions invalidated after a fatal alert.
+   */
+  uint64_t invalidations;
+  /*
+   Tickets naming a key this vhost does not have: another vhost's, or past its window.
+   */
+  uint64_t ticket_unknown_key;
+  /*
+   Tickets that failed authentication: forged, truncated or corrupted.
+   */
+  uint64_t ticket_forged;
+  /*
+   Tickets accepted under a decrypt-only key and renewed under the current one.
+   */
+  uint64_t ticket_renewed;
+  /*
+   Lookups the store answered pending (the handshake paused, or went on in full where the host library cannot pause).
+   */
+  uint64_t pending;
+  /*
+   Local misses the remote store answered.
+   */
+  uint64_t remote_hits;
+  /*
+   Local misses the remote store did not have either.
+   */
+  uint64_t remote_misses;
+  /*
+   Remote lookups or writes cut off by their time budget.
+   */
+  uint64_t remote_timeouts;
+  /*
+   Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
+   */
+  uint64_t remote_errors;
+  /*
+   Remote records that failed to open: altered, moved to another key or vhost, or sealed under an unknown key (each a miss).
+   */
+  uint64_t remote_seal_failures;
+  /*
+   Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
+   */
+  uint64_t remote_breaker_state;
+  /*
+   Times the circuit breaker opened.
+   */
+  uint64_t remote_breaker_trips;
+  /*
+   Remote lookups and writes skipped while the breaker was open.
+   */
+  uint64_t remote_breaker_skips;
+  /*
+   Records written to the remote store.
+   */
+  uint64_t remote_writes;
+  /*
+   Remote writes dropped (queue full or remote store unavailable).
+   */
+  uint64_t remote_write_drops;
+  /*
+   Background fetches started for paused handshakes (snicache_config_set_async_lookup).
+   */
+  uint64_t remote_fetches;
+  /*
+   Lookups that went on in full at once because too many background fetches were under way.
+   */
+  uint64_t remote_fetch_drops;
+  /*
+   Early data accepted: the handshake took its ticket's single-use entry (snicache_config_set_early_data).
+   */
+  uint64_t early_data_accepted;
+  /*
+   Early data refused because the ticket's entry was already taken (a replay) or absent.
+   */
+  uint64_t early_data_replayed;
+  /*
+   ClientHellos naming no vhost (served by the default vhost, or refused with strict SNI).
+   */
+  uint64_t unknown_sni;
+  /*
+   ClientHellos with a malformed server_name extension (refused with illegal_parameter).
+   */
+  uint64_t malformed_sni;
+  /*
+   Second ClientHellos (after a HelloRetryRequest) naming another server than the first (refused with illegal_parameter).
+   */
+  uint64_t hrr_sni_changed;
+  /*
+   Sessions removed when resumed because their vhost is single-use (SNICACHE_VHOST_SINGLE_USE).
+   */
+  uint64_t single_use;
+} snicache_stats;
+
+/*
+ Health of a cache's shared-memory store, summed over every process using the mapping:
+ the fields of SNICACHE_SHM_HEALTH_FIELDS.
+ */
+typedef struct {
+  /*
+   Shared store lock waits that timed out because a live holder was too slow (each a counted miss, or a counted store error for a put).
+   */
+  uint64_t lock_timeouts;
+  /*
+   Shared store locks found taken over by another process while held (the holder was declared stuck: its lock word unchanged for 200 ms, or scribbled on).
+   */
+  uint64_t lock_errors;
+  /*
+   Shared store locks taken over from a process that died holding them.
+   */
+  uint64_t owner_dead;
+  /*
+   Shared store shards emptied (their sessions lost) because they were left half-written, or found inconsistent or with a garbage lock word.
+   */
+  uint64_t repairs;
+  /*
+   Shared store entries whose checksum did not match: dropped, never handed out.
+   */
+  uint64_t corrupt;
+  /*
+   Bytes of the shared store mapping.
+   */
+  uint64_t mapped_bytes;
+} snicache_shm_health;
+
 
 /*
  `snicache_cache_attach` flags: everything (the default when 0 is passed).
@@ -295,144 +534,6 @@ typedef struct snicache_cache snicache_cache;
  A cache configuration under construction (opaque).
  */
 typedef struct snicache_config snicache_config;
-
-/*
- Counters, for one vhost or in total.
- */
-typedef struct {
-  /*
-   Sessions handed back for resumption (session ids and tickets).
-   */
-  uint64_t hits;
-  /*
-   Offered session ids not found (or expired in the store).
-   */
-  uint64_t misses;
-  /*
-   Sessions stored.
-   */
-  uint64_t stores;
-  /*
-   Sessions the store refused or failed to store.
-   */
-  uint64_t store_errors;
-  /*
-   Sessions evicted to stay within the memory or entry bound.
-   */
-  uint64_t evictions;
-  /*
-   Sessions found expired in the store.
-   */
-  uint64_t expirations;
-  /*
-   Sessions in the store now.
-   */
-  uint64_t entries;
-  /*
-   Bytes the store charges now (records plus per-entry overhead).
-   */
-  uint64_t bytes;
-  /*
-   Resumptions refused by a policy rule, all reasons together.
-   */
-  uint64_t refusals;
-  /*
-   Stored records or tickets that failed to decode.
-   */
-  uint64_t corrupt;
-  /*
-   Offered session ids that were unusable (over 32 bytes).
-   */
-  uint64_t bad_ids;
-  /*
-   Sessions invalidated after a fatal alert.
-   */
-  uint64_t invalidations;
-  /*
-   Tickets naming a key this vhost does not have: another vhost's, or past its window.
-   */
-  uint64_t ticket_unknown_key;
-  /*
-   Tickets that failed authentication: forged, truncated or corrupted.
-   */
-  uint64_t ticket_forged;
-  /*
-   Tickets accepted under a decrypt-only key and renewed under the current one.
-   */
-  uint64_t ticket_renewed;
-  /*
-   Lookups the store answered "pending".
-   */
-  uint64_t pending;
-  /*
-   Remote store (`redis://`) counters, in the totals only (0 for a single vhost):
-   local misses the remote store answered.
-   */
-  uint64_t remote_hits;
-  /*
-   Local misses the remote store did not have either.
-   */
-  uint64_t remote_misses;
-  /*
-   Remote lookups or writes cut off by their time budget.
-   */
-  uint64_t remote_timeouts;
-  /*
-   Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
-   */
-  uint64_t remote_errors;
-  /*
-   Remote records that failed to open: altered, moved to another key or vhost, or sealed
-   under an unknown key (each a miss).
-   */
-  uint64_t remote_seal_failures;
-  /*
-   Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
-   */
-  uint64_t remote_breaker_state;
-  /*
-   Times the circuit breaker opened.
-   */
-  uint64_t remote_breaker_trips;
-  /*
-   Remote lookups and writes skipped while the breaker was open.
-   */
-  uint64_t remote_breaker_skips;
-  /*
-   Records written to the remote store.
-   */
-  uint64_t remote_writes;
-  /*
-   Remote writes dropped (queue full or remote store unavailable).
-   */
-  uint64_t remote_write_drops;
-  /*
-   Background fetches started for paused handshakes (`snicache_config_set_async_lookup`).
-   */
-  uint64_t remote_fetches;
-  /*
-   Lookups that went on in full at once because too many background fetches were under way.
-   */
-  uint64_t remote_fetch_drops;
-  /*
-   Early data accepted: the handshake took its ticket's single-use entry
-   (`snicache_config_set_early_data`).
-   */
-  uint64_t early_data_accepted;
-  /*
-   Early data refused because the ticket's entry was already taken (a replay) or absent.
-   */
-  uint64_t early_data_replayed;
-  /*
-   Listener counters, in the totals only (0 for a single vhost): ClientHellos naming no
-   vhost (served by the default vhost, or refused with strict SNI).
-   */
-  uint64_t unknown_sni;
-  /*
-   ClientHellos with a malformed `server_name` extension (refused with illegal_parameter).
-   */
-  uint64_t malformed_sni;
-} snicache_stats;
 
 /*
  What snicache decided for one connection. Strings are not NUL-terminated: `vhost` and
@@ -740,39 +841,6 @@ typedef int (*snicache_store_remove_cb)(void *userdata,
  (it pauses again).
  */
 typedef void (*snicache_ready_cb)(void *userdata, const void *ssl);
-
-/*
- Health of a cache's shared-memory store, summed over every process using the mapping.
- */
-typedef struct {
-  /*
-   Lock waits that timed out because a live holder was too slow (each a counted miss, or
-   a counted store error for a put).
-   */
-  uint64_t lock_timeouts;
-  /*
-   Locks found taken over by another process while held (the holder was declared stuck:
-   its lock word unchanged for 200 ms, or scribbled on).
-   */
-  uint64_t lock_errors;
-  /*
-   Locks taken over from a process that died holding them.
-   */
-  uint64_t owner_dead;
-  /*
-   Shards emptied (their sessions lost) because they were left half-written, or found
-   inconsistent or with a garbage lock word, and headers rewritten after garbage.
-   */
-  uint64_t repairs;
-  /*
-   Entries whose checksum did not match: dropped, never handed out.
-   */
-  uint64_t corrupt;
-  /*
-   Bytes mapped.
-   */
-  uint64_t mapped_bytes;
-} snicache_shm_health;
 
 #ifdef __cplusplus
 extern "C" {

@@ -10,10 +10,21 @@
 #include "ngx_snicache_common.h"
 
 
-#define NGX_SNICACHE_SCOPE_VHOST    0
-#define NGX_SNICACHE_SCOPE_LISTENER 1
-#define NGX_SNICACHE_SCOPE_REMOTE   2
-#define NGX_SNICACHE_SCOPE_SHM      3
+/* the groups of snicache.h's SNICACHE_*_FIELDS */
+#define NGX_SNICACHE_SCOPE_vhost     0
+#define NGX_SNICACHE_SCOPE_refusals  1
+#define NGX_SNICACHE_SCOPE_listener  2
+#define NGX_SNICACHE_SCOPE_remote    3
+#define NGX_SNICACHE_SCOPE_shm       4
+
+/* Prometheus family names: refusals are shown by reason; counters end in _total */
+#define NGX_SNICACHE_INFIX_vhost     ""
+#define NGX_SNICACHE_INFIX_refusals  "_by_reason"
+#define NGX_SNICACHE_INFIX_listener  ""
+#define NGX_SNICACHE_INFIX_remote    ""
+
+#define NGX_SNICACHE_SUFFIX_counter  "_total"
+#define NGX_SNICACHE_SUFFIX_gauge    ""
 
 typedef struct {
     const char                 *name;
@@ -47,103 +58,30 @@ ngx_conf_num_bounds_t  ngx_snicache_rotation_bounds = {
     ngx_snicache_check_time, 1, NGX_SNICACHE_MAX_ROTATION
 };
 
-#define ngx_snicache_stat(name, type, scope, help)                            \
-    { #name, offsetof(snicache_stats, name), type, scope, help }
-#define ngx_snicache_counter(name, help)                                      \
-    { #name "_total", offsetof(snicache_stats, name), "counter",              \
-      NGX_SNICACHE_SCOPE_VHOST, help }
-#define ngx_snicache_listener(name, help)                                     \
-    { #name "_total", offsetof(snicache_stats, name), "counter",              \
-      NGX_SNICACHE_SCOPE_LISTENER, help }
-#define ngx_snicache_remote(name, suffix, type, help)                         \
-    { #name suffix, offsetof(snicache_stats, name), type,                     \
-      NGX_SNICACHE_SCOPE_REMOTE, help }
-#define ngx_snicache_shm(name, suffix, type, help)                            \
-    { "shm_" #name suffix, offsetof(snicache_shm_health, name), type,         \
-      NGX_SNICACHE_SCOPE_SHM, help }
+/*
+ * Every family once, from snicache.h's field lists; the refusals field is shown by reason only
+ * (refusals_by_reason_total), as its sum would repeat the same data.
+ */
+#define ngx_snicache_stat(group, name, type, help)                            \
+    { #name NGX_SNICACHE_INFIX_##group NGX_SNICACHE_SUFFIX_##type,            \
+      offsetof(snicache_stats, name), #type, NGX_SNICACHE_SCOPE_##group, help },
+#define ngx_snicache_shm(group, name, type, help)                             \
+    { "shm_" #name NGX_SNICACHE_SUFFIX_##type,                               \
+      offsetof(snicache_shm_health, name), #type, NGX_SNICACHE_SCOPE_##group, \
+      help },
 
-/* Every family once; "refusals" is left out: it is the sum of refusals_by_reason. */
 static ngx_snicache_metric_t  ngx_snicache_metrics[] = {
-    ngx_snicache_counter(hits, "Sessions handed back for resumption"
-                         " (session ids and tickets)."),
-    ngx_snicache_counter(misses, "Offered session ids not found."),
-    ngx_snicache_counter(stores, "Sessions stored."),
-    ngx_snicache_counter(store_errors, "Sessions the store refused or"
-                         " failed to store."),
-    ngx_snicache_counter(evictions, "Sessions evicted to stay within the"
-                         " memory bound."),
-    ngx_snicache_counter(expirations, "Sessions found expired in the"
-                         " store."),
-    ngx_snicache_counter(corrupt, "Stored records or tickets that failed"
-                         " to decode."),
-    ngx_snicache_counter(bad_ids, "Offered session ids that were"
-                         " unusable."),
-    ngx_snicache_counter(invalidations, "Sessions invalidated after a"
-                         " fatal alert."),
-    ngx_snicache_counter(ticket_unknown_key, "Tickets naming a key this"
-                         " vhost does not have."),
-    ngx_snicache_counter(ticket_forged, "Tickets that failed"
-                         " authentication."),
-    ngx_snicache_counter(ticket_renewed, "Tickets accepted under a"
-                         " decrypt-only key and renewed."),
-    ngx_snicache_counter(pending, "Lookups the store answered"
-                         " pending."),
-    ngx_snicache_counter(early_data_accepted, "Early data accepted: the"
-                         " ticket's single-use entry was taken."),
-    ngx_snicache_counter(early_data_replayed, "Early data refused: the"
-                         " ticket's entry was taken already or absent."),
-    ngx_snicache_stat(entries, "gauge", NGX_SNICACHE_SCOPE_VHOST,
-                           "Sessions in the store now."),
-    ngx_snicache_stat(bytes, "gauge", NGX_SNICACHE_SCOPE_VHOST,
-                           "Bytes the store charges now."),
-    ngx_snicache_listener(unknown_sni, "ClientHellos naming no vhost"
-                          " (default server, or refused with strict"
-                          " SNI)."),
-    ngx_snicache_listener(malformed_sni, "ClientHellos with a malformed"
-                          " server_name (refused)."),
-    ngx_snicache_remote(remote_hits, "_total", "counter", "Local misses the"
-                        " remote store answered."),
-    ngx_snicache_remote(remote_misses, "_total", "counter", "Local misses the"
-                        " remote store did not have either."),
-    ngx_snicache_remote(remote_timeouts, "_total", "counter", "Remote"
-                        " operations cut off by their time budget."),
-    ngx_snicache_remote(remote_errors, "_total", "counter", "Remote"
-                        " operations that failed otherwise."),
-    ngx_snicache_remote(remote_seal_failures, "_total", "counter", "Remote"
-                        " records that failed to open."),
-    ngx_snicache_remote(remote_breaker_state, "", "gauge", "Circuit breaker:"
-                        " 0 closed, 1 open, 2 half-open."),
-    ngx_snicache_remote(remote_breaker_trips, "_total", "counter", "Times the"
-                        " circuit breaker opened."),
-    ngx_snicache_remote(remote_breaker_skips, "_total", "counter", "Remote"
-                        " operations skipped while the breaker was open."),
-    ngx_snicache_remote(remote_writes, "_total", "counter", "Records written"
-                        " to the remote store."),
-    ngx_snicache_remote(remote_write_drops, "_total", "counter", "Remote"
-                        " writes dropped."),
-    ngx_snicache_remote(remote_fetches, "_total", "counter", "Background"
-                        " fetches started for paused handshakes."),
-    ngx_snicache_remote(remote_fetch_drops, "_total", "counter", "Lookups"
-                        " that went on in full, too many fetches under"
-                        " way."),
-    ngx_snicache_shm(lock_timeouts, "_total", "counter", "Shared store lock waits"
-                          " that timed out."),
-    ngx_snicache_shm(lock_errors, "_total", "counter", "Shared store locks that"
-                          " could not be taken."),
-    ngx_snicache_shm(owner_dead, "_total", "counter", "Shared store locks taken"
-                          " over from a dead process."),
-    ngx_snicache_shm(repairs, "_total", "counter", "Shared store shards emptied"
-                          " after inconsistency."),
-    ngx_snicache_shm(corrupt, "_total", "counter", "Shared store entries dropped"
-                          " on a checksum mismatch."),
-    ngx_snicache_shm(mapped_bytes, "", "gauge", "Bytes of the shared store"
-                          " mapping."),
+    SNICACHE_STATS_FIELDS(ngx_snicache_stat)
+    SNICACHE_SHM_HEALTH_FIELDS(ngx_snicache_shm)
     { NULL, 0, NULL, 0, NULL }
 };
 
+#define ngx_snicache_rule(name, help)  #name,
+
 /* The built-in rules, in policy order. */
 static const char  *ngx_snicache_reasons[] = {
-    "vhost", "sni", "invalidated", "expired", "version", "cipher", "ems", NULL
+    SNICACHE_RULES(ngx_snicache_rule)
+    NULL
 };
 
 
@@ -693,12 +631,12 @@ ngx_snicache_status_prometheus(ngx_pool_t *pool, ngx_log_t *log,
 
     for (metric = ngx_snicache_metrics; metric->name; metric++) {
 
-        if (metric->scope == NGX_SNICACHE_SCOPE_SHM) {
+        if (metric->scope == NGX_SNICACHE_SCOPE_shm) {
             if (!any_shm) {
                 continue;
             }
 
-        } else if (metric->scope == NGX_SNICACHE_SCOPE_REMOTE) {
+        } else if (metric->scope == NGX_SNICACHE_SCOPE_remote) {
             for (g = 0; g < views->nelts; g++) {
                 if (view[g].remote) {
                     break;
@@ -719,7 +657,7 @@ ngx_snicache_status_prometheus(ngx_pool_t *pool, ngx_log_t *log,
             group = &view[g];
             names = group->names->elts;
 
-            if (metric->scope == NGX_SNICACHE_SCOPE_VHOST) {
+            if (metric->scope == NGX_SNICACHE_SCOPE_vhost) {
                 for (v = 0; v < group->names->nelts; v++) {
                     count = *(uint64_t *) ((u_char *) &stats[g][v]
                                            + metric->offset);
@@ -734,16 +672,41 @@ ngx_snicache_status_prometheus(ngx_pool_t *pool, ngx_log_t *log,
                 continue;
             }
 
+            if (metric->scope == NGX_SNICACHE_SCOPE_refusals) {
+                for (v = 0; v < group->names->nelts; v++) {
+                    for (k = 0; ngx_snicache_reasons[k]; k++) {
+                        rc = snicache_cache_refusals(group->cache,
+                                                 (const char *) names[v].data,
+                                                 ngx_snicache_reasons[k],
+                                                 &count);
+                        if (rc != SNICACHE_RESULT_OK) {
+                            continue;
+                        }
+
+                        b->last = ngx_slprintf(b->last, b->end,
+                                               "snicache_%s{listen=\"",
+                                               metric->name);
+                        b->last = ngx_snicache_addrs(b->last, b->end, group, 0);
+                        b->last = ngx_slprintf(b->last, b->end,
+                                       "\",vhost=\"%V\",reason=\"%s\"} %uL\n",
+                                       &names[v], ngx_snicache_reasons[k],
+                                       count);
+                    }
+                }
+
+                continue;
+            }
+
             /* listener, remote and shm families: one sample per group */
 
-            if (metric->scope == NGX_SNICACHE_SCOPE_SHM) {
+            if (metric->scope == NGX_SNICACHE_SCOPE_shm) {
                 if (!shm[g]) {
                     continue;
                 }
 
                 base = (u_char *) &health[g];
 
-            } else if (metric->scope == NGX_SNICACHE_SCOPE_REMOTE
+            } else if (metric->scope == NGX_SNICACHE_SCOPE_remote
                        && !group->remote)
             {
                 continue;
@@ -758,37 +721,6 @@ ngx_snicache_status_prometheus(ngx_pool_t *pool, ngx_log_t *log,
                                    "snicache_%s{listen=\"", metric->name);
             b->last = ngx_snicache_addrs(b->last, b->end, group, 0);
             b->last = ngx_slprintf(b->last, b->end, "\"} %uL\n", count);
-        }
-    }
-
-    b->last = ngx_slprintf(b->last, b->end,
-                           "# HELP snicache_refusals_by_reason_total Resumptions"
-                           " refused by a policy rule, by rule.\n"
-                           "# TYPE snicache_refusals_by_reason_total counter\n");
-
-    for (g = 0; g < views->nelts; g++) {
-        group = &view[g];
-        names = group->names->elts;
-
-        for (v = 0; v < group->names->nelts; v++) {
-            for (k = 0; ngx_snicache_reasons[k]; k++) {
-                rc = snicache_cache_refusals(group->cache,
-                                             (const char *) names[v].data,
-                                             ngx_snicache_reasons[k],
-                                             &count);
-                if (rc != SNICACHE_RESULT_OK) {
-                    continue;
-                }
-
-                b->last = ngx_slprintf(b->last, b->end,
-                                       "snicache_refusals_by_reason_total"
-                                       "{listen=\"");
-                b->last = ngx_snicache_addrs(b->last, b->end, group, 0);
-                b->last = ngx_slprintf(b->last, b->end,
-                                       "\",vhost=\"%V\",reason=\"%s\"} %uL\n",
-                                       &names[v], ngx_snicache_reasons[k],
-                                       count);
-            }
         }
     }
 

@@ -10,14 +10,13 @@ pub mod stats;
 pub mod tickets;
 pub mod vhosts;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, StoreHealth, Usage};
+use crate::store::Store;
 use policy::Policy;
-use stats::{Event, ListenerEvent, Stats};
+use stats::Stats;
 use vhosts::VHosts;
 
 /// Log levels, most severe first.
@@ -131,120 +130,6 @@ impl Engine {
             }
         }
     }
-
-    /// Stats for one vhost or, with `None`, all of them.
-    pub fn snapshot(&self, vhost: Option<u32>) -> Snapshot {
-        let e = |ev| self.stats.event(vhost, ev);
-        Snapshot {
-            hits: e(Event::Hit),
-            misses: e(Event::Miss),
-            stores: e(Event::Store),
-            store_errors: e(Event::StoreError),
-            corrupt: e(Event::Corrupt),
-            bad_ids: e(Event::BadId),
-            invalidations: e(Event::Invalidation),
-            ticket_unknown_key: e(Event::TicketUnknownKey),
-            ticket_forged: e(Event::TicketForged),
-            ticket_renewed: e(Event::TicketRenewed),
-            pending: e(Event::Pending),
-            early_data_accepted: e(Event::EarlyDataAccepted),
-            early_data_replayed: e(Event::EarlyDataReplayed),
-            store: match vhost {
-                None => self.store.health(),
-                Some(_) => StoreHealth::default(),
-            },
-            refusals: self.stats.all_refusals(vhost),
-            usage: self.store.usage(vhost),
-        }
-    }
-
-    /// All stats as JSON: totals, listener counters, each vhost with refusals by reason, then
-    /// the store's health section when it keeps one (`"remote"`, `"shm"`).
-    pub fn stats_json(&self) -> String {
-        let mut out = String::from("{");
-        let section = |out: &mut String, vhost: Option<u32>| {
-            let s = self.snapshot(vhost);
-            let _ = write!(
-                out,
-                "\"hits\":{},\"misses\":{},\"stores\":{},\"store_errors\":{},\"corrupt\":{},\"bad_ids\":{},\"invalidations\":{},\"ticket_unknown_key\":{},\"ticket_forged\":{},\"ticket_renewed\":{},\"pending\":{},\"early_data_accepted\":{},\"early_data_replayed\":{},\"evictions\":{},\"expirations\":{},\"entries\":{},\"bytes\":{},\"refusals\":{{",
-                s.hits, s.misses, s.stores, s.store_errors, s.corrupt, s.bad_ids, s.invalidations,
-                s.ticket_unknown_key, s.ticket_forged, s.ticket_renewed, s.pending,
-                s.early_data_accepted, s.early_data_replayed,
-                s.usage.evictions, s.usage.expirations, s.usage.entries, s.usage.bytes
-            );
-            for rule in 0..self.policy.len() {
-                let sep = if rule == 0 { "" } else { "," };
-                let _ = write!(
-                    out,
-                    "{sep}\"{}\":{}",
-                    json_escape(self.policy.name(rule)),
-                    self.stats.refusals(vhost, rule)
-                );
-            }
-            out.push('}');
-        };
-        out.push_str("\"total\":{");
-        section(&mut out, None);
-        let _ = write!(
-            out,
-            "}},\"listener\":{{\"malformed_sni\":{},\"unknown_sni\":{},\"hrr_sni_changed\":{}}},\"vhosts\":{{",
-            self.stats.listener(ListenerEvent::MalformedSni),
-            self.stats.listener(ListenerEvent::UnknownSni),
-            self.stats.listener(ListenerEvent::HrrSniChanged)
-        );
-        for (i, v) in self.vhosts.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(out, "{sep}\"{}\":{{", json_escape(&v.name));
-            section(&mut out, Some(v.index));
-            out.push('}');
-        }
-        out.push('}');
-        let health = self.store.health();
-        if !health.section.is_empty() {
-            let _ = write!(out, ",\"{}\":{{", health.section);
-            for (i, (name, value)) in health.counters.iter().enumerate() {
-                let sep = if i == 0 { "" } else { "," };
-                let _ = write!(out, "{sep}\"{name}\":{value}");
-            }
-            out.push('}');
-        }
-        out.push('}');
-        out
-    }
-}
-
-fn json_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32).chars().collect(),
-            c => vec![c],
-        })
-        .collect()
-}
-
-/// Counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub hits: u64,
-    pub misses: u64,
-    pub stores: u64,
-    pub store_errors: u64,
-    pub corrupt: u64,
-    pub bad_ids: u64,
-    pub invalidations: u64,
-    pub ticket_unknown_key: u64,
-    pub ticket_forged: u64,
-    pub ticket_renewed: u64,
-    pub pending: u64,
-    /// Early data accepted under a ticket's single-use entry (the first use).
-    pub early_data_accepted: u64,
-    /// Early data refused: the ticket's entry was already taken (a replay) or never stored.
-    pub early_data_replayed: u64,
-    /// The store's health and counters (totals only; empty for one vhost).
-    pub store: StoreHealth,
-    pub refusals: u64,
-    pub usage: Usage,
 }
 
 /// The session id context of a vhost: SHA-256 over its name, certificate and client-auth mode,
@@ -261,12 +146,14 @@ pub fn session_id_context(name: &str, cert_der: &[u8], verify_mode: i32) -> [u8;
 
 #[cfg(test)]
 mod tests {
+    use super::stats::{BuiltinRule, Event, Group, ListenerEvent};
     use super::*;
     use crate::engine::decision::{Decision, Reason};
     use crate::engine::handshake::{Conn, HostFacts, NewSession, Outcome};
     use crate::engine::vhosts::ServerName;
     use crate::engine::vhosts::{RouteError, VHostOptions};
     use crate::store::memory::MemoryStore;
+    use crate::store::Usage;
 
     fn engine(single_use: bool) -> Engine {
         let mut v = VHosts::default();
@@ -720,21 +607,46 @@ mod tests {
     }
 
     #[test]
-    fn stats_json_lists_every_reason() {
+    fn stats_json_shows_every_field_in_its_group() {
         let e = engine(false);
+        e.stats.count(0, Event::Hit);
+        e.stats.count(0, Event::SingleUse);
+        e.stats.refuse(0, 1);
+        e.stats.count_listener(ListenerEvent::HrrSniChanged);
         let json = e.stats_json();
-        for name in [
-            "vhost",
-            "sni",
-            "invalidated",
-            "expired",
-            "version",
-            "cipher",
-            "ems",
-            "\"*.b.test\"",
-        ] {
-            assert!(json.contains(name), "{name} missing in {json}");
+        let shown = e
+            .snapshot(None)
+            .fields()
+            .filter(|(f, _)| f.group != Group::Remote);
+        for (f, _) in shown {
+            assert!(
+                json.contains(&format!("\"{}\":", f.name)),
+                "{} in {json}",
+                f.name
+            );
         }
+        for rule in BuiltinRule::ALL {
+            assert!(
+                json.contains(&format!("\"{}\":", rule.name())),
+                "{rule:?} in {json}"
+            );
+        }
+        assert!(json.starts_with("{\"total\":{\"hits\":1,"), "{json}");
+        assert!(
+            json.contains("\"refusals\":{\"vhost\":0,\"sni\":1,"),
+            "{json}"
+        );
+        assert!(json.contains("\"single_use\":1}"), "{json}");
+        let listener = "\"listener\":{\"unknown_sni\":0,\"malformed_sni\":0,\"hrr_sni_changed\":1}";
+        assert!(json.contains(listener), "{json}");
+        assert!(
+            json.contains("\"vhosts\":{\"a.test\":{\"hits\":1,"),
+            "{json}"
+        );
+        assert!(json.contains("\"*.b.test\":{\"hits\":0,"), "{json}");
+        assert!(!json.contains("\"remote\""), "no remote store: {json}");
+        let one = e.snapshot(Some(0));
+        assert_eq!((one.hits, one.refusals, one.hrr_sni_changed), (1, 1, 0));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use super::stats::BuiltinRule;
 use super::vhosts::VHost;
 use crate::record::Meta;
 
@@ -48,7 +49,7 @@ pub trait Rule: Send + Sync {
 struct SameVhost;
 impl Rule for SameVhost {
     fn name(&self) -> &str {
-        "vhost"
+        BuiltinRule::Vhost.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         s.vhost.eq_ignore_ascii_case(&f.vhost.name)
@@ -58,7 +59,7 @@ impl Rule for SameVhost {
 struct SameSni;
 impl Rule for SameSni {
     fn name(&self) -> &str {
-        "sni"
+        BuiltinRule::Sni.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         match (s.sni, f.sni) {
@@ -72,7 +73,7 @@ impl Rule for SameSni {
 struct NotInvalidated;
 impl Rule for NotInvalidated {
     fn name(&self) -> &str {
-        "invalidated"
+        BuiltinRule::Invalidated.name()
     }
     fn allows(&self, s: &Meta<'_>, _: &Facts<'_>) -> bool {
         !s.invalidated
@@ -82,7 +83,7 @@ impl Rule for NotInvalidated {
 struct NotExpired;
 impl Rule for NotExpired {
     fn name(&self) -> &str {
-        "expired"
+        BuiltinRule::Expired.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         let lifetime = s.timeout.min(f.vhost.options.timeout).min(MAX_LIFETIME);
@@ -94,7 +95,7 @@ impl Rule for NotExpired {
 struct SameVersion;
 impl Rule for SameVersion {
     fn name(&self) -> &str {
-        "version"
+        BuiltinRule::Version.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         s.version == f.version
@@ -113,7 +114,7 @@ fn tls13_hash(suite: u16) -> Option<u8> {
 struct CipherEnabled;
 impl Rule for CipherEnabled {
     fn name(&self) -> &str {
-        "cipher"
+        BuiltinRule::Cipher.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         if s.version >= TLS1_3 {
@@ -130,7 +131,7 @@ impl Rule for CipherEnabled {
 struct ExtendedMasterSecret;
 impl Rule for ExtendedMasterSecret {
     fn name(&self) -> &str {
-        "ems"
+        BuiltinRule::Ems.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
         if s.version >= TLS1_3 {

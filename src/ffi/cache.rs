@@ -9,7 +9,7 @@ use super::ownership;
 use super::{arg, arg_str, guard, out, snicache_result};
 use crate::crypto::ticket_keys::TicketKeys;
 use crate::engine::policy::Policy;
-use crate::engine::stats::{ListenerEvent, Stats};
+use crate::engine::stats::Stats;
 use crate::engine::{session_id_context, Engine};
 use crate::host::ssl_api::{
     host_call, HostApi, SNICACHE_INSTALL_CLIENT_HELLO, SNICACHE_INSTALL_EARLY_DATA,
@@ -329,79 +329,9 @@ pub extern "C" fn snicache_cache_attach(
     })
 }
 
-/// Counters, for one vhost or in total.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct snicache_stats {
-    /// Sessions handed back for resumption (session ids and tickets).
-    pub hits: u64,
-    /// Offered session ids not found (or expired in the store).
-    pub misses: u64,
-    /// Sessions stored.
-    pub stores: u64,
-    /// Sessions the store refused or failed to store.
-    pub store_errors: u64,
-    /// Sessions evicted to stay within the memory or entry bound.
-    pub evictions: u64,
-    /// Sessions found expired in the store.
-    pub expirations: u64,
-    /// Sessions in the store now.
-    pub entries: u64,
-    /// Bytes the store charges now (records plus per-entry overhead).
-    pub bytes: u64,
-    /// Resumptions refused by a policy rule, all reasons together.
-    pub refusals: u64,
-    /// Stored records or tickets that failed to decode.
-    pub corrupt: u64,
-    /// Offered session ids that were unusable (over 32 bytes).
-    pub bad_ids: u64,
-    /// Sessions invalidated after a fatal alert.
-    pub invalidations: u64,
-    /// Tickets naming a key this vhost does not have: another vhost's, or past its window.
-    pub ticket_unknown_key: u64,
-    /// Tickets that failed authentication: forged, truncated or corrupted.
-    pub ticket_forged: u64,
-    /// Tickets accepted under a decrypt-only key and renewed under the current one.
-    pub ticket_renewed: u64,
-    /// Lookups the store answered "pending".
-    pub pending: u64,
-    /// Remote store (`redis://`) counters, in the totals only (0 for a single vhost):
-    /// local misses the remote store answered.
-    pub remote_hits: u64,
-    /// Local misses the remote store did not have either.
-    pub remote_misses: u64,
-    /// Remote lookups or writes cut off by their time budget.
-    pub remote_timeouts: u64,
-    /// Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
-    pub remote_errors: u64,
-    /// Remote records that failed to open: altered, moved to another key or vhost, or sealed
-    /// under an unknown key (each a miss).
-    pub remote_seal_failures: u64,
-    /// Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
-    pub remote_breaker_state: u64,
-    /// Times the circuit breaker opened.
-    pub remote_breaker_trips: u64,
-    /// Remote lookups and writes skipped while the breaker was open.
-    pub remote_breaker_skips: u64,
-    /// Records written to the remote store.
-    pub remote_writes: u64,
-    /// Remote writes dropped (queue full or remote store unavailable).
-    pub remote_write_drops: u64,
-    /// Background fetches started for paused handshakes (`snicache_config_set_async_lookup`).
-    pub remote_fetches: u64,
-    /// Lookups that went on in full at once because too many background fetches were under way.
-    pub remote_fetch_drops: u64,
-    /// Early data accepted: the handshake took its ticket's single-use entry
-    /// (`snicache_config_set_early_data`).
-    pub early_data_accepted: u64,
-    /// Early data refused because the ticket's entry was already taken (a replay) or absent.
-    pub early_data_replayed: u64,
-    /// Listener counters, in the totals only (0 for a single vhost): ClientHellos naming no
-    /// vhost (served by the default vhost, or refused with strict SNI).
-    pub unknown_sni: u64,
-    /// ClientHellos with a malformed `server_name` extension (refused with illegal_parameter).
-    pub malformed_sni: u64,
-}
+/// Counters, for one vhost or in total: the fields declared in `engine/stats_fields.rs`.
+/// build.rs writes the C definition (and `SNICACHE_STATS_FIELDS`, the X-macro of its fields).
+pub type snicache_stats = crate::engine::stats::Snapshot;
 
 fn vhost_index(c: &snicache_cache, vhost: *const c_char) -> Result<Option<u32>, snicache_result> {
     if vhost.is_null() {
@@ -426,50 +356,7 @@ pub extern "C" fn snicache_cache_stats(
     guard(|| {
         let c = arg(&cache, "cache")?;
         let v = vhost_index(c, vhost)?;
-        let s = c.engine.snapshot(v);
-        let stats = snicache_stats {
-            hits: s.hits,
-            misses: s.misses,
-            stores: s.stores,
-            store_errors: s.store_errors,
-            evictions: s.usage.evictions,
-            expirations: s.usage.expirations,
-            entries: s.usage.entries,
-            bytes: s.usage.bytes,
-            refusals: s.refusals,
-            corrupt: s.corrupt,
-            bad_ids: s.bad_ids,
-            invalidations: s.invalidations,
-            ticket_unknown_key: s.ticket_unknown_key,
-            ticket_forged: s.ticket_forged,
-            ticket_renewed: s.ticket_renewed,
-            pending: s.pending,
-            remote_hits: s.store.get("remote", "hits"),
-            remote_misses: s.store.get("remote", "misses"),
-            remote_timeouts: s.store.get("remote", "timeouts"),
-            remote_errors: s.store.get("remote", "errors"),
-            remote_seal_failures: s.store.get("remote", "seal_failures"),
-            remote_breaker_state: s.store.get("remote", "breaker_state"),
-            remote_breaker_trips: s.store.get("remote", "breaker_trips"),
-            remote_breaker_skips: s.store.get("remote", "breaker_skips"),
-            remote_writes: s.store.get("remote", "writes"),
-            remote_write_drops: s.store.get("remote", "write_drops"),
-            remote_fetches: s.store.get("remote", "fetches"),
-            remote_fetch_drops: s.store.get("remote", "fetch_drops"),
-            early_data_accepted: s.early_data_accepted,
-            early_data_replayed: s.early_data_replayed,
-            unknown_sni: if v.is_none() {
-                c.engine.stats.listener(ListenerEvent::UnknownSni)
-            } else {
-                0
-            },
-            malformed_sni: if v.is_none() {
-                c.engine.stats.listener(ListenerEvent::MalformedSni)
-            } else {
-                0
-            },
-        };
-        out(out_stats, stats, "out")
+        out(out_stats, c.engine.snapshot(v), "out")
     })
 }
 

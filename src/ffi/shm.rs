@@ -7,30 +7,13 @@ use super::cache::snicache_cache;
 use super::config::snicache_config;
 use super::error::fail;
 use super::{arg, arg_mut, guard, out, snicache_result};
-use crate::engine::stats::Stats;
+use crate::engine::stats::{ShmHealth, Stats};
 use crate::store::shm::{ShmError, ShmStore};
 use crate::store::spec::StoreSpec;
 
-/// Health of a cache's shared-memory store, summed over every process using the mapping.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct snicache_shm_health {
-    /// Lock waits that timed out because a live holder was too slow (each a counted miss, or
-    /// a counted store error for a put).
-    pub lock_timeouts: u64,
-    /// Locks found taken over by another process while held (the holder was declared stuck:
-    /// its lock word unchanged for 200 ms, or scribbled on).
-    pub lock_errors: u64,
-    /// Locks taken over from a process that died holding them.
-    pub owner_dead: u64,
-    /// Shards emptied (their sessions lost) because they were left half-written, or found
-    /// inconsistent or with a garbage lock word, and headers rewritten after garbage.
-    pub repairs: u64,
-    /// Entries whose checksum did not match: dropped, never handed out.
-    pub corrupt: u64,
-    /// Bytes mapped.
-    pub mapped_bytes: u64,
-}
+/// Health of a cache's shared-memory store, summed over every process using the mapping: the
+/// fields declared in `engine/stats_fields.rs` (C: `SNICACHE_SHM_HEALTH_FIELDS`).
+pub type snicache_shm_health = ShmHealth;
 
 /// The store for `shm:SIZE`, in its own mapping or in the host's memory (`memory`), with room
 /// for the engine's counters of `vhosts` vhosts and `rules` rules.
@@ -137,19 +120,7 @@ pub extern "C" fn snicache_shm_health_get(
         if h.section != "shm" {
             return Err(not_shm());
         }
-        let get = |name| h.get("shm", name);
-        out(
-            out_health,
-            snicache_shm_health {
-                lock_timeouts: get("lock_timeouts"),
-                lock_errors: get("lock_errors"),
-                owner_dead: get("owner_dead"),
-                repairs: get("repairs"),
-                corrupt: get("corrupt"),
-                mapped_bytes: get("mapped_bytes"),
-            },
-            "out",
-        )
+        out(out_health, ShmHealth::read(&h), "out")
     })
 }
 
