@@ -45,40 +45,59 @@ fn main() {
 
 /// The X-macros and structs of the stats declaration, as C.
 fn stats_header(src: &str) -> String {
-    let stats = entries(src, "stats_fields");
-    let shm = entries(src, "shm_health_fields");
-    let rules = entries(src, "rules");
+    let stats = entries(src, "stats_fields").into_iter().map(|e| {
+        let (group, rest) = field(&e);
+        format!("X({group}, {rest})")
+    });
+    let shm = entries(src, "shm_health_fields")
+        .into_iter()
+        .map(|e| match field(&e) {
+            ("shm", rest) => format!("X({rest})"),
+            _ => panic!("{STATS_FIELDS}: {}: not a shm health field", e.name),
+        });
+    let rules = entries(src, "rules")
+        .into_iter()
+        .map(|e| format!("X({}, {})", e.name, e.help));
+    let lists = [
+        (
+            "SNICACHE_STATS_FIELDS",
+            "The fields of snicache_stats, in order, as X(group, name, type, help). group: vhost (per\n vhost and in total), refusals (per vhost: the sum over the rules, which\n snicache_cache_refusals reads one by one), listener or remote (in the totals only, 0 for one\n vhost; remote: a redis:// store's). type: the Prometheus type, counter or gauge.",
+            stats.collect::<Vec<_>>(),
+        ),
+        (
+            "SNICACHE_SHM_HEALTH_FIELDS",
+            "The fields of snicache_shm_health, in order, as X(name, type, help).",
+            shm.collect(),
+        ),
+        (
+            "SNICACHE_RULES",
+            "The built-in policy rules, in policy order, as X(name, help): name is the refusal reason in\n the stats (snicache_cache_refusals) and logs, help says when the rule refuses.",
+            rules.collect(),
+        ),
+    ];
     let mut h = String::new();
-    x_macro(
-        &mut h,
-        "The fields of snicache_stats, in order, as X(group, name, type, help). group: vhost (per\n vhost and in total), refusals (per vhost: the sum over the rules, which\n snicache_cache_refusals reads one by one), listener or remote (in the totals only, 0 for one\n vhost; remote: a redis:// store's). type: the Prometheus type, counter or gauge.",
-        "SNICACHE_STATS_FIELDS",
-        stats.iter().map(field_x),
-    );
-    x_macro(
-        &mut h,
-        "The fields of snicache_shm_health, in order, as X(group, name, type, help); group is shm.",
-        "SNICACHE_SHM_HEALTH_FIELDS",
-        shm.iter().map(field_x),
-    );
-    x_macro(
-        &mut h,
-        "The built-in policy rules, in policy order, as X(name, help): name is the refusal reason in\n the stats (snicache_cache_refusals) and logs, help says when the rule refuses.",
-        "SNICACHE_RULES",
-        rules.iter().map(|e| format!("X({}, {})", e.name, e.help)),
-    );
-    c_struct(
-        &mut h,
-        "Counters, for one vhost or in total: the fields of SNICACHE_STATS_FIELDS.",
-        "snicache_stats",
-        &stats,
-    );
-    c_struct(
-        &mut h,
-        "Health of a cache's shared-memory store, summed over every process using the mapping:\n the fields of SNICACHE_SHM_HEALTH_FIELDS.",
-        "snicache_shm_health",
-        &shm,
-    );
+    for (name, doc, items) in lists {
+        let _ = write!(h, "\n/*\n {doc}\n */\n#define {name}(X)");
+        for item in items {
+            let _ = write!(h, " \\\n  {item}");
+        }
+        h.push('\n');
+    }
+    h.push_str(concat!(
+        "\n/*\n Counters, for one vhost or in total: the fields of SNICACHE_STATS_FIELDS.\n */\n",
+        "typedef struct {\n",
+        "#define SNICACHE_FIELD_(group, name, type, help) uint64_t name;\n",
+        "  SNICACHE_STATS_FIELDS(SNICACHE_FIELD_)\n",
+        "#undef SNICACHE_FIELD_\n",
+        "} snicache_stats;\n",
+        "\n/*\n Health of a cache's shared-memory store, summed over every process using the mapping:\n",
+        " the fields of SNICACHE_SHM_HEALTH_FIELDS.\n */\n",
+        "typedef struct {\n",
+        "#define SNICACHE_FIELD_(name, type, help) uint64_t name;\n",
+        "  SNICACHE_SHM_HEALTH_FIELDS(SNICACHE_FIELD_)\n",
+        "#undef SNICACHE_FIELD_\n",
+        "} snicache_shm_health;\n",
+    ));
     h
 }
 
@@ -130,8 +149,8 @@ fn entries(src: &str, name: &str) -> Vec<Entry> {
     entries
 }
 
-/// `X(group, name, type, help)` of a field entry (`kind source`).
-fn field_x(e: &Entry) -> String {
+/// The group of a field entry (`kind source`) and `name, type, help` for its X-macro.
+fn field(e: &Entry) -> (&'static str, String) {
     let [kind, source] = &e.rest[..] else {
         panic!("{STATS_FIELDS}: {}: want `kind source`", e.name);
     };
@@ -143,22 +162,5 @@ fn field_x(e: &Entry) -> String {
         "health" => "shm",
         other => panic!("{STATS_FIELDS}: {}: unknown source {other}", e.name),
     };
-    format!("X({group}, {}, {kind}, {})", e.name, e.help)
-}
-
-fn x_macro(h: &mut String, doc: &str, name: &str, items: impl Iterator<Item = String>) {
-    let _ = write!(h, "\n/*\n {doc}\n */\n#define {name}(X)");
-    for item in items {
-        let _ = write!(h, " \\\n  {item}");
-    }
-    h.push('\n');
-}
-
-fn c_struct(h: &mut String, doc: &str, name: &str, fields: &[Entry]) {
-    let _ = write!(h, "\n/*\n {doc}\n */\ntypedef struct {{\n");
-    for f in fields {
-        let help = f.help.trim_matches('"');
-        let _ = write!(h, "  /*\n   {help}\n   */\n  uint64_t {};\n", f.name);
-    }
-    let _ = writeln!(h, "}} {name};");
+    (group, format!("{}, {kind}, {}", e.name, e.help))
 }

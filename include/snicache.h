@@ -59,15 +59,15 @@
   X(vhost, single_use, counter, "Sessions removed when resumed because their vhost is single-use (SNICACHE_VHOST_SINGLE_USE).")
 
 /*
- The fields of snicache_shm_health, in order, as X(group, name, type, help); group is shm.
+ The fields of snicache_shm_health, in order, as X(name, type, help).
  */
 #define SNICACHE_SHM_HEALTH_FIELDS(X) \
-  X(shm, lock_timeouts, counter, "Shared store lock waits that timed out because a live holder was too slow (each a counted miss, or a counted store error for a put).") \
-  X(shm, lock_errors, counter, "Shared store locks found taken over by another process while held (the holder was declared stuck: its lock word unchanged for 200 ms, or scribbled on).") \
-  X(shm, owner_dead, counter, "Shared store locks taken over from a process that died holding them.") \
-  X(shm, repairs, counter, "Shared store shards emptied (their sessions lost) because they were left half-written, or found inconsistent or with a garbage lock word.") \
-  X(shm, corrupt, counter, "Shared store entries whose checksum did not match: dropped, never handed out.") \
-  X(shm, mapped_bytes, gauge, "Bytes of the shared store mapping.")
+  X(lock_timeouts, counter, "Shared store lock waits that timed out because a live holder was too slow (each a counted miss, or a counted store error for a put).") \
+  X(lock_errors, counter, "Shared store locks found taken over by another process while held (the holder was declared stuck: its lock word unchanged for 200 ms, or scribbled on).") \
+  X(owner_dead, counter, "Shared store locks taken over from a process that died holding them.") \
+  X(repairs, counter, "Shared store shards emptied (their sessions lost) because they were left half-written, or found inconsistent or with a garbage lock word.") \
+  X(corrupt, counter, "Shared store entries whose checksum did not match: dropped, never handed out.") \
+  X(mapped_bytes, gauge, "Bytes of the shared store mapping.")
 
 /*
  The built-in policy rules, in policy order, as X(name, help): name is the refusal reason in
@@ -86,142 +86,9 @@
  Counters, for one vhost or in total: the fields of SNICACHE_STATS_FIELDS.
  */
 typedef struct {
-  /*
-   Sessions handed back for resumption (session ids and tickets).
-   */
-  uint64_t hits;
-  /*
-   Offered session ids not found (or expired in the store).
-   */
-  uint64_t misses;
-  /*
-   Sessions stored.
-   */
-  uint64_t stores;
-  /*
-   Sessions the store refused or failed to store.
-   */
-  uint64_t store_errors;
-  /*
-   Sessions evicted to stay within the memory or entry bound.
-   */
-  uint64_t evictions;
-  /*
-   Sessions found expired in the store.
-   */
-  uint64_t expirations;
-  /*
-   Sessions in the store now.
-   */
-  uint64_t entries;
-  /*
-   Bytes the store charges now (records plus per-entry overhead).
-   */
-  uint64_t bytes;
-  /*
-   Resumptions refused by a policy rule.
-   */
-  uint64_t refusals;
-  /*
-   Stored records or tickets that failed to decode.
-   */
-  uint64_t corrupt;
-  /*
-   Offered session ids that were unusable (over 32 bytes).
-   */
-  uint64_t bad_ids;
-  /*
-   Sessions invalidated after a fatal alert.
-   */
-  uint64_t invalidations;
-  /*
-   Tickets naming a key this vhost does not have: another vhost's, or past its window.
-   */
-  uint64_t ticket_unknown_key;
-  /*
-   Tickets that failed authentication: forged, truncated or corrupted.
-   */
-  uint64_t ticket_forged;
-  /*
-   Tickets accepted under a decrypt-only key and renewed under the current one.
-   */
-  uint64_t ticket_renewed;
-  /*
-   Lookups the store answered pending (the handshake paused, or went on in full where the host library cannot pause).
-   */
-  uint64_t pending;
-  /*
-   Local misses the remote store answered.
-   */
-  uint64_t remote_hits;
-  /*
-   Local misses the remote store did not have either.
-   */
-  uint64_t remote_misses;
-  /*
-   Remote lookups or writes cut off by their time budget.
-   */
-  uint64_t remote_timeouts;
-  /*
-   Remote lookups or writes that failed otherwise (refused, dropped, pool exhausted).
-   */
-  uint64_t remote_errors;
-  /*
-   Remote records that failed to open: altered, moved to another key or vhost, or sealed under an unknown key (each a miss).
-   */
-  uint64_t remote_seal_failures;
-  /*
-   Circuit breaker now: 0 closed, 1 open (the remote store is skipped), 2 half-open.
-   */
-  uint64_t remote_breaker_state;
-  /*
-   Times the circuit breaker opened.
-   */
-  uint64_t remote_breaker_trips;
-  /*
-   Remote lookups and writes skipped while the breaker was open.
-   */
-  uint64_t remote_breaker_skips;
-  /*
-   Records written to the remote store.
-   */
-  uint64_t remote_writes;
-  /*
-   Remote writes dropped (queue full or remote store unavailable).
-   */
-  uint64_t remote_write_drops;
-  /*
-   Background fetches started for paused handshakes (snicache_config_set_async_lookup).
-   */
-  uint64_t remote_fetches;
-  /*
-   Lookups that went on in full at once because too many background fetches were under way.
-   */
-  uint64_t remote_fetch_drops;
-  /*
-   Early data accepted: the handshake took its ticket's single-use entry (snicache_config_set_early_data).
-   */
-  uint64_t early_data_accepted;
-  /*
-   Early data refused because the ticket's entry was already taken (a replay) or absent.
-   */
-  uint64_t early_data_replayed;
-  /*
-   ClientHellos naming no vhost (served by the default vhost, or refused with strict SNI).
-   */
-  uint64_t unknown_sni;
-  /*
-   ClientHellos with a malformed server_name extension (refused with illegal_parameter).
-   */
-  uint64_t malformed_sni;
-  /*
-   Second ClientHellos (after a HelloRetryRequest) naming another server than the first (refused with illegal_parameter).
-   */
-  uint64_t hrr_sni_changed;
-  /*
-   Sessions removed when resumed because their vhost is single-use (SNICACHE_VHOST_SINGLE_USE).
-   */
-  uint64_t single_use;
+#define SNICACHE_FIELD_(group, name, type, help) uint64_t name;
+  SNICACHE_STATS_FIELDS(SNICACHE_FIELD_)
+#undef SNICACHE_FIELD_
 } snicache_stats;
 
 /*
@@ -229,30 +96,9 @@ typedef struct {
  the fields of SNICACHE_SHM_HEALTH_FIELDS.
  */
 typedef struct {
-  /*
-   Shared store lock waits that timed out because a live holder was too slow (each a counted miss, or a counted store error for a put).
-   */
-  uint64_t lock_timeouts;
-  /*
-   Shared store locks found taken over by another process while held (the holder was declared stuck: its lock word unchanged for 200 ms, or scribbled on).
-   */
-  uint64_t lock_errors;
-  /*
-   Shared store locks taken over from a process that died holding them.
-   */
-  uint64_t owner_dead;
-  /*
-   Shared store shards emptied (their sessions lost) because they were left half-written, or found inconsistent or with a garbage lock word.
-   */
-  uint64_t repairs;
-  /*
-   Shared store entries whose checksum did not match: dropped, never handed out.
-   */
-  uint64_t corrupt;
-  /*
-   Bytes of the shared store mapping.
-   */
-  uint64_t mapped_bytes;
+#define SNICACHE_FIELD_(name, type, help) uint64_t name;
+  SNICACHE_SHM_HEALTH_FIELDS(SNICACHE_FIELD_)
+#undef SNICACHE_FIELD_
 } snicache_shm_health;
 
 

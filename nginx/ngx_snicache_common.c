@@ -65,10 +65,9 @@ ngx_conf_num_bounds_t  ngx_snicache_rotation_bounds = {
 #define ngx_snicache_stat(group, name, type, help)                            \
     { #name NGX_SNICACHE_INFIX_##group NGX_SNICACHE_SUFFIX_##type,            \
       offsetof(snicache_stats, name), #type, NGX_SNICACHE_SCOPE_##group, help },
-#define ngx_snicache_shm(group, name, type, help)                             \
+#define ngx_snicache_shm(name, type, help)                                    \
     { "shm_" #name NGX_SNICACHE_SUFFIX_##type,                               \
-      offsetof(snicache_shm_health, name), #type, NGX_SNICACHE_SCOPE_##group, \
-      help },
+      offsetof(snicache_shm_health, name), #type, NGX_SNICACHE_SCOPE_shm, help },
 
 static ngx_snicache_metric_t  ngx_snicache_metrics[] = {
     SNICACHE_STATS_FIELDS(ngx_snicache_stat)
