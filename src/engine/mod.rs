@@ -313,7 +313,7 @@ mod tests {
         );
         e.commit(&mut r, resume.undecodable());
         let s = e.snapshot(None);
-        assert_eq!((s.hits, s.corrupt, s.usage.entries), (0, 1, 0), "{s:?}");
+        assert_eq!((s.hits, s.corrupt, s.entries), (0, 1, 0), "{s:?}");
         assert_eq!(r.outcome(), Outcome::Full);
         // A ticket without snicache's record counts as corrupt too, and as no hit.
         assert!(!ticket_resumes(&e, &mut r, None, 1001));
