@@ -13,13 +13,6 @@ use crate::crypto::{self, NONCE_LEN, TAG_LEN};
 use crate::record::{self, TICKET_ID_LEN};
 use crate::store::Key;
 
-/// Length of a revocation key's id: `REVOCATION_TAG` then the ticket's random identity. No
-/// session id the engine stores is this long with this tag (OpenSSL and BoringSSL make 32-byte
-/// ids; a host's own store gets any id, but a collision needs a 2^-128 chance).
-const REVOCATION_ID_LEN: usize = REVOCATION_TAG.len() + TICKET_ID_LEN;
-/// `rv2`: the id is the identity itself (`rv1` was a SHA-256 digest of it).
-const REVOCATION_TAG: &[u8; 4] = b"\xffrv2";
-
 /// Bytes a sealed (BoringSSL) ticket adds to its record and session: key name, nonce, tag.
 pub(crate) const SEAL_OVERHEAD: usize = NAME_LEN + NONCE_LEN + TAG_LEN;
 
@@ -46,11 +39,9 @@ impl Engine {
     /// wire it belongs to (the identity travels sealed). No digest is needed, so the check a
     /// decrypted ticket gets is a copy and a lookup (`benches/store.rs`), and every server of a
     /// fleet derives the same key; the vhost is the store's scope (its name in Redis).
+    /// Its layout (a tag, then the identity) is `store::revocations::key`'s.
     pub fn revocation_key(&self, vhost: u32, ticket_id: &[u8; TICKET_ID_LEN]) -> Key {
-        let mut id = [0u8; REVOCATION_ID_LEN];
-        id[..REVOCATION_TAG.len()].copy_from_slice(REVOCATION_TAG);
-        id[REVOCATION_TAG.len()..].copy_from_slice(ticket_id);
-        Key::new(vhost, &id).expect("a 20-byte id")
+        crate::store::revocations::key(vhost, ticket_id)
     }
 
     /// Whether a ticket with this identity was revoked on this vhost (see `Store::revoked`).
