@@ -282,6 +282,8 @@ impl Filter {
 /// What only writers touch, under `Revocations::writer`.
 struct Writer {
     /// Every table made, the current one last: a check may still read an older one.
+    /// Boxed: checks hold pointers to them, which the `Vec` growing must not move.
+    #[allow(clippy::vec_box)]
     tables: Vec<Box<Table>>,
     /// Keys pushed out since the filter's last rebuild (their bits still set).
     stale: usize,
@@ -386,7 +388,7 @@ impl Revocations {
             return 0;
         };
         let want = (self.len() / 64).max(1);
-        let (mut gone, mut rest): (Vec<(u64, usize)>, Vec<(u64, usize)>) = t
+        let (mut gone, mut rest): (Vec<_>, Vec<_>) = t
             .slots
             .iter()
             .enumerate()
