@@ -6,10 +6,16 @@
 //! Propagation times are measured over 50 invalidations of each kind and printed (p50/max);
 //! the 100 ms bound of the issue is asserted on the median and on 90% of them, a generous
 //! correctness bound (loopback figures are around a millisecond), never a speed target.
+//!
+//! Revocations a server did not hear of: pub/sub reaches only the servers subscribed when a
+//! revocation is published, but each is also a Redis key living as long as the ticket, and a
+//! server loads them all each time its subscription is made. So a server that starts after a
+//! revocation, or whose subscription was cut when it was published, refuses the ticket too.
 
 use std::time::{Duration, Instant};
 
 use snicache::store::redis::{RedisSpec, RedisStore};
+use snicache::store::revocations;
 use snicache::store::{Key, Lookup, Store, Value};
 
 #[path = "redis/server.rs"]
@@ -25,10 +31,15 @@ const ROUNDS: usize = 50;
 const BOUND: Duration = Duration::from_millis(100);
 
 fn store(url: &str) -> RedisStore {
+    sealed_store(url, 9)
+}
+
+/// A server whose records are sealed with the key `[seal; 32]`.
+fn sealed_store(url: &str, seal: u8) -> RedisStore {
     redis_store(
         &RedisSpec::parse(url).unwrap(),
         &VHOSTS,
-        seal_keys(&[9; 32]),
+        seal_keys(&[seal; 32]),
         None,
     )
     .unwrap()
@@ -66,6 +77,17 @@ fn wait_subscribed(r: &RedisServer, n: i64) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Drops every subscription (`CLIENT KILL TYPE pubsub`); the subscribers come back by themselves.
+fn kill_subscriptions(r: &RedisServer) {
+    let mut cli = r.cli().unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut cli)
+        .unwrap();
 }
 
 /// Polls `done` until true (deadline 5 s); the time it took.
@@ -204,13 +226,7 @@ fn invalidations_reach_another_servers_local_tier_within_100_ms() {
 fn a_tombstone_that_does_not_open_only_removes() {
     let r = RedisServer::start();
     let one = store(&r.url());
-    let other_seal = redis_store(
-        &RedisSpec::parse(&r.url()).unwrap(),
-        &VHOSTS,
-        seal_keys(&[1; 32]),
-        None,
-    )
-    .unwrap();
+    let other_seal = sealed_store(&r.url(), 1);
     let k = key(0, 1, 32);
     let expires = now() + 300;
     one.put(k, Value::new(b"live".to_vec()), expires).unwrap();
@@ -241,17 +257,117 @@ fn a_server_that_lost_its_subscription_empties_its_local_tier_once_back() {
     let k = key(0, 1, 32);
     warm(&one, &two, k, b"live session", expires);
     // Both subscriptions drop; the tombstone is published while nobody listens.
-    let mut cli = r.cli().unwrap();
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query(&mut cli)
-        .unwrap();
+    kill_subscriptions(&r);
     one.invalidate(k, Value::new(b"tombstone".to_vec()), expires)
         .unwrap();
     assert!(one.flush(Duration::from_secs(5)));
     wait_subscribed(&r, 2);
     // Back: server two's tier was emptied, so the lookup finds the tombstone in Redis.
     until(|| bytes(two.get(&k, now())).as_deref() == Some(&b"tombstone"[..]));
+}
+
+fn ticket(n: u8) -> [u8; 16] {
+    [n; 16]
+}
+
+#[test]
+fn a_server_that_starts_later_refuses_tickets_revoked_before() {
+    let r = RedisServer::start();
+    let one = store(&r.url());
+    let expires = now() + 300;
+    let revoked: Vec<_> = (1..=50u8)
+        .map(|n| revocations::key(u32::from(n % 2), &ticket(n)))
+        .collect();
+    for k in &revoked {
+        one.revoke(*k, Value::new(b"revoked".to_vec()), expires)
+            .unwrap();
+    }
+    // One that expired already is not loaded (Redis drops it anyway, with its TTL).
+    let old = revocations::key(0, &ticket(99));
+    one.revoke(old, Value::new(b"revoked".to_vec()), now() - 1)
+        .unwrap();
+    assert!(one.flush(Duration::from_secs(5)));
+
+    // Server two starts now: it heard none of them.
+    let two = store(&r.url());
+    let start = Instant::now();
+    // Its first check starts the subscriber and waits (at most the budget) for the load.
+    let first = two.revoked(&revoked[0], now());
+    let waited = start.elapsed();
+    until(|| two.revocations_loaded().0 >= 1);
+    println!(
+        "first check on a server started after 50 revocations: {first} after {:.1} ms; loaded {:?}",
+        waited.as_secs_f64() * 1e3,
+        two.revocations_loaded()
+    );
+    assert_eq!(two.revocations_loaded(), (1, 50));
+    for k in &revoked {
+        assert!(two.revoked(k, now()), "{k:?}");
+    }
+    assert!(!two.revoked(&old, now()));
+    assert!(!two.revoked(&revocations::key(0, &ticket(200)), now()));
+    assert_eq!(
+        two.invalidations_received(),
+        (0, 0),
+        "learnt from the keys, not from messages"
+    );
+}
+
+#[test]
+fn a_server_whose_subscription_was_cut_refuses_tickets_revoked_meanwhile() {
+    let r = RedisServer::start();
+    let (one, two) = (store(&r.url()), store(&r.url()));
+    let _ = one.revoked(&revocations::key(0, &ticket(0)), now());
+    let _ = two.revoked(&revocations::key(0, &ticket(0)), now());
+    wait_subscribed(&r, 2);
+    let loads = two.revocations_loaded().0;
+    let k = revocations::key(1, &ticket(7));
+    // Both subscriptions drop; the revocation is published while nobody listens.
+    kill_subscriptions(&r);
+    one.revoke(k, Value::new(b"revoked".to_vec()), now() + 300)
+        .unwrap();
+    assert!(one.flush(Duration::from_secs(5)));
+    assert!(
+        one.revoked(&k, now()),
+        "at once on the server that revoked it"
+    );
+    // Back: server two loaded it from Redis when it subscribed again.
+    let took = until(|| two.revoked(&k, now()));
+    println!(
+        "refused on the cut-off server {:.1} ms after the revocation was in Redis",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(
+        two.revocations_loaded().0 > loads,
+        "{:?}",
+        two.revocations_loaded()
+    );
+    assert_eq!(two.invalidations_received().1, 0);
+}
+
+#[test]
+fn revocations_sealed_with_another_key_are_not_loaded() {
+    let r = RedisServer::start();
+    let other = sealed_store(&r.url(), 1);
+    let k = revocations::key(0, &ticket(3));
+    other
+        .revoke(k, Value::new(b"revoked".to_vec()), now() + 300)
+        .unwrap();
+    assert!(other.flush(Duration::from_secs(5)));
+    // Not a revocation key (no tag): skipped without being read.
+    let mut cli = r.cli().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("snicache:v1:a.test:ff72763200")
+        .arg("junk")
+        .query(&mut cli)
+        .unwrap();
+    let two = store(&r.url());
+    let _ = two.revoked(&k, now());
+    until(|| two.revocations_loaded().0 >= 1);
+    assert_eq!(two.revocations_loaded(), (1, 0));
+    assert!(
+        !two.revoked(&k, now()),
+        "a revocation that does not open is ignored"
+    );
+    assert_eq!(two.invalidations_received().1, 1, "counted as rejected");
 }

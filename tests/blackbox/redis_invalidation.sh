@@ -97,6 +97,27 @@ for tls in 1.2 1.3; do
 done
 check "the revocations are kept in Redis too (vhost + ticket identity keys with a TTL)" \
     test "$(rcli --scan --pattern 'snicache:v1:a.test:ff727632*' | wc -l)" -ge 2
+# Server 3 starts after the revocations, so it heard no message: it loads them from Redis when
+# it subscribes (its first ticket check waits for that, at most the budget).
+start_server "${COMMON[@]}" --ticket-secret-file "$TMP/ticket.key"
+P3=$PORT
+for tls in 1.2 1.3; do
+    t="-tls1_${tls#1.}"
+    tries=0
+    while :; do
+        tries=$((tries + 1))
+        out=$(client / "$t" -servername a.test -sess_in "$TMP/t$tls.sess")
+        [ "$(outcome <<<"$out")" = New ] && break
+        [ "$tries" -ge 50 ] && break
+        sleep 0.2
+    done
+    expect_eq "TLS $tls: server 3, started after the revocation, refuses the ticket (probe $tries)" New "$(outcome <<<"$out")"
+done
+on "$P3"
+expect_eq "server 3 refuses both as invalidated" 2 "$(stat "$(stats_json)" total refusals invalidated)"
+grep -q 'ticket revocations loaded from Redis' "$LOG" && ok "server 3 logged the load: $(grep -o '[0-9]* ticket revocations loaded from Redis' "$LOG")" ||
+    not_ok "server 3 did not log the load"
+stop_server
 stop_servers
 stop_redis
 finish

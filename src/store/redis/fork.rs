@@ -58,7 +58,7 @@ pub(super) struct ProcessState {
     pub(super) fetches: Option<Arc<Fetches>>,
     fetchers: Vec<JoinHandle<()>>,
     /// Applies the fleet's invalidations to the local tier (`bus.rs`).
-    _subscriber: Option<bus::Subscriber>,
+    pub(super) subscriber: Option<bus::Subscriber>,
 }
 
 impl ProcessState {
@@ -85,7 +85,7 @@ impl ProcessState {
             resolver: None,
             fetches: None,
             fetchers: Vec::new(),
-            _subscriber: bus::Subscriber::start(remote, local, &pool),
+            subscriber: bus::Subscriber::start(remote, local, &pool),
         };
         let resolver: Option<Box<Resolve>> = match &remote.host {
             Host::Fixed(_) => None,

@@ -348,8 +348,11 @@ impl Store for RedisStore {
 
     fn revoked(&self, key: &Key, now: u64) -> bool {
         // Local only, never a round trip; the first check in a process starts its subscriber
-        // (with the writer), so revocations from the fleet reach the local set from then on.
-        self.process();
+        // (with the writer), so revocations from the fleet reach the local set from then on,
+        // and waits (at most the budget) for it to load those made before (`bus.rs`).
+        if let Some(s) = &self.process().subscriber {
+            s.wait_loaded(self.remote.options.budget);
+        }
         self.local.revoked(key, now)
     }
 

@@ -16,7 +16,7 @@ use super::url::{scrub, RedisOptions};
 use super::{Notify, SealKeys};
 use crate::store::{Key, StoreHealth, Value};
 
-const KEY_PREFIX: &str = "snicache:v1:";
+pub(super) const KEY_PREFIX: &str = "snicache:v1:";
 const AAD_LABEL: &[u8] = b"snicache redis record v1\0";
 /// Repeated warnings of one kind (error replies, oversize records) at most this often.
 const WARN_EVERY_MS: u64 = 10_000;
