@@ -31,6 +31,7 @@ struct demo_options {
     int strict_sni;
     int async_lookup;            /* --async-lookup: pause handshakes while Redis is asked */
     int early_data;              /* --early-data: accept TLS 1.3 0-RTT, at most once per ticket */
+    int single_use;              /* --single-use: SNICACHE_VHOST_SINGLE_USE on every vhost */
     const char *store;           /* --store SPEC, for snicache_config_set_store */
     char store_shown[256];       /* the same with any user:password@ hidden, for messages */
     const char *seal_key_file;   /* --seal-key-file PATH, for snicache_config_set_seal_key */

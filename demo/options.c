@@ -28,6 +28,8 @@ static const char usage[] =
     "                          resumption), at most once per ticket across the workers and\n"
     "                          servers sharing the store; a replay gets 1-RTT (logged\n"
     "                          early_data=rejected, counted early_data_replayed)\n"
+    "  --single-use            every vhost's stored sessions resume at most once (RFC 8446\n"
+    "                          section 8.1), across the workers and servers sharing the store\n"
     "  --store SPEC            session store: memory[:SIZE] with SIZE like 512k, 10m, 1g\n"
     "                          (default memory:10m); shm:SIZE; or\n"
     "                          redis://[user:password@]HOST:PORT[/DB][?budget_ms=5&...] shared\n"
@@ -169,13 +171,15 @@ void demo_parse_options(int argc, char **argv, struct demo_options *o)
             exit(0);
         }
         if (strcmp(flag, "--strict-sni") == 0 || strcmp(flag, "--async-lookup") == 0
-            || strcmp(flag, "--early-data") == 0) {
+            || strcmp(flag, "--early-data") == 0 || strcmp(flag, "--single-use") == 0) {
             if (eq != NULL)
                 bad(flag, eq + 1, "takes no value");
             if (strcmp(flag, "--strict-sni") == 0)
                 o->strict_sni = 1;
             else if (strcmp(flag, "--early-data") == 0)
                 o->early_data = 1;
+            else if (strcmp(flag, "--single-use") == 0)
+                o->single_use = 1;
             else
                 o->async_lookup = 1;
             continue;

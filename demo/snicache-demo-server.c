@@ -242,7 +242,9 @@ static const snicache_cache *cache_new(const struct demo_options *o, SSL_CTX *li
         int is_default = o->default_vhost != NULL ? strcmp(v->name, o->default_vhost) == 0 : i == 0;
         /* The SSL_CTX is borrowed: it must outlive the cache (main frees it after the cache).
          * Timeout 0: the config's default lifetime. */
-        r = snicache_config_add_vhost(config, v->name, v->ctx, 0, is_default ? SNICACHE_VHOST_DEFAULT : 0);
+        r = snicache_config_add_vhost(config, v->name, v->ctx, 0,
+                                      (is_default ? SNICACHE_VHOST_DEFAULT : 0)
+                                          | (o->single_use ? SNICACHE_VHOST_SINGLE_USE : 0));
         if (r != SNICACHE_RESULT_OK) {
             char msg[256];
             snicache_result_message(r, msg, sizeof msg);

@@ -194,7 +194,8 @@ impl Engine {
         match &mut r.source {
             Source::Stored { key, .. } => {
                 conn.resumed = Some(*key);
-                if self.vhosts.get(conn.vhost).options.single_use && self.store.remove(key) {
+                // A single-use session was taken from the store by `lookup` already.
+                if first && self.vhosts.get(conn.vhost).options.single_use {
                     self.stats.count(conn.vhost, Event::SingleUse);
                 }
             }

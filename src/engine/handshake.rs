@@ -299,6 +299,13 @@ impl Engine {
         if let Err(reason) = self.judge(conn, &rec.meta, host) {
             return Decision::Full(reason);
         }
+        // A single-use session is taken before it resumes: `take` answers true to one caller
+        // across everything sharing the store (for a Redis fleet, Redis `DEL` answering 1), so
+        // two connections offering it at once, on two servers or one, never both resume it,
+        // even where it was found in a server's local tier.
+        if self.vhosts.get(conn.vhost).options.single_use && !self.store.take(&key) {
+            return Decision::Full(Reason::Miss);
+        }
         // The session is the record's tail.
         let session_at = value.bytes.len() - rec.session.len();
         Decision::Resume(Resume::stored(key, value, session_at))

@@ -322,6 +322,23 @@ mod tests {
     }
 
     #[test]
+    fn a_single_use_session_offered_twice_at_once_resumes_once() {
+        let e = engine(true);
+        let mut a = stored_id1(&e);
+        let mut b = e.client_hello(sn(None), Some(true)).unwrap();
+        // Both look it up before either has resumed: the lookup takes it, so only one may.
+        let first = e.lookup(&a, b"id1", &at(1001), None);
+        let second = e.lookup(&b, b"id1", &at(1001), None);
+        assert!(first.is_resume());
+        assert!(!second.is_resume());
+        e.commit(&mut a, first);
+        e.commit(&mut b, second);
+        assert_eq!(e.snapshot(None).hits, 1);
+        assert_eq!(e.stats.event(None, Event::SingleUse), 1);
+        assert_eq!(e.store.usage(None).entries, 0, "taken");
+    }
+
+    #[test]
     fn bad_input_is_counted_not_fatal() {
         let e = engine(false);
         assert_eq!(
