@@ -301,8 +301,11 @@ impl MemoryStore {
             shard_bytes: max_bytes / shards,
             shard_entries: max_entries.max(1) / shards,
             counters: (0..vhosts.max(1)).map(|_| Counters::default()).collect(),
+            // As many as sessions fit: an entry of the set (a 64-byte slot, at most 5/8 used,
+            // tables it outgrew kept) costs less than a session's `ENTRY_OVERHEAD`.
             revocations: super::revocations::Revocations::new(
-                usize::try_from(max_entries).unwrap_or(usize::MAX),
+                usize::try_from(max_entries.min(max_bytes / ENTRY_OVERHEAD as u64))
+                    .unwrap_or(usize::MAX),
             ),
         }
     }
