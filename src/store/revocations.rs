@@ -22,7 +22,7 @@
 //!   memory is at most twice the largest table's.
 //!
 //! The memory store keeps one (`MemoryStore::revoke`); the Redis store's memory tier is one, fed
-//! by this server's revocations and by other servers' through pub/sub (`redis_bus.rs`).
+//! by this server's revocations and by other servers' through pub/sub (`redis/bus.rs`).
 
 use std::sync::atomic::{
     fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
@@ -41,7 +41,7 @@ pub const MIN_CAPACITY: usize = 1024;
 /// id is the identity itself (`rv1` was a SHA-256 digest of it). No session id the engine
 /// stores is this long with this tag (OpenSSL and BoringSSL make 32-byte ids; a host's own
 /// store gets any id, but a collision needs a 2^-128 chance). A remote store finds the
-/// revocations it holds by it (`redis_bus.rs`).
+/// revocations it holds by it (`redis/bus.rs`).
 pub(crate) const TAG: [u8; 4] = *b"\xffrv2";
 /// Length of a revocation key's id.
 pub(crate) const ID_LEN: usize = TAG.len() + TICKET_ID_LEN;
