@@ -152,7 +152,7 @@ fn main() {
     let faults = n / 10;
     let pause = Duration::from_millis(11);
     let unavailable = |l: Lookup| matches!(l, Lookup::Unavailable);
-    // A 10 MB value under the session key: refused from its length header.
+    // A 10 MB value under the session key: Redis sends max_record + 1 bytes of it (GETRANGE), refused.
     std::fs::write(
         std::env::temp_dir().join("snicache-bench-huge"),
         vec![b'x'; 10 << 20],

@@ -291,7 +291,7 @@ fn credentials_in_the_url_reach_redis_and_no_message() {
         .arg("on")
         .arg(">hunter2-secret")
         .arg("~snicache:*")
-        .arg("+get")
+        .arg("+getrange")
         .arg("+set")
         .arg("+del")
         .arg("+ping")

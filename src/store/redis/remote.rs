@@ -288,7 +288,7 @@ impl Remote {
             &addr,
             &self.setup,
             self.tls.as_ref(),
-            self.options.max_record,
+            self.options.max_record + 1,
             deadline,
         )
         .inspect(|_| {
@@ -329,8 +329,25 @@ impl Remote {
                 }
             }
         };
-        let result = conn.call(&[b"GET", key.as_bytes()], deadline);
+        // GETRANGE, not GET: Redis sends at most one byte more than the largest record, so a
+        // huge value under a key costs neither side more than that. (A 10 MB value answered
+        // by GET keeps Redis copying for milliseconds and, on a small machine, delays this
+        // thread's wakeup past the budget even though the reply is refused from its header.)
+        // A missing key reads as an empty string; no record is empty.
+        let last = self.options.max_record.to_string();
+        let result = conn.call(
+            &[b"GETRANGE", key.as_bytes(), b"0", last.as_bytes()],
+            deadline,
+        );
         match result {
+            Ok(Reply::Bulk(v)) if v.is_empty() => {
+                pool.put_back(generation, conn);
+                Ok(None)
+            }
+            Ok(Reply::Bulk(v)) if v.len() > self.options.max_record => {
+                pool.put_back(generation, conn);
+                Err(RespError::TooLarge(v.len() as u64).into())
+            }
             Ok(Reply::Bulk(v)) => {
                 pool.put_back(generation, conn);
                 Ok(Some(v))
@@ -341,7 +358,7 @@ impl Remote {
             }
             Ok(other) => {
                 pool.put_back(generation, conn);
-                Err(Failure::Reply(format!("GET answered {other:?}")))
+                Err(Failure::Reply(format!("GETRANGE answered {other:?}")))
             }
             Err(e) => {
                 if e.keeps_connection() {
