@@ -10,6 +10,20 @@ use crate::engine::{Level, Log};
 use crate::record::Meta;
 use crate::store::{Key, Lookup, Store, StoreError, Usage, Value};
 
+/// The host's callback types below are nullable (`Option<fn>`), as C passes them. Once checked
+/// non-null a callback is kept as the function pointer inside, so its signature is written only
+/// once, in its public type.
+pub(crate) trait Nullable {
+    type Given;
+}
+
+impl<F> Nullable for Option<F> {
+    type Given = F;
+}
+
+/// The function pointer of a nullable callback type, once it was checked to be non-null.
+pub(crate) type Given<T> = <T as Nullable>::Given;
+
 /// Log levels passed to the log callback.
 #[repr(u32)]
 #[allow(non_camel_case_types)]
@@ -33,7 +47,7 @@ pub type snicache_log_cb = Option<
 >;
 
 pub(crate) struct CLog {
-    pub cb: unsafe extern "C" fn(*mut c_void, snicache_log_level, *const c_char, usize),
+    pub cb: Given<snicache_log_cb>,
     pub userdata: *mut c_void,
     pub max: Level,
 }
@@ -98,7 +112,7 @@ pub type snicache_rule_cb =
 
 pub(crate) struct CRule {
     pub name: String,
-    pub cb: unsafe extern "C" fn(*mut c_void, *const snicache_rule_input) -> c_int,
+    pub cb: Given<snicache_rule_cb>,
     pub userdata: *mut c_void,
 }
 
@@ -156,7 +170,7 @@ pub type snicache_ready_cb =
 /// The host's ready callback.
 #[derive(Clone, Copy)]
 pub(crate) struct CReady {
-    pub cb: unsafe extern "C" fn(*mut c_void, *const c_void),
+    pub cb: Given<snicache_ready_cb>,
     pub userdata: *mut c_void,
 }
 
@@ -274,27 +288,9 @@ pub type snicache_store_remove_cb = Option<
 /// A store whose operations are the host's callbacks.
 #[derive(Clone)]
 pub(crate) struct CStoreCallbacks {
-    pub get: unsafe extern "C" fn(
-        *mut c_void,
-        *const c_char,
-        usize,
-        *const u8,
-        usize,
-        *mut u8,
-        usize,
-        *mut usize,
-    ) -> u32,
-    pub put: unsafe extern "C" fn(
-        *mut c_void,
-        *const c_char,
-        usize,
-        *const u8,
-        usize,
-        *const u8,
-        usize,
-        u64,
-    ) -> c_int,
-    pub remove: unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const u8, usize) -> c_int,
+    pub get: Given<snicache_store_get_cb>,
+    pub put: Given<snicache_store_put_cb>,
+    pub remove: Given<snicache_store_remove_cb>,
     pub userdata: *mut c_void,
 }
 
@@ -312,10 +308,21 @@ pub(crate) struct CStore {
     pub vhosts: Vec<String>,
 }
 
+/// The arguments every store callback starts with: `userdata`, `vhost`, `vhost_len`, `id`,
+/// `id_len`. The pointers borrow from the store and the key.
+type KeyArgs = (*mut c_void, *const c_char, usize, *const u8, usize);
+
 impl CStore {
-    fn name(&self, key: &Key) -> (*const c_char, usize) {
+    fn key_args(&self, key: &Key) -> KeyArgs {
         let n = &self.vhosts[(key.vhost as usize).min(self.vhosts.len() - 1)];
-        (n.as_ptr() as *const c_char, n.len())
+        let id = key.id();
+        (
+            self.cbs.userdata,
+            n.as_ptr() as *const c_char,
+            n.len(),
+            id.as_ptr(),
+            id.len(),
+        )
     }
 }
 
@@ -325,23 +332,12 @@ impl Store for CStore {
     }
 
     fn get(&self, key: &Key, _now: u64) -> Lookup {
-        let (v, vl) = self.name(key);
+        let (ud, v, vl, id, id_len) = self.key_args(key);
         let mut buf = vec![0u8; HOST_RECORD_MAX];
         let mut len = 0usize;
-        let id = key.id();
         // SAFETY: the host's callback with buffers valid for the call.
-        let status = unsafe {
-            (self.cbs.get)(
-                self.cbs.userdata,
-                v,
-                vl,
-                id.as_ptr(),
-                id.len(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut len,
-            )
-        };
+        let status =
+            unsafe { (self.cbs.get)(ud, v, vl, id, id_len, buf.as_mut_ptr(), buf.len(), &mut len) };
         // Read as a number: a C value outside the enum would be undefined behaviour as one.
         match snicache_store_status::try_from(status) {
             Ok(snicache_store_status::Found) if len <= buf.len() => {
@@ -357,16 +353,15 @@ impl Store for CStore {
     }
 
     fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
-        let (v, vl) = self.name(&key);
-        let id = key.id();
+        let (ud, v, vl, id, id_len) = self.key_args(&key);
         // SAFETY: the host's callback with buffers valid for the call.
         let r = unsafe {
             (self.cbs.put)(
-                self.cbs.userdata,
+                ud,
                 v,
                 vl,
-                id.as_ptr(),
-                id.len(),
+                id,
+                id_len,
                 value.bytes.as_ptr(),
                 value.bytes.len(),
                 expires_at,
@@ -380,10 +375,9 @@ impl Store for CStore {
     }
 
     fn remove(&self, key: &Key) -> bool {
-        let (v, vl) = self.name(key);
-        let id = key.id();
+        let (ud, v, vl, id, id_len) = self.key_args(key);
         // SAFETY: the host's callback with buffers valid for the call.
-        unsafe { (self.cbs.remove)(self.cbs.userdata, v, vl, id.as_ptr(), id.len()) == 1 }
+        unsafe { (self.cbs.remove)(ud, v, vl, id, id_len) == 1 }
     }
 
     fn usage(&self, _vhost: Option<u32>) -> Usage {
