@@ -46,60 +46,78 @@ pub trait Rule: Send + Sync {
     fn allows(&self, session: &Meta<'_>, facts: &Facts<'_>) -> bool;
 }
 
-struct SameVhost;
-impl Rule for SameVhost {
+/// A built-in rule: its declared name (`stats_fields.rs`) and a plain function of the session
+/// and the connection.
+#[derive(Clone, Copy)]
+struct Builtin {
+    rule: BuiltinRule,
+    allows: fn(&Meta<'_>, &Facts<'_>) -> bool,
+}
+
+impl Rule for Builtin {
     fn name(&self) -> &str {
-        BuiltinRule::Vhost.name()
+        self.rule.name()
     }
     fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        s.vhost.eq_ignore_ascii_case(&f.vhost.name)
+        (self.allows)(s, f)
     }
 }
 
-struct SameSni;
-impl Rule for SameSni {
-    fn name(&self) -> &str {
-        BuiltinRule::Sni.name()
-    }
-    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        match (s.sni, f.sni) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            _ => false,
-        }
+/// The built-in rules, in the order they are asked (the table at the top of this file).
+const BUILTIN: [Builtin; 7] = [
+    Builtin {
+        rule: BuiltinRule::Vhost,
+        allows: same_vhost,
+    },
+    Builtin {
+        rule: BuiltinRule::Sni,
+        allows: same_sni,
+    },
+    Builtin {
+        rule: BuiltinRule::Invalidated,
+        allows: not_invalidated,
+    },
+    Builtin {
+        rule: BuiltinRule::Expired,
+        allows: not_expired,
+    },
+    Builtin {
+        rule: BuiltinRule::Version,
+        allows: same_version,
+    },
+    Builtin {
+        rule: BuiltinRule::Cipher,
+        allows: cipher_enabled,
+    },
+    Builtin {
+        rule: BuiltinRule::Ems,
+        allows: extended_master_secret,
+    },
+];
+
+fn same_vhost(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    s.vhost.eq_ignore_ascii_case(&f.vhost.name)
+}
+
+fn same_sni(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    match (s.sni, f.sni) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
     }
 }
 
-struct NotInvalidated;
-impl Rule for NotInvalidated {
-    fn name(&self) -> &str {
-        BuiltinRule::Invalidated.name()
-    }
-    fn allows(&self, s: &Meta<'_>, _: &Facts<'_>) -> bool {
-        !s.invalidated
-    }
+fn not_invalidated(s: &Meta<'_>, _: &Facts<'_>) -> bool {
+    !s.invalidated
 }
 
-struct NotExpired;
-impl Rule for NotExpired {
-    fn name(&self) -> &str {
-        BuiltinRule::Expired.name()
-    }
-    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        let lifetime = s.timeout.min(f.vhost.options.timeout).min(MAX_LIFETIME);
-        s.created <= f.now.saturating_add(60)
-            && f.now < s.created.saturating_add(u64::from(lifetime))
-    }
+fn not_expired(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    let lifetime = s.timeout.min(f.vhost.options.timeout).min(MAX_LIFETIME);
+    s.created <= f.now.saturating_add(60) && f.now < s.created.saturating_add(u64::from(lifetime))
 }
 
-struct SameVersion;
-impl Rule for SameVersion {
-    fn name(&self) -> &str {
-        BuiltinRule::Version.name()
-    }
-    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        s.version == f.version
-    }
+fn same_version(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    s.version == f.version
 }
 
 /// TLS 1.3 suites by KDF hash: 0 for SHA-256, 1 for SHA-384 (RFC 8446 §B.4).
@@ -111,38 +129,26 @@ fn tls13_hash(suite: u16) -> Option<u8> {
     }
 }
 
-struct CipherEnabled;
-impl Rule for CipherEnabled {
-    fn name(&self) -> &str {
-        BuiltinRule::Cipher.name()
-    }
-    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        if s.version >= TLS1_3 {
-            let Some(hash) = tls13_hash(s.cipher) else {
-                return false;
-            };
-            (0x1301..=0x1305).any(|c| tls13_hash(c) == Some(hash) && (f.cipher_enabled)(c))
-        } else {
-            (f.cipher_enabled)(s.cipher)
-        }
+fn cipher_enabled(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    if s.version >= TLS1_3 {
+        let Some(hash) = tls13_hash(s.cipher) else {
+            return false;
+        };
+        (0x1301..=0x1305).any(|c| tls13_hash(c) == Some(hash) && (f.cipher_enabled)(c))
+    } else {
+        (f.cipher_enabled)(s.cipher)
     }
 }
 
-struct ExtendedMasterSecret;
-impl Rule for ExtendedMasterSecret {
-    fn name(&self) -> &str {
-        BuiltinRule::Ems.name()
+fn extended_master_secret(s: &Meta<'_>, f: &Facts<'_>) -> bool {
+    if s.version >= TLS1_3 {
+        return true;
     }
-    fn allows(&self, s: &Meta<'_>, f: &Facts<'_>) -> bool {
-        if s.version >= TLS1_3 {
-            return true;
-        }
-        match f.client_ems {
-            None => true,
-            Some(client) if client != s.ems => false,
-            Some(true) => true,
-            Some(false) => f.vhost.options.allow_no_ems,
-        }
+    match f.client_ems {
+        None => true,
+        Some(client) if client != s.ems => false,
+        Some(true) => true,
+        Some(false) => f.vhost.options.allow_no_ems,
     }
 }
 
@@ -154,15 +160,10 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            rules: vec![
-                Arc::new(SameVhost),
-                Arc::new(SameSni),
-                Arc::new(NotInvalidated),
-                Arc::new(NotExpired),
-                Arc::new(SameVersion),
-                Arc::new(CipherEnabled),
-                Arc::new(ExtendedMasterSecret),
-            ],
+            rules: BUILTIN
+                .iter()
+                .map(|&b| Arc::new(b) as Arc<dyn Rule>)
+                .collect(),
         }
     }
 }
@@ -232,6 +233,18 @@ mod tests {
         }
     }
 
+    /// A TLS 1.2 connection to `a.example.com` at time 1100 that sent extended master secret.
+    fn facts<'a>(v: &'a VHost, enabled: &'a dyn Fn(u16) -> bool) -> Facts<'a> {
+        Facts {
+            vhost: v,
+            sni: Some("a.example.com"),
+            now: 1100,
+            version: TLS1_2,
+            client_ems: Some(true),
+            cipher_enabled: enabled,
+        }
+    }
+
     fn refusal(
         s: &Meta<'_>,
         tweak: impl FnOnce(&mut Facts<'_>),
@@ -239,14 +252,7 @@ mod tests {
     ) -> Option<String> {
         let v = vhost(allow_no_ems);
         let enabled = |c: u16| c == 0xc02f || c == 0x1301;
-        let mut f = Facts {
-            vhost: &v,
-            sni: Some("a.example.com"),
-            now: 1100,
-            version: TLS1_2,
-            client_ems: Some(true),
-            cipher_enabled: &enabled,
-        };
+        let mut f = facts(&v, &enabled);
         tweak(&mut f);
         let p = Policy::default();
         p.evaluate(s, &f).err().map(|i| p.name(i).to_owned())
@@ -414,14 +420,7 @@ mod tests {
         assert_eq!(p.position("no-h2"), Some(7));
         let v = vhost(false);
         let enabled = |_: u16| true;
-        let f = Facts {
-            vhost: &v,
-            sni: Some("a.example.com"),
-            now: 1100,
-            version: TLS1_2,
-            client_ems: Some(true),
-            cipher_enabled: &enabled,
-        };
+        let f = facts(&v, &enabled);
         assert_eq!(
             p.evaluate(
                 &Meta {
