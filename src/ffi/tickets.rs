@@ -171,6 +171,59 @@ pub extern "C" fn snicache_on_ticket_decrypt(
     })
 }
 
+/// Where a BoringSSL ticket AEAD call (`seal`, `open`) writes: `out`, `*out_len`, `max_out`.
+#[derive(Clone, Copy)]
+struct AeadOut {
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out: usize,
+}
+
+impl AeadOut {
+    /// Writes `data` and its length; false, writing nothing, when it is longer than `max_out`.
+    ///
+    /// # Safety
+    /// As `aead_args`'s.
+    unsafe fn write(self, data: &[u8]) -> bool {
+        if data.len() > self.max_out {
+            return false;
+        }
+        let mut out = self.out;
+        // SAFETY: `out` has `max_out` writable bytes and `out_len` is writable (aead_args).
+        unsafe {
+            bytes_mut(&mut out, data.len()).copy_from_slice(data);
+            *self.out_len = data.len();
+        }
+        true
+    }
+}
+
+/// The buffers of a ticket AEAD call, or `None` when a pointer is NULL that may not be: the
+/// outputs never, the input only when it is empty and `null_empty_input` allows that.
+///
+/// # Safety
+/// BoringSSL's contract: `out` has `max_out` writable bytes, `out_len` is writable and `in_`
+/// has `in_len` readable bytes, each when not NULL.
+unsafe fn aead_args(
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out: usize,
+    in_: &*const u8,
+    in_len: usize,
+    null_empty_input: bool,
+) -> Option<(AeadOut, &[u8])> {
+    if out.is_null() || out_len.is_null() || (in_.is_null() && !(null_empty_input && in_len == 0)) {
+        return None;
+    }
+    let out = AeadOut {
+        out,
+        out_len,
+        max_out,
+    };
+    // SAFETY: per the contract.
+    Some((out, unsafe { bytes(in_, in_len) }))
+}
+
 /// BoringSSL's ticket AEAD `max_overhead`.
 #[no_mangle]
 pub extern "C" fn snicache_on_ticket_overhead(ssl: *mut c_void) -> usize {
@@ -191,19 +244,18 @@ pub extern "C" fn snicache_on_ticket_seal(
     in_len: usize,
 ) -> c_int {
     boundary(0, || {
-        if out.is_null() || out_len.is_null() || (in_.is_null() && in_len > 0) {
-            return 0;
-        }
-        let mut out = out;
         // SAFETY: called by BoringSSL with a live ssl and buffers of the given lengths.
         unsafe {
+            let Some((out, session_bytes)) = aead_args(out, out_len, max_out, &in_, in_len, true)
+            else {
+                return 0;
+            };
             with_conn(ssl, |host, b| {
                 let session = host_call!(host, ssl_session(ssl));
                 if session.is_null() {
                     return 0;
                 }
                 let mut plain = ticket_record(host, ssl, b, session);
-                let session_bytes = bytes(&in_, in_len);
                 plain.extend_from_slice(session_bytes);
                 let ConnBox { cache, conn } = b;
                 // The ticket's identity: the session it carries (its own resumption secret).
@@ -212,12 +264,7 @@ pub extern "C" fn snicache_on_ticket_seal(
                     .engine
                     .early_data_ticket_issued(conn, version, session_bytes, now());
                 let ticket = cache.engine.seal_ticket(conn, &cache.tickets, plain, now());
-                if ticket.len() > max_out {
-                    return 0;
-                }
-                bytes_mut(&mut out, ticket.len()).copy_from_slice(&ticket);
-                *out_len = ticket.len();
-                1
+                c_int::from(out.write(&ticket))
             })
             .unwrap_or(0)
         }
@@ -243,14 +290,12 @@ pub extern "C" fn snicache_on_ticket_open(
     in_len: usize,
 ) -> c_int {
     boundary(-1, || {
-        if out.is_null() || out_len.is_null() || in_.is_null() {
-            return -1;
-        }
-        let mut out = out;
         // SAFETY: called by BoringSSL with a live ssl and buffers of the given lengths.
         unsafe {
+            let Some((out, ticket)) = aead_args(out, out_len, max_out, &in_, in_len, false) else {
+                return -1;
+            };
             with_conn(ssl, |host, b| {
-                let ticket = bytes(&in_, in_len);
                 let decision = with_host_facts(host, ssl, b, |facts| {
                     b.cache
                         .engine
@@ -265,12 +310,10 @@ pub extern "C" fn snicache_on_ticket_open(
                     }
                 };
                 let session = resume.session();
-                if session.len() > max_out {
+                if !out.write(session) {
                     cache.engine.commit(conn, resume.too_large());
                     return 0;
                 }
-                bytes_mut(&mut out, session.len()).copy_from_slice(session);
-                *out_len = session.len();
                 let replayed = cache.engine.early_data_replayed(conn, session);
                 cache.engine.commit(conn, Decision::Resume(resume));
                 if replayed {
