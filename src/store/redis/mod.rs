@@ -29,7 +29,8 @@
 //! `remote.rs` (what lookups and the writer share: key names, failures, one lookup), `pool.rs`
 //! (connections and where they go), `tls.rs`, `writer.rs` (the background writer), `fetch.rs`
 //! (background fetches), `fork.rs` (per-process state across forks), `bus.rs` (invalidations
-//! between servers), `resp.rs` (the wire protocol); this file has the store's operations.
+//! between servers), `resp/` (the wire protocol: the client in `mod.rs`, its TLS in `tls.rs`,
+//! the socket closer in `closer.rs`); this file has the store's operations.
 
 mod breaker;
 mod bus;

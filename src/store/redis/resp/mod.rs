@@ -16,6 +16,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tls::{flush_tls, read_tls, tls_error};
+
+mod closer;
+mod tls;
+
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Addr {
@@ -110,95 +115,6 @@ impl Sock {
     }
 }
 
-/// The raw non-blocking socket under rustls: never blocks, never raises SIGPIPE.
-struct Fd(RawFd);
-
-impl io::Read for Fd {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is a valid writable slice.
-        let n = unsafe {
-            libc::recv(
-                self.0,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
-}
-
-impl io::Write for Fd {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is a valid slice.
-        let n = unsafe {
-            libc::send(
-                self.0,
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn tls_error(e: rustls::Error) -> RespError {
-    RespError::Io(format!("TLS: {e}"))
-}
-
-/// Writes what rustls has to send, before `deadline`.
-fn flush_tls(
-    fd: RawFd,
-    tls: &mut rustls::ClientConnection,
-    deadline: Instant,
-) -> Result<(), RespError> {
-    while tls.wants_write() {
-        match tls.write_tls(&mut Fd(fd)) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLOUT, deadline)?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(RespError::Io(e.to_string())),
-        }
-    }
-    Ok(())
-}
-
-/// Reads TLS records (waiting until `deadline`) and processes them.
-fn read_tls(
-    fd: RawFd,
-    tls: &mut rustls::ClientConnection,
-    deadline: Instant,
-) -> Result<(), RespError> {
-    loop {
-        match tls.read_tls(&mut Fd(fd)) {
-            Ok(0) => return Err(RespError::Io("connection closed by Redis".into())),
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(fd, libc::POLLIN, deadline)?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(RespError::Io(e.to_string())),
-        }
-    }
-    if let Err(e) = tls.process_new_packets() {
-        // Tell the server why (best effort), then fail closed.
-        let _ = flush_tls(fd, tls, deadline);
-        return Err(tls_error(e));
-    }
-    flush_tls(fd, tls, deadline)
-}
-
 /// Longest status, error or length line accepted.
 const MAX_LINE: usize = 4096;
 /// Deepest array nesting accepted.
@@ -212,57 +128,6 @@ pub struct Conn {
     end: usize,
     /// Longest bulk reply accepted.
     max_bulk: usize,
-}
-
-/// Closing a TCP connection that still has a large reply on its way tears down both ends'
-/// queues inside `close`: measured with a 10 MB value under a key, up to a millisecond or more,
-/// on the handshake path. So a dropped connection's socket is closed on a background thread:
-/// the drop keeps a duplicate of the descriptor (the socket lives on while the duplicate is
-/// open, so closing the original costs nothing) and hands it to the closer. Each process
-/// starts its own closer (a forked worker has none of its parent's threads); when the queue is
-/// full or busy, the socket is closed in place.
-mod closer {
-    use parking_lot::Mutex;
-    use std::os::fd::RawFd;
-    use std::sync::mpsc::{sync_channel, SyncSender};
-
-    /// The closer's queue and the process it runs in.
-    static CLOSER: Mutex<Option<(u32, SyncSender<RawFd>)>> = parking_lot::const_mutex(None);
-
-    fn start() -> Option<SyncSender<RawFd>> {
-        let (tx, rx) = sync_channel::<RawFd>(256);
-        std::thread::Builder::new()
-            .name("snicache-closer".into())
-            .spawn(move || {
-                for fd in rx {
-                    // SAFETY: a duplicate `take` made and handed over to this thread alone.
-                    unsafe { libc::close(fd) };
-                }
-            })
-            .ok()?;
-        Some(tx)
-    }
-
-    /// Takes over the socket behind `fd`; its owner closes `fd` itself right after.
-    pub(super) fn take(fd: RawFd) {
-        // try_lock: a lock held by a thread that did not survive a fork never blocks us.
-        let Some(mut closer) = CLOSER.try_lock() else {
-            return;
-        };
-        let pid = std::process::id();
-        if !matches!(&*closer, Some((p, _)) if *p == pid) {
-            *closer = start().map(|tx| (pid, tx));
-        }
-        let Some((_, tx)) = &*closer else {
-            return;
-        };
-        // SAFETY: `fd` is an open descriptor of the caller's.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup >= 0 && tx.try_send(dup).is_err() {
-            // SAFETY: our own duplicate, not handed over.
-            unsafe { libc::close(dup) };
-        }
-    }
 }
 
 impl Drop for Conn {
@@ -634,94 +499,4 @@ impl Conn {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-    use std::time::Duration;
-
-    /// A one-connection server that answers each request with the next canned reply.
-    fn serve(replies: Vec<&'static [u8]>) -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            for r in replies {
-                if s.read(&mut buf).unwrap_or(0) == 0 {
-                    return;
-                }
-                if s.write_all(r).is_err() {
-                    return;
-                }
-            }
-            let _ = s.read(&mut buf);
-        });
-        addr
-    }
-
-    #[test]
-    fn replies_parse_and_errors_keep_the_connection() {
-        let addr = serve(vec![
-            b"$5\r\nhello\r\n",
-            b"$-1\r\n",
-            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
-            b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n",
-            b":42\r\n+OK\r\n",
-        ]);
-        let d = || Instant::now() + Duration::from_secs(5);
-        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), None, 100, d()).unwrap();
-        assert_eq!(
-            c.call(&[b"GET", b"k"], d()).unwrap(),
-            Reply::Bulk(b"hello".to_vec())
-        );
-        assert_eq!(c.call(&[b"GET", b"k"], d()).unwrap(), Reply::Nil);
-        let e = c.call(&[b"GET", b"k"], d()).unwrap_err();
-        assert!(
-            e.keeps_connection() && e.to_string().contains("WRONGTYPE"),
-            "{e}"
-        );
-        assert_eq!(
-            c.call(&[b"SENTINEL"], d()).unwrap(),
-            Reply::Array(vec![
-                Reply::Bulk(b"127.0.0.1".to_vec()),
-                Reply::Bulk(b"6379".to_vec())
-            ])
-        );
-        // Two replies in one segment: each call takes its own.
-        assert_eq!(c.call(&[b"X"], d()).unwrap(), Reply::Int(42));
-    }
-
-    #[test]
-    fn a_bulk_over_the_limit_is_refused_from_its_header() {
-        let addr = serve(vec![b"$10485760\r\n"]);
-        let d = Instant::now() + Duration::from_secs(5);
-        let mut c = Conn::connect(&Addr::Tcp(addr), &Setup::default(), None, 65536, d).unwrap();
-        let e = c.call(&[b"GET", b"k"], d).unwrap_err();
-        assert!(matches!(e, RespError::TooLarge(10485760)), "{e}");
-        assert!(!e.keeps_connection());
-    }
-
-    #[test]
-    fn a_silent_server_times_out_at_the_deadline() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let start = Instant::now();
-        let mut c = Conn::connect(
-            &Addr::Tcp(addr),
-            &Setup::default(),
-            None,
-            100,
-            start + Duration::from_secs(5),
-        )
-        .unwrap();
-        let t = Instant::now();
-        let e = c
-            .call(&[b"GET", b"k"], t + Duration::from_millis(5))
-            .unwrap_err();
-        let took = t.elapsed();
-        assert!(matches!(e, RespError::Timeout), "{e}");
-        assert!(took >= Duration::from_millis(5), "{took:?}");
-        drop(l);
-    }
-}
+mod tests;
