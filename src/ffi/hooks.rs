@@ -354,19 +354,9 @@ impl Store for CStore {
 
     fn put(&self, key: Key, value: Value, expires_at: u64) -> Result<(), StoreError> {
         let (ud, v, vl, id, id_len) = self.key_args(&key);
+        let (val, val_len) = (value.bytes.as_ptr(), value.bytes.len());
         // SAFETY: the host's callback with buffers valid for the call.
-        let r = unsafe {
-            (self.cbs.put)(
-                ud,
-                v,
-                vl,
-                id,
-                id_len,
-                value.bytes.as_ptr(),
-                value.bytes.len(),
-                expires_at,
-            )
-        };
+        let r = unsafe { (self.cbs.put)(ud, v, vl, id, id_len, val, val_len, expires_at) };
         if r == 0 {
             Ok(())
         } else {
