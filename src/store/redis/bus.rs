@@ -150,15 +150,9 @@ pub(super) fn apply(
     let sealed = match (kind, record) {
         (Kind::Remove, _) | (_, None) => None,
         (_, Some(record)) => {
-            let ttl = expires_at.saturating_sub(unix_now());
-            if ttl == 0 {
+            let Some((sealed, ttl)) = r.seal_record(key, record, expires_at) else {
                 return Ok(false);
-            }
-            let mut plain = Vec::with_capacity(8 + record.len());
-            plain.extend_from_slice(&expires_at.to_be_bytes());
-            plain.extend_from_slice(record);
-            let sealed = r.seal.seal(&r.aad(key), &plain);
-            crate::crypto::zeroize(&mut plain);
+            };
             Some((sealed, ttl.to_string()))
         }
     };

@@ -13,7 +13,8 @@ use super::fetch::Done;
 use super::pool::{Pool, Target};
 use super::resp::{self, Addr, Conn, Reply, RespError};
 use super::url::{scrub, RedisOptions};
-use super::{Notify, SealKeys};
+use super::{unix_now, Notify, SealKeys};
+use crate::crypto::zeroize;
 use crate::store::{Key, StoreHealth, Value};
 
 pub(super) const KEY_PREFIX: &str = "snicache:v1:";
@@ -398,6 +399,27 @@ impl Remote {
         }
         self.counters.hits.fetch_add(1, Relaxed);
         Done::Found(Value::new(record), expires_at)
+    }
+
+    /// Seals `record`, kept until `expires_at`: `(sealed, ttl in seconds)`, or `None` when it
+    /// has expired already (nothing to write). What the writer and the bus store; `unseal`
+    /// opens it.
+    pub(super) fn seal_record(
+        &self,
+        key: &Key,
+        record: &[u8],
+        expires_at: u64,
+    ) -> Option<(Vec<u8>, u64)> {
+        let ttl = expires_at.saturating_sub(unix_now());
+        if ttl == 0 {
+            return None;
+        }
+        let mut plain = Vec::with_capacity(8 + record.len());
+        plain.extend_from_slice(&expires_at.to_be_bytes());
+        plain.extend_from_slice(record);
+        let sealed = self.seal.seal(&self.aad(key), &plain);
+        zeroize(&mut plain);
+        Some((sealed, ttl))
     }
 
     /// Opens a sealed value: `(expires_at, record)`.

@@ -10,8 +10,6 @@ use super::bus;
 use super::pool::Pool;
 use super::remote::{Failure, Host, Remote};
 use super::resp::{Conn, RespError};
-use super::unix_now;
-use crate::crypto::zeroize;
 use crate::store::Key;
 
 pub(super) enum Op {
@@ -85,15 +83,9 @@ impl Writer {
                 record,
                 expires_at,
             } => {
-                let ttl = expires_at.saturating_sub(unix_now());
-                if ttl == 0 {
+                let Some((sealed, ttl)) = r.seal_record(key, record, *expires_at) else {
                     return Ok(false);
-                }
-                let mut plain = Vec::with_capacity(8 + record.len());
-                plain.extend_from_slice(&expires_at.to_be_bytes());
-                plain.extend_from_slice(record);
-                let sealed = r.seal.seal(&r.aad(key), &plain);
-                zeroize(&mut plain);
+                };
                 if sealed.len() > r.options.max_record {
                     return Err(Failure::Reply(format!(
                         "a record of {} bytes is over max_record ({}): not written",
