@@ -219,7 +219,7 @@ fn main() {
         ("memory store hit (baseline)", memory_hit),
         ("redis store, local-tier hit", local_hit),
         (
-            "redis store, local miss, Redis hit (GET + open)",
+            "redis store, local miss, Redis hit (GETRANGE + open)",
             remote_hit,
         ),
         ("redis store, local miss, Redis miss", both_miss),
