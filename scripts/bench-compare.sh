@@ -41,15 +41,7 @@ if ! cc "${cflags[@]}" -I"$old/src/include" -o "$old/bench_handshake" c-tests/be
 fi
 new=target/c/release/bench_handshake
 
-tmp=$(mktemp -d)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-trap 'kill "$redis_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do
-    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
-    sleep 0.05
-done
+. scripts/lib/redis-server.sh
 export SNICACHE_BENCH_REDIS="redis://127.0.0.1:$port"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -18,15 +18,7 @@ fi
 cargo build --release --locked
 make -s -C c-tests bench PROFILE=release
 
-tmp=$(mktemp -d)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-trap 'kill "$redis_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do
-    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
-    sleep 0.05
-done
+. scripts/lib/redis-server.sh
 
 echo "=== handshakes with the Redis store, 1 thread" >&2
 SNICACHE_BENCH_REDIS="redis://127.0.0.1:$port" target/c/release/bench_handshake -t 1 "${quick[@]}" | tee "$tmp/hs" >&2
