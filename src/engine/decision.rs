@@ -192,11 +192,15 @@ impl Engine {
         }
         conn.outcome = Outcome::Resumed;
         match &mut r.source {
-            Source::Stored { key, .. } => {
+            Source::Stored { key, value, .. } => {
                 conn.resumed = Some(*key);
-                // A single-use session was taken from the store by `lookup` already.
-                if first && self.vhosts.get(conn.vhost).options.single_use {
-                    self.stats.count(conn.vhost, Event::SingleUse);
+                // A single-use session was taken from the store by `lookup` already; the
+                // connection keeps it for a repeated lookup (HelloRetryRequest).
+                if self.vhosts.get(conn.vhost).options.single_use {
+                    if first {
+                        self.stats.count(conn.vhost, Event::SingleUse);
+                    }
+                    conn.taken = Some((*key, value.clone()));
                 }
             }
             Source::Ticket { used, renew, .. } => {

@@ -45,6 +45,9 @@ pub struct Conn {
     pub client_ems: Option<bool>,
     /// The stored session this connection resumed.
     pub(super) resumed: Option<Key>,
+    /// A single-use session this connection took from the store, kept for the library's second
+    /// lookup after a HelloRetryRequest.
+    pub(super) taken: Option<(Key, Value)>,
     issued: [Option<Key>; ISSUED],
     issued_next: usize,
     /// The stateless ticket this connection resumed with, when it carries an identity.
@@ -192,6 +195,7 @@ impl Engine {
             named,
             client_ems,
             resumed: None,
+            taken: None,
             issued: [None; ISSUED],
             issued_next: 0,
             ticket_used: None,
@@ -282,9 +286,10 @@ impl Engine {
         let Some(key) = Key::new(conn.vhost, id) else {
             return Decision::Full(Reason::BadId);
         };
-        let answer = match waker {
-            Some(w) => self.store.get_async(&key, host.now, w),
-            None => self.store.get(&key, host.now),
+        let answer = match (&conn.taken, waker) {
+            (Some((k, v)), _) if *k == key => Lookup::Hit(v.clone()),
+            (_, Some(w)) => self.store.get_async(&key, host.now, w),
+            (_, None) => self.store.get(&key, host.now),
         };
         let value = match answer {
             Lookup::Hit(v) => v,
@@ -302,8 +307,11 @@ impl Engine {
         // A single-use session is taken before it resumes: `take` answers true to one caller
         // across everything sharing the store (for a Redis fleet, Redis `DEL` answering 1), so
         // two connections offering it at once, on two servers or one, never both resume it,
-        // even where it was found in a server's local tier.
-        if self.vhosts.get(conn.vhost).options.single_use && !self.store.take(&key) {
+        // even where it was found in a server's local tier. The connection that took it keeps
+        // it (`Conn::taken`): OpenSSL looks the session up again for the second ClientHello
+        // after a HelloRetryRequest, and finds it there.
+        let taken_here = matches!(&conn.taken, Some((k, _)) if *k == key);
+        if self.vhosts.get(conn.vhost).options.single_use && !taken_here && !self.store.take(&key) {
             return Decision::Full(Reason::Miss);
         }
         // The session is the record's tail.

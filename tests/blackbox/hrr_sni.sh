@@ -61,4 +61,13 @@ for tickets in on off; do
     stop_server
 done
 
+echo "== TLS 1.3, tickets off, --single-use"
+# OpenSSL looks the session up again for the second ClientHello: the connection that took its
+# single-use session on the first one still resumes it across the retry.
+start_server --vhost "$(vhost a.test)" --vhost "$(vhost b.test)" --tickets off --single-use --tls-min 1.3 --tls-max 1.3
+out=$(hrr a.test a.test)
+expect_eq "single-use session, same SNI across HelloRetryRequest: resumed and served" \
+    "alert=none resumed=1 served=vhost=a.test sni=a.test resumed=1 proto=TLSv1.3 hellos_with_psk=2" "$out"
+stop_server
+
 finish
